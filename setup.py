@@ -1,0 +1,20 @@
+"""tfdet: the PaddleDetection (static-graph) model zoo on TensorFlow 2 / Keras 3."""
+from setuptools import find_packages, setup
+
+setup(
+    name="tfdet",
+    version="0.1.0",
+    description="Object detection on TensorFlow 2 / Keras 3: R-CNN family, RetinaNet, SSD, YOLOv3.",
+    packages=find_packages(include=["tfdet", "tfdet.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.20",
+        "keras>=3.10",
+        "numpy>=1.26",
+        "absl-py",
+        "gin-config>=0.5",
+        "pycocotools>=2.0.7",
+        "tqdm",
+    ],
+    extras_require={"dev": ["pytest>=8"]},
+)
