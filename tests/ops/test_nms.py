@@ -1,0 +1,147 @@
+"""Hard NMS, per-class NMS and soft-NMS against numpy loop references."""
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdet import ops
+
+
+def np_iou(a, b):
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def np_nms(boxes, scores, thr, max_out, score_thr=-np.inf):
+    order = [i for i in np.argsort(-scores, kind="stable") if scores[i] >= score_thr]
+    keep = []
+    while order and len(keep) < max_out:
+        i = order.pop(0)
+        keep.append(i)
+        order = [j for j in order if np_iou(boxes[i], boxes[j]) <= thr]
+    return keep
+
+
+def np_soft_nms(boxes, scores, sigma, score_thr, max_out, method, thr):
+    live = scores.astype(np.float64).copy()
+    live[live < score_thr] = -np.inf
+    keep, kept_scores = [], []
+    while len(keep) < max_out and len(live) and live.max() >= score_thr:
+        i = int(np.argmax(live))
+        keep.append(i)
+        kept_scores.append(live[i])
+        for j in range(len(live)):
+            if not np.isfinite(live[j]):
+                continue
+            iou = np_iou(boxes[i], boxes[j])
+            if method == "gaussian":
+                live[j] *= math.exp(-iou * iou / sigma)
+            elif iou > thr:
+                live[j] *= 1 - iou
+        live[i] = -np.inf
+        live[live < score_thr] = -np.inf
+    return keep, kept_scores
+
+
+def clustered_boxes(rng, n):
+    centres = rng.uniform(20, 80, (4, 2))
+    c = centres[rng.integers(0, 4, n)] + rng.normal(0, 4, (n, 2))
+    wh = rng.uniform(10, 30, (n, 2))
+    return np.concatenate([c - wh / 2, c + wh / 2], 1).astype(np.float32)
+
+
+def test_nms_matches_reference():
+    rng = np.random.default_rng(0)
+    boxes = clustered_boxes(rng, 60)
+    scores = rng.permutation(60).astype(np.float32) / 60  # distinct scores: no tie ambiguity
+    for thr in (0.3, 0.5, 0.7):
+        got = ops.nms(boxes, scores, thr, 20, score_threshold=0.2).numpy().tolist()
+        assert got == np_nms(boxes, scores, thr, 20, 0.2)
+
+
+def test_nms_hand_case_and_empty():
+    boxes = [[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30]]
+    assert ops.nms(boxes, [0.9, 0.8, 0.7], 0.5, 10).numpy().tolist() == [0, 2]
+    assert ops.nms(boxes, [0.9, 0.8, 0.7], 0.9, 10).numpy().tolist() == [0, 1, 2]
+    assert ops.nms(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), 0.5, 10).shape == (0,)
+
+
+def test_batched_nms_pads_with_minus_one():
+    rng = np.random.default_rng(1)
+    boxes = np.stack([clustered_boxes(rng, 30) for _ in range(2)])
+    scores = np.stack([rng.permutation(30) / 30 for _ in range(2)]).astype(np.float32)
+    idx, n = ops.batched_nms(boxes, scores, 0.5, 25)
+    for b in range(2):
+        ref = np_nms(boxes[b], scores[b], 0.5, 25)
+        assert int(n[b]) == len(ref)
+        assert idx[b, : len(ref)].numpy().tolist() == ref
+        assert np.all(idx[b, len(ref):].numpy() == -1)
+
+
+def test_multiclass_nms_is_per_class():
+    rng = np.random.default_rng(2)
+    n, c = 40, 3
+    boxes = clustered_boxes(rng, n)
+    scores = rng.uniform(0, 1, (n, c)).astype(np.float32)
+    out = ops.multiclass_nms(boxes, scores, iou_threshold=0.5, score_threshold=0.3,
+                             max_per_class=100, max_total=200)
+    ref = []
+    for k in range(c):
+        for i in np_nms(boxes, scores[:, k], 0.5, 100, 0.3):
+            ref.append((round(float(scores[i, k]), 6), k, tuple(np.round(boxes[i], 4))))
+    num = int(out["num_detections"])
+    got = [(round(float(s), 6), int(k), tuple(np.round(b, 4))) for s, k, b in zip(
+        out["scores"][:num].numpy(), out["classes"][:num].numpy(), out["boxes"][:num].numpy())]
+    assert sorted(got) == sorted(ref)
+    assert list(out["scores"][:num].numpy()) == sorted(out["scores"][:num].numpy(), reverse=True)
+    assert np.all(out["scores"][num:].numpy() == 0)
+    # Overlapping boxes of different classes both survive.
+    two = ops.multiclass_nms([[0, 0, 10, 10], [0, 0, 10, 10]], [[0.9, 0.0], [0.0, 0.8]])
+    assert int(two["num_detections"]) == 2
+
+
+def test_class_specific_boxes():
+    boxes = np.array([[[0, 0, 10, 10], [50, 50, 60, 60]]], np.float32)  # [N=1, C=2, 4]
+    out = ops.multiclass_nms(boxes, [[0.6, 0.9]], score_threshold=0.05)
+    np.testing.assert_allclose(out["boxes"][:2].numpy(), [[50, 50, 60, 60], [0, 0, 10, 10]])
+    assert out["classes"][:2].numpy().tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("method", ["gaussian", "linear"])
+def test_soft_nms_matches_reference(method):
+    rng = np.random.default_rng(3)
+    boxes = clustered_boxes(rng, 50)
+    scores = (rng.permutation(50).astype(np.float32) + 1) / 50
+    idx, sc = ops.soft_nms(boxes, scores, sigma=0.5, score_threshold=0.01, max_output_size=40,
+                           method=method, iou_threshold=0.3)
+    ref_idx, ref_sc = np_soft_nms(boxes, scores, 0.5, 0.01, 40, method, 0.3)
+    assert idx.numpy().tolist() == ref_idx
+    np.testing.assert_allclose(sc.numpy(), ref_sc, rtol=1e-5)
+
+
+def test_gaussian_soft_nms_equals_tensorflow_op_with_half_sigma():
+    rng = np.random.default_rng(4)
+    boxes = clustered_boxes(rng, 30)
+    scores = (rng.permutation(30).astype(np.float32) + 1) / 30
+    idx, sc = ops.soft_nms(boxes, scores, sigma=0.5, score_threshold=0.01, max_output_size=30)
+    tf_idx, tf_sc = tf.image.non_max_suppression_with_scores(
+        boxes, scores, 30, iou_threshold=1.0, score_threshold=0.01, soft_nms_sigma=0.25)
+    assert idx.numpy().tolist() == tf_idx.numpy().tolist()
+    np.testing.assert_allclose(sc.numpy(), tf_sc.numpy(), rtol=1e-5)
+
+
+def test_soft_nms_hand_case_and_empty():
+    boxes = [[0, 0, 10, 10], [0, 0, 10, 5], [30, 30, 40, 40]]  # IoU(0, 1) = 0.5
+    idx, sc = ops.soft_nms(boxes, [0.9, 0.8, 0.5], sigma=0.5, score_threshold=0.01)
+    assert idx.numpy().tolist() == [0, 2, 1]
+    np.testing.assert_allclose(sc.numpy(), [0.9, 0.5, 0.8 * math.exp(-0.25 / 0.5)], rtol=1e-6)
+    idx, sc = ops.soft_nms(boxes, [0.9, 0.8, 0.5], method="hard", iou_threshold=0.4)
+    assert idx.numpy().tolist() == [0, 2]
+    idx, _ = ops.soft_nms(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+    assert idx.shape == (0,)
+    with pytest.raises(ValueError, match="unknown method"):
+        ops.soft_nms(boxes, [0.9, 0.8, 0.5], method="cubic")

@@ -1,0 +1,19 @@
+"""Pure tensor functions without weights: boxes, anchors, matching / sampling, NMS."""
+from tfdet.ops.anchors import AnchorGenerator, cell_anchors, retinanet_anchor_generator
+from tfdet.ops.boxes import (
+    box_area,
+    box_iou,
+    clip_boxes,
+    complete_box_iou,
+    convert_format,
+    decode_boxes,
+    denormalize_boxes,
+    distance_box_iou,
+    elementwise_box_iou,
+    encode_boxes,
+    generalized_box_iou,
+    normalize_boxes,
+    valid_boxes_mask,
+)
+from tfdet.ops.matching import IGNORE, NEGATIVE, POSITIVE, argmax_match, sample_balanced
+from tfdet.ops.nms import batched_multiclass_nms, batched_nms, multiclass_nms, nms, soft_nms

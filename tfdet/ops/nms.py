@@ -1,0 +1,131 @@
+"""Non-maximum suppression: hard (single class, per class, batched with padding) and soft.
+
+Boxes are xyxy; the stock TensorFlow NMS ops are symmetric in x / y, so they take xyxy as is.
+All outputs of the batched functions are padded to a static size with a count of valid rows,
+so one compiled graph serves every batch and the export holds stock ops only.
+"""
+import tensorflow as tf
+
+from tfdet.ops import boxes as box_ops
+
+
+def nms(boxes, scores, iou_threshold=0.5, max_output_size=100, score_threshold=float("-inf")):
+    """Greedy NMS of one set of boxes [N, 4] with scores [N] -> kept indices [K] int32, K <= max.
+
+    Indices are in decreasing score order. Boxes with score < score_threshold are dropped.
+    """
+    boxes = tf.cast(box_ops.as_float(boxes), tf.float32)
+    scores = tf.cast(box_ops.as_float(scores), tf.float32)
+    return tf.image.non_max_suppression(
+        boxes, scores, max_output_size, iou_threshold=iou_threshold,
+        score_threshold=score_threshold)
+
+
+def batched_nms(boxes, scores, iou_threshold=0.5, max_output_size=100,
+                score_threshold=float("-inf")):
+    """Single-class NMS per image of a batch: boxes [B, N, 4], scores [B, N].
+
+    Returns (indices [B, max_output_size] int32 padded with -1, num_valid [B] int32).
+    """
+    boxes = tf.cast(box_ops.as_float(boxes), tf.float32)
+    scores = tf.cast(box_ops.as_float(scores), tf.float32)
+
+    def one_image(args):
+        b, s = args
+        idx, n = tf.image.non_max_suppression_padded(
+            b, s, max_output_size, iou_threshold=iou_threshold, score_threshold=score_threshold,
+            pad_to_max_output_size=True)
+        idx = tf.where(tf.range(max_output_size) < n, idx, -1)
+        return idx, n
+
+    return tf.map_fn(one_image, (boxes, scores),
+                     fn_output_signature=(tf.TensorSpec([max_output_size], tf.int32),
+                                          tf.TensorSpec([], tf.int32)))
+
+
+def batched_multiclass_nms(boxes, scores, iou_threshold=0.5, score_threshold=0.05,
+                           max_per_class=100, max_total=100):
+    """Per-class NMS for a batch, padded to `max_total` detections per image.
+
+    boxes: [B, N, 4] shared by all classes, or [B, N, C, 4] class-specific; scores [B, N, C].
+    Returns a dict: boxes [B, max_total, 4] xyxy, scores [B, max_total], classes
+    [B, max_total] int32 (column index into `scores`), num_detections [B] int32; rows past
+    num_detections are zero. Detections are sorted by score.
+    """
+    boxes = tf.cast(box_ops.as_float(boxes), tf.float32)
+    scores = tf.cast(box_ops.as_float(scores), tf.float32)
+    if boxes.shape.rank == 3:
+        boxes = boxes[:, :, None, :]
+    out_boxes, out_scores, out_classes, num = tf.image.combined_non_max_suppression(
+        boxes, scores, max_output_size_per_class=max_per_class, max_total_size=max_total,
+        iou_threshold=iou_threshold, score_threshold=score_threshold, pad_per_class=False,
+        clip_boxes=False)
+    return {
+        "boxes": out_boxes,
+        "scores": out_scores,
+        "classes": tf.cast(out_classes, tf.int32),
+        "num_detections": tf.cast(num, tf.int32),
+    }
+
+
+def multiclass_nms(boxes, scores, iou_threshold=0.5, score_threshold=0.05, max_per_class=100,
+                   max_total=100):
+    """Per-class NMS of one image: boxes [N, 4] or [N, C, 4], scores [N, C].
+
+    Returns the dict of `batched_multiclass_nms` without the batch dimension.
+    """
+    out = batched_multiclass_nms(
+        tf.cast(box_ops.as_float(boxes), tf.float32)[None],
+        tf.cast(box_ops.as_float(scores), tf.float32)[None],
+        iou_threshold, score_threshold, max_per_class, max_total)
+    return {k: v[0] for k, v in out.items()}
+
+
+def soft_nms(boxes, scores, sigma=0.5, score_threshold=0.001, max_output_size=100,
+             method="gaussian", iou_threshold=0.3):
+    """Soft-NMS (Bodla et al. 2017) of boxes [N, 4] with scores [N].
+
+    Each step keeps the highest-scoring box and decays the others by their IoU with it:
+    gaussian: s *= exp(-IoU^2 / sigma) (PaddleDetection's sigma; TensorFlow's own
+    `soft_nms_sigma` is half of it), linear: s *= 1 - IoU where IoU > iou_threshold,
+    hard: s = 0 where IoU > iou_threshold (plain NMS). Stops at max_output_size boxes or when
+    no score reaches score_threshold.
+    Returns (indices [K] int32, decayed scores [K]) in selection order, K <= max_output_size.
+    """
+    if method not in ("gaussian", "linear", "hard"):
+        raise ValueError(f"soft_nms: unknown method {method!r} (gaussian, linear or hard)")
+    boxes = tf.cast(box_ops.as_float(boxes), tf.float32)
+    scores = tf.cast(box_ops.as_float(scores), tf.float32)
+    n = tf.shape(scores)[0]
+    neg_inf = tf.constant(float("-inf"))
+
+    def decay(iou):
+        if method == "gaussian":
+            return tf.exp(-tf.square(iou) / sigma)
+        if method == "linear":
+            return tf.where(iou > iou_threshold, 1.0 - iou, 1.0)
+        return tf.where(iou > iou_threshold, 0.0, 1.0)
+
+    def cond(step, live, kept, kept_scores):
+        return (step < max_output_size) & (n > 0) & (tf.reduce_max(
+            tf.concat([live, [neg_inf]], 0)) >= score_threshold)
+
+    def body(step, live, kept, kept_scores):
+        best = tf.argmax(live, output_type=tf.int32)
+        best_score = live[best]
+        iou = box_ops.box_iou(boxes[best][None], boxes)[0]
+        live = tf.where(live > neg_inf, live * decay(iou), neg_inf)
+        live = tf.tensor_scatter_nd_update(live, [[best]], [neg_inf])
+        # Scores that fell below the threshold are removed, as in the reference.
+        live = tf.where(live < score_threshold, neg_inf, live)
+        kept = kept.write(step, best)
+        kept_scores = kept_scores.write(step, best_score)
+        return step + 1, live, kept, kept_scores
+
+    start = tf.where(scores < score_threshold, neg_inf, scores)
+    _, _, kept, kept_scores = tf.while_loop(
+        cond, body,
+        (tf.constant(0), start,
+         tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[]),
+         tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[])))
+    return kept.stack(), kept_scores.stack()
