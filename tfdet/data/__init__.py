@@ -1,0 +1,20 @@
+"""Readers (COCO, VOC, CSV, YOLO txt, TFRecord), transforms and the tf.data pipeline."""
+from tfdet.data.coco import read_coco
+from tfdet.data.csv_labels import read_csv_labels
+from tfdet.data.example import DetectionDataset, Example, SkipLog, make_example
+from tfdet.data.image_check import InvalidImage, probe_image
+from tfdet.data.pipeline import decode_image, input_pipeline
+from tfdet.data.sample import load_sample_dataset
+from tfdet.data.specs import load_dataset
+from tfdet.data.tfrecord import read_tfrecord_annotations, write_tfrecords
+from tfdet.data.transforms import (
+    Compose,
+    Normalize,
+    RandomHorizontalFlip,
+    ResizeKeepAspect,
+    ResizeSquare,
+    detection_transforms,
+)
+from tfdet.data.validate import AnnotationError
+from tfdet.data.voc import VOC_CLASSES, read_voc
+from tfdet.data.yolo import read_yolo

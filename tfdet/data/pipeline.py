@@ -1,0 +1,143 @@
+"""The `tf.data` input pipeline: read -> decode -> transforms -> padded batches.
+
+A batch is a dict of padded tensors, so every step has static rank:
+  images [B, H, W, 3] float32 (H, W a multiple of `size_divisor`, or `pad_size`),
+  boxes [B, M, 4] float32 xyxy in input pixels, classes [B, M] int32 (-1 = padding),
+  is_crowd / difficult [B, M] bool, num_boxes [B] int32, image_id [B] int64,
+  original_size [B, 2] int32 (h, w of the file), image_size [B, 2] int32 (h, w after resizing,
+  before padding), scale [B, 2] float32 (y, x: input pixels per original pixel).
+"""
+import logging
+
+import numpy as np
+import tensorflow as tf
+
+from tfdet.data.example import DetectionDataset
+from tfdet.data.tfrecord import _class_file, parse_record
+
+AUTOTUNE = tf.data.AUTOTUNE
+logger = logging.getLogger("tfdet.data")
+
+
+def raw_elements(dataset: DetectionDataset):
+    """Elements before decoding: image path (or TFRecord bytes) and the annotations."""
+    if dataset.tfrecord_pattern:
+        files, _ = _class_file(dataset.tfrecord_pattern)
+        return tf.data.TFRecordDataset(files, num_parallel_reads=AUTOTUNE).map(
+            parse_record, num_parallel_calls=AUTOTUNE)
+    examples = dataset.examples
+    if not examples:
+        raise ValueError(f"{dataset.name}: no usable images ({dataset.skipped.summary()})")
+    lengths = [ex.num_boxes for ex in examples]
+
+    def ragged(values, dtype, inner=()):
+        flat = np.concatenate([np.asarray(v, dtype).reshape((-1,) + inner) for v in values])
+        return tf.RaggedTensor.from_row_lengths(flat, lengths)
+
+    return tf.data.Dataset.from_tensor_slices({
+        "path": [ex.path for ex in examples],
+        "image_id": np.asarray([ex.image_id for ex in examples], np.int64),
+        "boxes": ragged([ex.boxes for ex in examples], np.float32, (4,)),
+        "classes": ragged([ex.classes for ex in examples], np.int32),
+        "is_crowd": ragged([ex.is_crowd for ex in examples], bool),
+        "difficult": ragged([ex.difficult for ex in examples], bool),
+    })
+
+
+def decode_image(encoded):
+    """JPEG / PNG / GIF / BMP bytes -> [H, W, 3] uint8 RGB (grayscale and RGBA converted)."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _to_sample(element):
+    encoded = element["encoded"] if "encoded" in element else tf.io.read_file(element["path"])
+    image = decode_image(encoded)
+    size = tf.shape(image)[:2]
+    return {
+        "image": tf.cast(image, tf.float32),
+        "boxes": element["boxes"],
+        "classes": element["classes"],
+        "is_crowd": element["is_crowd"],
+        "difficult": element["difficult"],
+        "image_id": element["image_id"],
+        "original_size": size,
+        "scale": tf.ones([2], tf.float32),
+    }
+
+
+def _finish(sample, max_boxes, min_box_size, drop_difficult):
+    """Drops boxes made degenerate by transforms, pads the box tensors to max_boxes."""
+    boxes = sample["boxes"]
+    keep = ((boxes[:, 2] - boxes[:, 0]) >= min_box_size) & (
+        (boxes[:, 3] - boxes[:, 1]) >= min_box_size)
+    if drop_difficult:
+        keep &= ~sample["difficult"]
+    out = dict(sample)
+    out["image_size"] = tf.shape(sample["image"])[:2]
+    for key in ("boxes", "classes", "is_crowd", "difficult"):
+        out[key] = tf.boolean_mask(sample[key], keep)[:max_boxes]
+    n = tf.shape(out["boxes"])[0]
+    pad = max_boxes - n
+    out["boxes"] = tf.pad(out["boxes"], [[0, pad], [0, 0]])
+    out["classes"] = tf.pad(out["classes"], [[0, pad]], constant_values=-1)
+    out["is_crowd"] = tf.pad(out["is_crowd"], [[0, pad]])
+    out["difficult"] = tf.pad(out["difficult"], [[0, pad]])
+    out["num_boxes"] = n
+    for key, shape in (("boxes", [max_boxes, 4]), ("classes", [max_boxes]),
+                       ("is_crowd", [max_boxes]), ("difficult", [max_boxes])):
+        out[key].set_shape(shape)
+    return out
+
+
+def _pad_to_divisor(batch, size_divisor):
+    images = batch["images"]
+    h, w = tf.shape(images)[1], tf.shape(images)[2]
+    ph = (h + size_divisor - 1) // size_divisor * size_divisor
+    pw = (w + size_divisor - 1) // size_divisor * size_divisor
+    out = dict(batch)
+    out["images"] = tf.pad(images, [[0, 0], [0, ph - h], [0, pw - w], [0, 0]])
+    return out
+
+
+def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training,
+                   max_boxes=100, size_divisor=32, pad_size=None, shuffle_buffer=1024,
+                   seed=None, drop_difficult=False, min_box_size=1.0, shard=None,
+                   num_parallel_calls=AUTOTUNE):
+    """Batches of `dataset` through `transform` (a `(sample, seed) -> sample` callable).
+
+    training: shuffles, repeats forever and drops the last partial batch; otherwise one pass in
+    order. seed: makes shuffling and the random transforms deterministic. pad_size: (H, W) to
+    pad every batch to (static shapes for XLA); default pads to the batch's largest image
+    rounded up to size_divisor. shard: (num_shards, index) for multi-worker input.
+    Images that fail to decode at run time are dropped with a logged warning, never a crash.
+    """
+    ds = raw_elements(dataset)
+    if shard is not None:
+        ds = ds.shard(*shard)
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    base_seed = tf.constant([0 if seed is None else seed, 7], tf.int64)
+
+    def load(index, element):
+        if seed is None:
+            element_seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
+        else:
+            element_seed = tf.random.experimental.stateless_fold_in(base_seed, index)
+        sample = transform(_to_sample(element), element_seed)
+        return _finish(sample, max_boxes, min_box_size, drop_difficult)
+
+    ds = ds.enumerate().map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.ignore_errors(log_warning=True)
+    ds = ds.map(lambda s: {("images" if k == "image" else k): v for k, v in s.items()})
+    image_shape = [None, None, 3] if pad_size is None else [pad_size[0], pad_size[1], 3]
+    padded_shapes = {k: ([] if k in ("image_id", "num_boxes") else
+                         image_shape if k == "images" else None)
+                     for k in ds.element_spec}
+    padded_shapes = {k: (v if v is not None else ds.element_spec[k].shape)
+                     for k, v in padded_shapes.items()}
+    ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes, drop_remainder=training)
+    if pad_size is None:
+        ds = ds.map(lambda b: _pad_to_divisor(b, size_divisor), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
