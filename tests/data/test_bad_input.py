@@ -1,0 +1,168 @@
+"""Every kind of bad input: skipped and counted with a reason naming the file, or (for a
+malformed annotation file) an error naming the file and the problem. Nothing crashes."""
+import json
+import re
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdet import data
+from tfdet.data.transforms import Compose, ResizeSquare
+
+
+def write_jpeg(path, h=40, w=60, channels=3):
+    img = np.random.default_rng(0).integers(0, 255, (h, w, channels), dtype=np.uint8)
+    tf.io.write_file(str(path), tf.io.encode_jpeg(img))
+
+
+def write_png(path, h=40, w=60, channels=4):
+    img = np.random.default_rng(1).integers(0, 255, (h, w, channels), dtype=np.uint8)
+    tf.io.write_file(str(path), tf.io.encode_png(img))
+
+
+@pytest.fixture
+def coco_dir(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("good.jpg", "good2.jpg", "dup.jpg", "nobox.jpg", "corrupt_later.jpg"):
+        write_jpeg(images / name)
+    write_png(images / "rgba.png")
+    write_jpeg(images / "gray.jpg", channels=1)
+    full = (images / "good.jpg").read_bytes()
+    (images / "truncated.jpg").write_bytes(full[: len(full) // 2])
+    (images / "empty.jpg").write_bytes(b"")
+    (images / "notes.jpg").write_text("this is not an image")
+    names = ["good.jpg", "good2.jpg", "truncated.jpg", "empty.jpg", "notes.jpg", "missing.jpg",
+             "../../etc/passwd", "/etc/passwd", "nobox.jpg", "rgba.png", "gray.jpg",
+             "corrupt_later.jpg"]
+    imgs = [{"id": i + 1, "file_name": n, "height": 40, "width": 60} for i, n in enumerate(names)]
+    imgs.append({"id": 1, "file_name": "dup.jpg", "height": 40, "width": 60})  # duplicate id
+    anns = []
+
+    def ann(image_id, bbox, cat=1, ann_id=None):
+        anns.append({"id": ann_id or len(anns) + 100, "image_id": image_id, "category_id": cat,
+                     "bbox": bbox, "iscrowd": 0})
+
+    ann(1, [10, 10, 20, 20])
+    ann(1, [10, 10, 0, 5])            # x2 <= x1
+    ann(1, [100, 100, 10, 10])        # outside the image
+    ann(1, [float("nan"), 1, 5, 5])   # NaN -> JSON NaN
+    ann(1, [5, 5, 10, 10], cat=99)    # unknown category
+    ann(1, [5, 5, 10, 10], ann_id=100)  # duplicate annotation id (100 is the first)
+    ann(1, [50, 30, 30, 30])          # partly outside: clipped to [50, 30, 60, 40]
+    ann(2, [1, 1, 5, 5], cat=7)
+    ann(999, [1, 1, 5, 5])            # unknown image
+    for image_id in (3, 4, 5, 6, 7, 8, 10, 11, 12):
+        ann(image_id, [1, 2, 30, 20])
+    categories = [{"id": 1, "name": "a"}, {"id": 7, "name": "b"}]
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps({"images": imgs, "annotations": anns, "categories": categories}))
+    return path, images
+
+
+def test_coco_bad_entries_are_skipped_and_counted(coco_dir, caplog):
+    path, images = coco_dir
+    ds = data.read_coco(str(path), str(images))
+    got = sorted(os.path.basename(e.path) for e in ds.examples)
+    assert got == ["corrupt_later.jpg", "good.jpg", "good2.jpg", "gray.jpg", "rgba.png"]
+    c = ds.skipped.counts
+    assert c["truncated JPEG (no end-of-image marker)"] == 1
+    assert c["empty (zero-byte) file"] == 1
+    assert c["not an image (unknown format: expected JPEG, PNG, GIF or BMP)"] == 1
+    assert c["image file not found"] == 1
+    assert c["path escapes the image root"] == 2
+    assert c["no boxes"] == 1
+    assert c["duplicate image id"] == 1
+    assert c["duplicate annotation id"] == 1
+    assert c["refers to unknown image id 999"] == 1
+    assert c["invalid box (x2 <= x1 or y2 <= y1)"] == 1
+    assert c["invalid box (not 4 finite numbers)"] == 1
+    assert c["box outside the image"] == 1
+    assert c["unknown category"] == 1
+    good = next(e for e in ds.examples if e.path.endswith("good.jpg"))
+    np.testing.assert_allclose(good.boxes, [[10, 10, 30, 30], [50, 30, 60, 40]])
+    assert ds.examples[1].classes.tolist() == [1]  # category 7 -> class 1
+    # Each skip was logged with the file it concerns.
+    assert any("truncated.jpg" in r.getMessage() for r in caplog.records)
+    assert any("../../etc/passwd" in r.getMessage() for r in caplog.records)
+
+
+def test_pipeline_survives_image_corrupted_after_reading(coco_dir):
+    path, images = coco_dir
+    ds = data.read_coco(str(path), str(images))
+    (images / "corrupt_later.jpg").write_bytes(b"\xff\xd8\xff garbage \xff\xd9")
+    batches = list(data.input_pipeline(ds, Compose([ResizeSquare(32)]), 2, training=False))
+    ids = sorted(int(i) for b in batches for i in b["image_id"].numpy())
+    corrupt_id = next(e.image_id for e in ds.examples if e.path.endswith("corrupt_later.jpg"))
+    assert corrupt_id not in ids and len(ids) == 4
+    # Grayscale and RGBA images came out as 3-channel RGB.
+    assert all(b["images"].shape[-1] == 3 for b in batches)
+
+
+@pytest.mark.parametrize("content,problem", [
+    ("{not json", "not valid JSON"),
+    ("[]", "top level is not a JSON object"),
+    ('{"annotations": [], "categories": []}', "has no 'images' field"),
+    ('{"images": [{"file_name": "a.jpg"}], "categories": []}', "image #0 has no 'id' field"),
+    ('{"images": [], "categories": [], "annotations": [{"image_id": 1, "category_id": 1, '
+     '"bbox": [1, 2, 3]}]}', "annotation #0: bbox [1, 2, 3] is not 4 numbers"),
+    ('{"images": [], "categories": [{"id": "x"}]}', "category #0: 'id' is str"),
+])
+def test_malformed_coco_file_fails_at_once(tmp_path, content, problem):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(data.AnnotationError, match=re.escape(problem)) as err:
+        data.read_coco(str(path))
+    assert str(path) in str(err.value)
+
+
+def test_malformed_csv_voc_yolo_files(tmp_path):
+    bad_csv = tmp_path / "labels.csv"
+    bad_csv.write_text("filename,class,xmin\na.jpg,x,1\n")
+    with pytest.raises(data.AnnotationError, match=r"labels.csv: missing columns"):
+        data.read_csv_labels(str(bad_csv), str(tmp_path))
+    bad_csv.write_text("filename,width,height,class,xmin,ymin,xmax,ymax\na.jpg,10,10,x,1,one,5,5\n")
+    with pytest.raises(data.AnnotationError, match="line 2: a size or coordinate is not a number"):
+        data.read_csv_labels(str(bad_csv), str(tmp_path))
+    ann = tmp_path / "Annotations"
+    ann.mkdir()
+    (ann / "x.xml").write_text("<annotation><filename>x.jpg</filename><object>")
+    with pytest.raises(data.AnnotationError, match=r"x.xml: not valid XML"):
+        data.read_voc(str(tmp_path))
+    (ann / "x.xml").write_text("<annotation><filename>x.jpg</filename><object><name>cat</name>"
+                               "<bndbox><xmin>a</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax>"
+                               "</bndbox></object></annotation>")
+    with pytest.raises(data.AnnotationError, match=r"<xmin> is 'a', not a number"):
+        data.read_voc(str(tmp_path))
+    imgs, labels = tmp_path / "yimg", tmp_path / "ylab"
+    imgs.mkdir(), labels.mkdir()
+    write_jpeg(imgs / "a.jpg")
+    (labels / "a.txt").write_text("0 0.5 0.5 0.2\n")
+    with pytest.raises(data.AnnotationError, match=r"a.txt: line 1: expected 'class cx cy w h'"):
+        data.read_yolo(str(imgs), str(labels))
+
+
+def test_voc_hand_case_difficult_and_unknown_class(tmp_path):
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "ImageSets/Main").mkdir(parents=True)
+    write_jpeg(tmp_path / "JPEGImages/000001.jpg", 40, 60)
+    objects = "".join(
+        f"<object><name>{n}</name><difficult>{d}</difficult><bndbox><xmin>{b[0]}</xmin>"
+        f"<ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+        for n, d, b in [("dog", 0, (1, 1, 10, 20)), ("cat", 1, (5, 5, 60, 40)),
+                        ("unicorn", 0, (2, 2, 8, 8))])
+    (tmp_path / "Annotations/000001.xml").write_text(
+        f"<annotation><filename>000001.jpg</filename><size><width>60</width><height>40</height>"
+        f"<depth>3</depth></size>{objects}</annotation>")
+    (tmp_path / "ImageSets/Main/test.txt").write_text("000001\n000001\n")
+    ds = data.read_voc(str(tmp_path), "test")
+    assert len(ds) == 1 and ds.skipped.counts == {"unknown category": 1}
+    ex = ds.examples[0]
+    np.testing.assert_allclose(ex.boxes, [[0, 0, 10, 20], [4, 4, 60, 40]])
+    assert ex.classes.tolist() == [data.VOC_CLASSES.index("dog"), data.VOC_CLASSES.index("cat")]
+    assert ex.difficult.tolist() == [False, True]
+    with pytest.raises(data.AnnotationError, match="image-set list not found"):
+        data.read_voc(str(tmp_path), "trainval")
