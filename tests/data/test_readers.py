@@ -13,7 +13,8 @@ def test_csv_raccoon_split():
     train = data.read_csv_labels(root / "data/train_labels.csv", root / "images")
     test = data.read_csv_labels(root / "data/test_labels.csv", root / "images")
     assert (len(train), len(test)) == (160, 40)
-    assert train.class_names == ["raccoon"] and train.skipped.total == 0
+    assert train.class_names == ["raccoon"] and train.category_ids == [1]
+    assert train.skipped.total == 0
     assert sum(e.num_boxes for e in train.examples) + sum(e.num_boxes for e in test.examples) == 217
     # raccoon-17.jpg,259,194,raccoon,95,60,167,118 (first row of the train file)
     ex = next(e for e in train.examples if e.path.endswith("raccoon-17.jpg"))

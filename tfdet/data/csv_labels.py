@@ -14,7 +14,8 @@ COLUMNS = ("filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax
 
 def read_csv_labels(csv_file, image_root, class_names=None, *, check_images=True,
                     keep_empty=False):
-    """Reads a CSV label file; classes are `class_names` or the names found, sorted."""
+    """Reads a CSV label file; classes are `class_names` or the names found, sorted, with
+    category ids 1..K in results files."""
     try:
         f = open(csv_file, newline="", encoding="utf-8")
     except FileNotFoundError:
@@ -39,5 +40,6 @@ def read_csv_labels(csv_file, image_root, class_names=None, *, check_images=True
     names = list(class_names) if class_names else sorted({l for r in by_file.values()
                                                           for l in r.labels})
     return make_dataset(os.path.basename(csv_file), list(by_file.values()), image_root, names,
-                        names, SkipLog(os.path.basename(csv_file)), check_images=check_images,
+                        names, SkipLog(os.path.basename(csv_file)),
+                        category_ids=range(1, len(names) + 1), check_images=check_images,
                         keep_empty=keep_empty)

@@ -125,9 +125,15 @@ def build_examples(raw_images, image_root, label_to_index, log: SkipLog, *, chec
     return examples
 
 
-def make_dataset(name, raw_images, image_root, class_names, category_ids, log, **kwargs):
-    """build_examples + the class map, as a DetectionDataset."""
-    label_to_index = {key: i for i, key in enumerate(category_ids)}
+def make_dataset(name, raw_images, image_root, class_names, label_keys, log, category_ids=None,
+                 **kwargs):
+    """build_examples + the class map, as a DetectionDataset.
+
+    label_keys[k]: how the files name class k (a COCO id, a VOC name, ...); category_ids[k]:
+    the integer id results files use for it (label_keys by default).
+    """
+    label_to_index = {key: i for i, key in enumerate(label_keys)}
     examples = build_examples(raw_images, image_root, label_to_index, log, **kwargs)
+    ids = list(label_keys) if category_ids is None else list(category_ids)
     return DetectionDataset(name=name, examples=examples, class_names=list(class_names),
-                            category_ids=list(category_ids), skipped=log)
+                            category_ids=[int(i) for i in ids], skipped=log)

@@ -92,7 +92,6 @@ def read_voc(roots, split=None, class_names=VOC_CLASSES, *, annotations_dir="Ann
     common = os.path.commonpath([os.path.abspath(os.path.join(r, images_dir)) for r in roots])
     for raw in raws:
         raw.file_name = os.path.relpath(raw.file_name, common)
-    dataset = make_dataset(log.source, raws, common, names, names, log,
-                           check_images=check_images, keep_empty=keep_empty)
-    dataset.category_ids = list(range(1, len(names) + 1))
-    return dataset
+    return make_dataset(log.source, raws, common, names, names, log,
+                        category_ids=range(1, len(names) + 1), check_images=check_images,
+                        keep_empty=keep_empty)
