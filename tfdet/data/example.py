@@ -85,6 +85,8 @@ class DetectionDataset:
         """Ground truth as a COCO dict (xywh boxes, the data set's own category ids).
 
         Evaluation of any reader's data goes through this, so every format gets COCO metrics.
+        COCO has no `difficult`: VOC difficult objects are plain ground truth here (the VOC
+        evaluator handles them as the devkit does).
         """
         images, annotations = [], []
         ann_id = 1
@@ -101,8 +103,6 @@ class DetectionDataset:
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "area": (x2 - x1) * (y2 - y1),
                     "iscrowd": int(ex.is_crowd[i]),
-                    # COCOeval has no `difficult`: VOC difficult objects are ignored regions.
-                    "ignore": int(ex.difficult[i]),
                 }
                 if ex.masks is not None and ex.masks[i] is not None:
                     ann["segmentation"] = ex.masks[i]

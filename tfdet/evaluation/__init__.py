@@ -1,0 +1,3 @@
+"""Evaluation: COCO box / mask AP (pycocotools) and Pascal VOC mAP."""
+from tfdet.evaluation.coco import METRIC_NAMES, CocoEvaluator, coco_from_dict, format_table
+from tfdet.evaluation.voc import VocEvaluator, average_precision
