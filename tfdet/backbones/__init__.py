@@ -1,0 +1,2 @@
+"""Backbones: images -> multi-scale features."""
+from tfdet.backbones.resnet import resnet

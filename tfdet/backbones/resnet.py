@@ -1,0 +1,104 @@
+"""ResNet / ResNeXt backbones (variants b and d = vd), returning C2..C5.
+
+Variant b (the zoo's default): the stride sits on the 3x3 conv of a bottleneck; stem 7x7/2 +
+3x3/2 max pool; projection shortcut = 1x1 conv with the stride. Variant d (vd): stem of three
+3x3 convs (32, 32, 64), projection shortcut = 2x2 average pool (ceil mode) then a stride-1 1x1
+conv, except in the first stage. ResNeXt: grouped 3x3 convs (`groups` x `group_width`).
+Strided convs pad symmetrically ((k - 1) // 2 each side), as PaddlePaddle / PyTorch do, so
+converted weights give the same features. Convs have no bias; a norm follows each.
+"""
+import keras
+
+from tfdet.layers.norm import make_norm
+
+DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+    200: ("bottleneck", (3, 24, 36, 3)),
+}
+
+
+def _conv_norm(x, filters, kernel, stride, name, norm, act=True, groups=1, trainable=True):
+    if stride > 1 and kernel > 1:
+        pad = (kernel - 1) // 2
+        x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+        padding = "valid"
+    else:
+        padding = "same"
+    x = keras.layers.Conv2D(filters, kernel, stride, padding=padding, use_bias=False,
+                            groups=groups, kernel_initializer="he_normal", name=f"{name}_conv",
+                            trainable=trainable)(x)
+    layer = make_norm(norm, f"{name}_norm")
+    if not trainable:
+        layer.trainable = False
+    x = layer(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x) if act else x
+
+
+def _shortcut(x, filters, stride, name, norm, variant, first_stage, trainable):
+    if variant == "d" and stride > 1 and not first_stage:
+        x = keras.layers.AveragePooling2D(2, 2, padding="same", name=f"{name}_pool")(x)
+        stride = 1
+    return _conv_norm(x, filters, 1, stride, name, norm, act=False, trainable=trainable)
+
+
+def _block(x, kind, planes, stride, name, norm, variant, groups, group_width, first_stage,
+           trainable):
+    in_channels = x.shape[-1]
+    if kind == "basic":
+        out_channels = planes
+        y = _conv_norm(x, planes, 3, stride, f"{name}_a", norm, trainable=trainable)
+        y = _conv_norm(y, planes, 3, 1, f"{name}_b", norm, act=False, trainable=trainable)
+    else:
+        out_channels = planes * 4
+        width = planes if groups == 1 else groups * group_width * planes // 64
+        y = _conv_norm(x, width, 1, 1, f"{name}_a", norm, trainable=trainable)
+        y = _conv_norm(y, width, 3, stride, f"{name}_b", norm, groups=groups,
+                       trainable=trainable)
+        y = _conv_norm(y, out_channels, 1, 1, f"{name}_c", norm, act=False, trainable=trainable)
+    if stride != 1 or in_channels != out_channels:
+        x = _shortcut(x, out_channels, stride, f"{name}_short", norm, variant, first_stage,
+                      trainable)
+    y = keras.layers.Add(name=f"{name}_add")([x, y])
+    return keras.layers.ReLU(name=f"{name}_out")(y)
+
+
+def resnet(depth=50, variant="b", groups=1, group_width=64, norm="affine", freeze_at=2,
+           input_channels=3, name=None):
+    """A ResNet(-vd) / ResNeXt body as a Keras model: images [B, H, W, 3] -> [C2, C3, C4, C5]
+    (strides 4, 8, 16, 32).
+
+    depth: 18, 34, 50, 101, 152 or 200. variant: 'b' or 'd'. groups / group_width: ResNeXt
+    cardinality and width (64 and 4 for 64x4d). norm: see tfdet.layers.norm. freeze_at: the
+    stem (1) and stages 2..freeze_at keep their weights fixed (0 trains everything).
+    """
+    if depth not in DEPTHS:
+        raise ValueError(f"ResNet depth {depth} not supported; choose from {sorted(DEPTHS)}")
+    if variant not in ("b", "d"):
+        raise ValueError(f"ResNet variant {variant!r} not supported; choose 'b' or 'd'")
+    kind, blocks = DEPTHS[depth]
+    images = keras.Input([None, None, input_channels], name="images")
+    stem_trainable = freeze_at < 1
+    if variant == "d":
+        x = _conv_norm(images, 32, 3, 2, "stem1", norm, trainable=stem_trainable)
+        x = _conv_norm(x, 32, 3, 1, "stem2", norm, trainable=stem_trainable)
+        x = _conv_norm(x, 64, 3, 1, "stem3", norm, trainable=stem_trainable)
+    else:
+        x = _conv_norm(images, 64, 7, 2, "stem", norm, trainable=stem_trainable)
+    x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
+    x = keras.layers.MaxPooling2D(3, 2, name="stem_pool")(x)
+    outputs = []
+    for stage, num_blocks in enumerate(blocks):
+        planes = 64 * 2**stage
+        trainable = stage + 2 > freeze_at
+        for b in range(num_blocks):
+            stride = 2 if b == 0 and stage > 0 else 1
+            x = _block(x, kind, planes, stride, f"res{stage + 2}_{b}", norm, variant, groups,
+                       group_width, first_stage=stage == 0, trainable=trainable)
+        outputs.append(x)
+    suffix = f"_{groups}x{group_width}d" if groups > 1 else ""
+    return keras.Model(images, outputs,
+                       name=name or f"resnet{depth}{'_vd' if variant == 'd' else ''}{suffix}")

@@ -1,0 +1,2 @@
+"""Detectors composed of backbones, necks and heads."""
+from tfdet.detectors.retinanet import RetinaNet

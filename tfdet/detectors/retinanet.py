@@ -1,0 +1,92 @@
+"""RetinaNet (Lin et al. 2017): ResNet + FPN P3-P7 + shared heads + focal loss.
+
+`model(images)` takes normalised images [B, H, W, 3] (H, W multiples of 128 for P7) and returns
+the detection dict: boxes [B, max_detections, 4] xyxy in input pixels (clipped to the input),
+scores, classes int32 (contiguous), num_detections int32. Divide boxes by the pipeline's
+`scale` to get original-image pixels.
+"""
+import keras
+import tensorflow as tf
+
+from tfdet import ops
+from tfdet.backbones import resnet
+from tfdet.heads import RetinaNetHead
+from tfdet.necks import fpn
+
+
+@keras.saving.register_keras_serializable("tfdet")
+class RetinaNet(keras.Model):
+    """RetinaNet detector; see the module docstring for inputs and outputs."""
+
+    def __init__(self, num_classes=80, depth=50, variant="b", groups=1, group_width=64,
+                 norm="affine", freeze_at=2, min_level=3, max_level=7, fpn_channels=256,
+                 fpn_extra="conv_c5", head_norm=None, anchor_size=4, num_scales=3,
+                 ratios=(0.5, 1.0, 2.0), box_weights=(1.0, 1.0, 1.0, 1.0),
+                 score_threshold=0.05, pre_nms_top_k=1000, nms_iou=0.5, max_detections=100,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.config = dict(
+            num_classes=num_classes, depth=depth, variant=variant, groups=groups,
+            group_width=group_width, norm=norm, freeze_at=freeze_at, min_level=min_level,
+            max_level=max_level, fpn_channels=fpn_channels, fpn_extra=fpn_extra,
+            head_norm=head_norm, anchor_size=anchor_size, num_scales=num_scales,
+            ratios=tuple(ratios), box_weights=tuple(box_weights),
+            score_threshold=score_threshold, pre_nms_top_k=pre_nms_top_k, nms_iou=nms_iou,
+            max_detections=max_detections)
+        self.num_classes = num_classes
+        self.anchor_generator = ops.retinanet_anchor_generator(
+            min_level, max_level, anchor_size, num_scales, ratios)
+        body = resnet(depth, variant, groups, group_width, norm, freeze_at)
+        pyramid = fpn(body.outputs, min_level, max_level, fpn_channels, fpn_extra)
+        self.head = RetinaNetHead(num_classes, self.anchor_generator.num_anchors_per_location,
+                                  fpn_channels, norm=head_norm, name="head")
+        logits, deltas = self.head(pyramid)
+        self.network = keras.Model(body.input, [logits, deltas], name="retinanet_network")
+
+    def raw_outputs(self, images, training=False):
+        """(class logits [B, N, K], box deltas [B, N, 4]) for all anchors."""
+        return self.network(images, training=training)
+
+    def anchors(self, height, width):
+        """Anchors [N, 4] for an input of the given (padded) size, and per-level counts."""
+        return self.anchor_generator(height, width)
+
+    def call(self, images, training=False):
+        logits, deltas = self.raw_outputs(images, training=training)
+        return self.postprocess(images, logits, deltas)
+
+    def postprocess(self, images, logits, deltas):
+        """Per level: top pre_nms_top_k (anchor, class) pairs by score; decode; per-class NMS."""
+        c = self.config
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        anchors, counts = self.anchors(height, width)
+        k = self.num_classes
+        scores = tf.sigmoid(tf.cast(logits, tf.float32))
+        deltas = tf.cast(deltas, tf.float32)
+        batch = tf.shape(images)[0]
+        boxes_all, scores_all, classes_all = [], [], []
+        start = 0
+        for count in counts:
+            level_scores = scores[:, start:start + count]
+            level_deltas = deltas[:, start:start + count]
+            level_anchors = anchors[start:start + count]
+            flat = tf.reshape(level_scores, [batch, -1])
+            top_k = tf.minimum(c["pre_nms_top_k"], tf.shape(flat)[1])
+            top_scores, top_index = tf.math.top_k(flat, top_k)
+            anchor_index = top_index // k
+            boxes = ops.decode_boxes(tf.gather(level_deltas, anchor_index, batch_dims=1),
+                                     tf.gather(level_anchors, anchor_index),
+                                     c["box_weights"])
+            boxes_all.append(boxes)
+            scores_all.append(top_scores)
+            classes_all.append(top_index % k)
+            start += count
+        boxes = ops.clip_boxes(tf.concat(boxes_all, 1), height, width)
+        top_scores = tf.concat(scores_all, 1)
+        one_hot = tf.one_hot(tf.concat(classes_all, 1), k) * top_scores[..., None]
+        return ops.batched_multiclass_nms(
+            boxes, one_hot, iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
+            max_per_class=c["max_detections"], max_total=c["max_detections"])
+
+    def get_config(self):
+        return dict(self.config, name=self.name)

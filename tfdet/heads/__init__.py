@@ -1,0 +1,2 @@
+"""Detection heads."""
+from tfdet.heads.retina import RetinaNetHead

@@ -1,0 +1,2 @@
+"""Keras layers with weights used across backbones, necks and heads."""
+from tfdet.layers.norm import NORM_KINDS, AffineChannel, make_norm

@@ -1,0 +1,2 @@
+"""Necks: multi-scale feature fusion."""
+from tfdet.necks.fpn import fpn

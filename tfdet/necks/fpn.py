@@ -1,0 +1,60 @@
+"""Feature Pyramid Network (Lin et al. 2017) on C-level features.
+
+Laterals: 1x1 conv of C_l to `channels`; top-down: nearest upsampling of the coarser merged
+map, added; outputs: 3x3 conv. Extra levels above the backbone's last:
+  extra="conv_c5"  P6 = 3x3/2 conv of C5, P7 = 3x3/2 conv of ReLU(P6)   (RetinaNet, Paddle)
+  extra="conv_p5"  the same from P5                                       (torchvision RetinaNet)
+  extra="pool"     P6 = 1x1/2 max pool of P5                              (Faster / Mask R-CNN)
+"""
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable("tfdet")
+class ResizeLike(keras.layers.Layer):
+    """Nearest-neighbour resize of x to the spatial size of `like` (2x upsampling in an FPN)."""
+
+    def call(self, x, like):
+        return tf.image.resize(x, tf.shape(like)[1:3], method="nearest")
+
+
+def fpn(features, min_level=3, max_level=7, channels=256, extra="conv_c5", norm=None,
+        name="fpn"):
+    """features: [C2, C3, C4, C5] (strides 4..32) -> [P_min_level, ..., P_max_level].
+
+    norm: None, or 'gn' for GroupNorm after each conv (the GN rows).
+    """
+    if extra not in ("conv_c5", "conv_p5", "pool"):
+        raise ValueError(f"fpn: unknown extra-level mode {extra!r}")
+    by_level = {level: f for level, f in zip(range(2, 6), features)}
+    backbone_max = 5
+    init = keras.initializers.GlorotUniform()
+
+    def conv(x, kernel, stride, layer_name):
+        y = keras.layers.Conv2D(channels, kernel, stride, padding="same", kernel_initializer=init,
+                                use_bias=norm is None, name=f"{name}_{layer_name}")(x)
+        if norm == "gn":
+            y = keras.layers.GroupNormalization(32, epsilon=1e-5,
+                                                name=f"{name}_{layer_name}_gn")(y)
+        return y
+
+    merged = {}
+    top = min(max_level, backbone_max)
+    for level in range(top, min_level - 1, -1):
+        lateral = conv(by_level[level], 1, 1, f"lateral{level}")
+        if level < top:
+            lateral = keras.layers.Add(name=f"{name}_merge{level}")(
+                [lateral, ResizeLike(name=f"{name}_up{level}")(merged[level + 1], lateral)])
+        merged[level] = lateral
+    outputs = {level: conv(merged[level], 3, 1, f"output{level}")
+               for level in range(min_level, top + 1)}
+    for level in range(backbone_max + 1, max_level + 1):
+        if extra == "pool":
+            outputs[level] = keras.layers.MaxPooling2D(1, 2, name=f"{name}_pool{level}")(
+                outputs[level - 1])
+        else:
+            source = by_level[5] if extra == "conv_c5" and level == 6 else outputs[level - 1]
+            if level > 6:
+                source = keras.layers.ReLU(name=f"{name}_relu{level}")(source)
+            outputs[level] = conv(source, 3, 2, f"extra{level}")
+    return [outputs[level] for level in range(min_level, max_level + 1)]
