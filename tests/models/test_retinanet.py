@@ -1,0 +1,77 @@
+"""RetinaNet parts: parameter counts from REFERENCE.md, layout and post-processing by hand."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdet import models, ops
+from tfdet.backbones import resnet
+from tfdet.layers.norm import count_params_without_norm_statistics as count
+
+# Published fingerprints (../shared/REFERENCE.md): weights less BN moving statistics.
+RETINANET_R50_FPN_80 = 37_968_692
+
+
+@pytest.mark.parametrize("kwargs,expected", [
+    (dict(depth=50), 23_508_032),
+    (dict(depth=50, variant="d"), 23_527_264),
+    (dict(depth=50, norm="frozen_bn"), 23_508_032),
+    # torchvision resnet18 / resnext101_64x4d less their fc layers (+19,232 for the vd stem).
+    (dict(depth=18, norm="bn"), 11_689_512 - 513_000),
+    (dict(depth=101, variant="d", groups=64, group_width=4), 83_455_272 - 2_049_000 + 19_232),
+])
+def test_backbone_counts(kwargs, expected):
+    assert count(resnet(**kwargs)) == expected
+
+
+def test_backbone_strides_and_freezing():
+    body = resnet(18, norm="bn", freeze_at=2)
+    feats = body(np.zeros((1, 97, 130, 3), np.float32))
+    assert [tuple(f.shape[1:3]) for f in feats] == [(25, 33), (13, 17), (7, 9), (4, 5)]
+    frozen = {w.path.split("/")[0] for w in body.non_trainable_weights
+              if "moving" not in w.path}
+    assert any(p.startswith("stem") for p in frozen)
+    assert any(p.startswith("res2") for p in frozen)
+    assert not any(p.startswith("res3") for p in frozen)
+
+
+def test_registered_retinanet_rows_build_with_reference_count():
+    assert "retinanet_r50_fpn_1x" in models.list_models()
+    m = models.get("retinanet_r50_fpn")
+    assert m.name == "retinanet_r50_fpn_1x"
+    assert count(m) == RETINANET_R50_FPN_80
+    body_delta = {"retinanet_r101_fpn_1x": 42_500_160 - 23_508_032,  # torchvision r101 less fc
+                  "retinanet_x101_vd_64x4d_fpn_1x": 83_455_272 - 2_049_000 + 19_232 - 23_508_032}
+    for name in models.list_models():
+        expected = RETINANET_R50_FPN_80 + body_delta.get(name, 0)
+        assert count(models.get(name)) == expected, name
+    with pytest.raises(KeyError, match="unknown model"):
+        models.get("retinanet_r42_fpn")
+
+
+def test_postprocess_decodes_the_anchor_that_fires():
+    m = models.get("retinanet_r50_fpn", num_classes=3, depth=18, norm="bn")
+    images = tf.zeros([1, 256, 256, 3])
+    anchors, counts = m.anchors(256, 256)
+    n = int(anchors.shape[0])
+    assert n == sum((256 // s) ** 2 * 9 for s in (8, 16, 32, 64, 128))
+    logits = np.full((1, n, 3), -10.0, np.float32)
+    deltas = np.zeros((1, n, 4), np.float32)
+    target = 1234  # an anchor of P3
+    logits[0, target, 2] = 5.0
+    deltas[0, target] = [0.5, 0.0, 0.0, 0.0]  # shift right by half the anchor width
+    out = m.postprocess(images, tf.constant(logits), tf.constant(deltas))
+    assert int(out["num_detections"][0]) == 1
+    a = anchors.numpy()[target]
+    expect = a + np.array([0.5 * (a[2] - a[0])] * 2 + [0.5 * (a[2] - a[0])] * 2) * [1, 0, 1, 0]
+    np.testing.assert_allclose(out["boxes"][0, 0].numpy(), np.clip(expect, 0, 256), atol=1e-3)
+    assert int(out["classes"][0, 0]) == 2
+    assert float(out["scores"][0, 0]) == pytest.approx(1 / (1 + np.exp(-5.0)), rel=1e-5)
+
+
+def test_head_rows_follow_anchor_layout():
+    m = models.get("retinanet_r50_fpn", num_classes=2, depth=18, norm="bn")
+    logits, deltas = m.raw_outputs(tf.zeros([2, 128, 128, 3]))
+    anchors, _ = m.anchors(128, 128)
+    assert logits.shape == (2, anchors.shape[0], 2) and deltas.shape == (2, anchors.shape[0], 4)
+    # Prior 0.01 on every class logit at initialisation.
+    np.testing.assert_allclose(tf.sigmoid(logits).numpy().mean(), 0.01, rtol=0.2)

@@ -1,0 +1,52 @@
+"""The zoo registry: every zoo row by name, built as a Keras model.
+
+    tfdet.models.list_models() -> ["retinanet_r101_fpn_1x", ...]
+    tfdet.models.get("retinanet_r50_fpn", num_classes=None, weights=None, **overrides)
+
+A name without its schedule suffix (retinanet_r50_fpn) is the same architecture as its 1x row.
+`overrides` replace architecture settings (e.g. depth=18, norm="bn" for training from scratch).
+`weights` is a local Keras weights file; nothing downloads.
+"""
+import numpy as np
+
+from tfdet.detectors import RetinaNet
+
+_X101_64X4D = dict(depth=101, variant="d", groups=64, group_width=4)
+
+# name -> (detector class, architecture settings, schedule)
+_ZOO = {
+    "retinanet_r50_fpn_1x": (RetinaNet, dict(depth=50), "1x"),
+    "retinanet_r50_fpn_2x": (RetinaNet, dict(depth=50), "2x"),
+    "retinanet_r101_fpn_1x": (RetinaNet, dict(depth=101), "1x"),
+    "retinanet_x101_vd_64x4d_fpn_1x": (RetinaNet, _X101_64X4D, "1x"),
+}
+_SCHEDULES = ("_1x", "_2x")
+_DEFAULT_CLASSES = {RetinaNet: 80}
+
+
+def list_models():
+    """Every registered zoo row, sorted."""
+    return sorted(_ZOO)
+
+
+def resolve(name):
+    """The registered row a name refers to (a short alias gets the 1x row)."""
+    if name in _ZOO:
+        return name
+    for suffix in _SCHEDULES:
+        if name + suffix in _ZOO:
+            return name + suffix
+    raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+
+
+def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):
+    """Builds a zoo model (weights created by one forward pass at build_size x build_size)."""
+    cls, settings, _ = _ZOO[resolve(name)]
+    kwargs = dict(settings)
+    kwargs.update(overrides)
+    kwargs["num_classes"] = num_classes or _DEFAULT_CLASSES[cls]
+    model = cls(name=resolve(name), **kwargs)
+    model(np.zeros((1, build_size, build_size, 3), np.float32))
+    if weights:
+        model.load_weights(weights)
+    return model
