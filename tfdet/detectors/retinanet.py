@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tfdet import ops
 from tfdet.backbones import resnet
+from tfdet.losses import sigmoid_focal_loss, smooth_l1_loss
 from tfdet.heads import RetinaNetHead
 from tfdet.necks import fpn
 
@@ -23,7 +24,8 @@ class RetinaNet(keras.Model):
                  fpn_extra="conv_c5", head_norm=None, anchor_size=4, num_scales=3,
                  ratios=(0.5, 1.0, 2.0), box_weights=(1.0, 1.0, 1.0, 1.0),
                  score_threshold=0.05, pre_nms_top_k=1000, nms_iou=0.5, max_detections=100,
-                 **kwargs):
+                 positive_iou=0.5, negative_iou=0.4, focal_alpha=0.25, focal_gamma=2.0,
+                 smooth_l1_beta=0.11, **kwargs):
         super().__init__(**kwargs)
         self.config = dict(
             num_classes=num_classes, depth=depth, variant=variant, groups=groups,
@@ -32,7 +34,9 @@ class RetinaNet(keras.Model):
             head_norm=head_norm, anchor_size=anchor_size, num_scales=num_scales,
             ratios=tuple(ratios), box_weights=tuple(box_weights),
             score_threshold=score_threshold, pre_nms_top_k=pre_nms_top_k, nms_iou=nms_iou,
-            max_detections=max_detections)
+            max_detections=max_detections, positive_iou=positive_iou,
+            negative_iou=negative_iou, focal_alpha=focal_alpha, focal_gamma=focal_gamma,
+            smooth_l1_beta=smooth_l1_beta)
         self.num_classes = num_classes
         self.anchor_generator = ops.retinanet_anchor_generator(
             min_level, max_level, anchor_size, num_scales, ratios)
@@ -50,6 +54,47 @@ class RetinaNet(keras.Model):
     def anchors(self, height, width):
         """Anchors [N, 4] for an input of the given (padded) size, and per-level counts."""
         return self.anchor_generator(height, width)
+
+    def assign_targets(self, anchors, boxes, classes, valid):
+        """Matches anchors [N, 4] to padded ground truth boxes [B, M, 4] / classes [B, M].
+
+        Returns (labels [B, N]: 1 / 0 / -1, class targets [B, N, K] one-hot on positives,
+        box targets [B, N, 4] encoded deltas). IoU >= positive_iou is positive (plus each
+        box's best anchors), < negative_iou negative, in between ignored.
+        """
+        c = self.config
+        iou = ops.box_iou(anchors[None], boxes)
+        matched, labels = ops.argmax_match(iou, c["positive_iou"], c["negative_iou"],
+                                           allow_low_quality=True, gt_valid=valid)
+        positive = tf.cast(labels == 1, tf.float32)
+        matched_classes = tf.gather(classes, matched, batch_dims=1)
+        class_targets = tf.one_hot(matched_classes, self.num_classes) * positive[..., None]
+        matched_boxes = tf.gather(boxes, matched, batch_dims=1)
+        box_targets = ops.encode_boxes(matched_boxes, anchors[None], c["box_weights"])
+        return labels, class_targets, box_targets
+
+    def compute_losses(self, batch, training=True):
+        """Focal + smooth-L1 losses of a pipeline batch, both divided by the positive count.
+
+        Crowd boxes and padding never match. Returns {'class_loss', 'box_loss', 'total_loss'}.
+        """
+        c = self.config
+        images = batch["images"]
+        logits, deltas = self.raw_outputs(images, training=training)
+        anchors, _ = self.anchors(tf.shape(images)[1], tf.shape(images)[2])
+        valid = (batch["classes"] >= 0) & ~tf.cast(batch["is_crowd"], tf.bool)
+        labels, class_targets, box_targets = self.assign_targets(
+            anchors, batch["boxes"], tf.maximum(batch["classes"], 0), valid)
+        positive = tf.cast(labels == 1, tf.float32)
+        counted = tf.cast(labels >= 0, tf.float32)
+        num_positive = tf.maximum(tf.reduce_sum(positive), 1.0)
+        focal = sigmoid_focal_loss(tf.cast(logits, tf.float32), class_targets,
+                                   c["focal_alpha"], c["focal_gamma"])
+        class_loss = tf.reduce_sum(focal * counted[..., None]) / num_positive
+        l1 = smooth_l1_loss(tf.cast(deltas, tf.float32), box_targets, c["smooth_l1_beta"])
+        box_loss = tf.reduce_sum(l1 * positive[..., None]) / num_positive
+        return {"class_loss": class_loss, "box_loss": box_loss,
+                "total_loss": class_loss + box_loss}
 
     def call(self, images, training=False):
         logits, deltas = self.raw_outputs(images, training=training)
