@@ -1,4 +1,4 @@
 """tfdet: object detection on TensorFlow 2 / Keras 3 (the PaddleDetection static-graph zoo)."""
 __version__ = "0.1.0"
 
-from tfdet import ops  # noqa: F401
+from tfdet import data, evaluation, models, ops  # noqa: F401

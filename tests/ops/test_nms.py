@@ -145,3 +145,16 @@ def test_soft_nms_hand_case_and_empty():
     assert idx.shape == (0,)
     with pytest.raises(ValueError, match="unknown method"):
         ops.soft_nms(boxes, [0.9, 0.8, 0.5], method="cubic")
+
+
+def test_soft_nms_and_batched_nms_run_inside_tf_function():
+    rng = np.random.default_rng(5)
+    boxes = clustered_boxes(rng, 20)
+    scores = (rng.permutation(20).astype(np.float32) + 1) / 20
+    graph = tf.function(lambda b, s: ops.soft_nms(b, s, method="linear"))
+    eager_idx, eager_sc = ops.soft_nms(boxes, scores, method="linear")
+    idx, sc = graph(boxes, scores)
+    assert idx.numpy().tolist() == eager_idx.numpy().tolist()
+    np.testing.assert_allclose(sc.numpy(), eager_sc.numpy())
+    idx, n = tf.function(lambda b, s: ops.batched_nms(b, s, 0.5, 10))(boxes[None], scores[None])
+    assert idx[0, : int(n[0])].numpy().tolist() == np_nms(boxes, scores, 0.5, 10)
