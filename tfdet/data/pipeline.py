@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdet.data.example import DetectionDataset
-from tfdet.data.tfrecord import _class_file, parse_record
+from tfdet.data.tfrecord import parse_record, shard_files
 
 AUTOTUNE = tf.data.AUTOTUNE
 logger = logging.getLogger("tfdet.data")
@@ -22,7 +22,7 @@ logger = logging.getLogger("tfdet.data")
 def raw_elements(dataset: DetectionDataset):
     """Elements before decoding: image path (or TFRecord bytes) and the annotations."""
     if dataset.tfrecord_pattern:
-        files, _ = _class_file(dataset.tfrecord_pattern)
+        files, _ = shard_files(dataset.tfrecord_pattern)
         return tf.data.TFRecordDataset(files, num_parallel_reads=AUTOTUNE).map(
             parse_record, num_parallel_calls=AUTOTUNE)
     examples = dataset.examples

@@ -117,7 +117,8 @@ def parse_record(serialized):
     }
 
 
-def _class_file(pattern):
+def shard_files(pattern):
+    """(sorted shard paths matching a glob, the path of their classes.json sidecar)."""
     files = sorted(glob.glob(pattern))
     if not files:
         raise AnnotationError(pattern, "no TFRecord files match")
@@ -130,7 +131,7 @@ def read_tfrecord_annotations(pattern):
 
     Used for evaluation ground truth; the pipeline reads the images from the shards.
     """
-    files, class_file = _class_file(pattern)
+    files, class_file = shard_files(pattern)
     if not os.path.isfile(class_file):
         raise AnnotationError(class_file, "class file written beside the shards is missing")
     with open(class_file, encoding="utf-8") as f:

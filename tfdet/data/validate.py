@@ -26,6 +26,10 @@ class AnnotationError(ValueError):
         self.problem = problem
 
 
+class UnsafePath(InvalidImage):
+    """An image path that is absolute or leaves the image root."""
+
+
 @dataclasses.dataclass
 class RawImage:
     """One image as a reader parsed it; boxes are xyxy pixels, labels the data set's keys."""
@@ -51,12 +55,12 @@ class RawImage:
 def resolve_image_path(image_root, file_name):
     """Absolute path of `file_name` under `image_root`; raises InvalidImage if it escapes it."""
     if os.path.isabs(file_name):
-        raise InvalidImage(f"absolute path {file_name!r} is not allowed (paths are relative to "
-                           f"the image root)")
+        raise UnsafePath(f"absolute path {file_name!r} is not allowed (paths are relative to "
+                         f"the image root)")
     root = os.path.realpath(image_root)
     path = os.path.realpath(os.path.join(root, file_name))
     if os.path.commonpath([root, path]) != root:
-        raise InvalidImage(f"path {file_name!r} escapes the image root {image_root}")
+        raise UnsafePath(f"path {file_name!r} escapes the image root {image_root}")
     return path
 
 
@@ -93,10 +97,11 @@ def build_examples(raw_images, image_root, label_to_index, log: SkipLog, *, chec
                 height, width = probe_image(path)
             else:
                 height, width = raw.height, raw.width
+        except UnsafePath:
+            log.skip(where, "path escapes the image root")
+            continue
         except InvalidImage as err:
-            reason = str(err)
-            log.skip(where, "path escapes the image root" if "escapes" in reason or
-                     "absolute" in reason else reason)
+            log.skip(where, str(err))
             continue
         if raw.height and raw.width and (raw.height, raw.width) != (height, width):
             log.skip(where, f"annotated size {raw.height}x{raw.width} differs from the file's "
