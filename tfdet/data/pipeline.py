@@ -74,7 +74,8 @@ def _finish(sample, max_boxes, min_box_size, drop_difficult):
         (boxes[:, 3] - boxes[:, 1]) >= min_box_size)
     if drop_difficult:
         keep &= ~sample["difficult"]
-    out = dict(sample)
+    out = {k: v for k, v in sample.items() if k != "image"}
+    out["images"] = sample["image"]  # the batch key
     out["image_size"] = tf.shape(sample["image"])[:2]
     for key in ("boxes", "classes", "is_crowd", "difficult"):
         out[key] = tf.boolean_mask(sample[key], keep)[:max_boxes]
@@ -130,13 +131,9 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
 
     ds = ds.enumerate().map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
     ds = ds.ignore_errors(log_warning=True)
-    ds = ds.map(lambda s: {("images" if k == "image" else k): v for k, v in s.items()})
-    image_shape = [None, None, 3] if pad_size is None else [pad_size[0], pad_size[1], 3]
-    padded_shapes = {k: ([] if k in ("image_id", "num_boxes") else
-                         image_shape if k == "images" else None)
-                     for k in ds.element_spec}
-    padded_shapes = {k: (v if v is not None else ds.element_spec[k].shape)
-                     for k, v in padded_shapes.items()}
+    # Only images vary in size; every other key already has its final shape.
+    padded_shapes = {k: spec.shape for k, spec in ds.element_spec.items()}
+    padded_shapes["images"] = [None, None, 3] if pad_size is None else [*pad_size, 3]
     ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes, drop_remainder=training)
     if pad_size is None:
         ds = ds.map(lambda b: _pad_to_divisor(b, size_divisor), num_parallel_calls=AUTOTUNE)

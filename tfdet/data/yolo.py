@@ -56,5 +56,6 @@ def read_yolo(image_dir, label_dir, names=None, *, keep_empty=False):
     if names is None:
         found = sorted({label for raw in raws for label in raw.labels})
         names = [str(i) for i in range(found[-1] + 1)] if found else []
+    # Labelled images were probed above; build_examples probes only the rest.
     return make_dataset(log.source, raws, image_dir, names, list(range(len(names))), log,
-                        keep_empty=keep_empty)
+                        check_images=False, keep_empty=keep_empty)
