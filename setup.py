@@ -15,6 +15,7 @@ setup(
         "gin-config>=0.5",
         "pycocotools>=2.0.7",
         "tqdm",
+        "tensorboard",
     ],
     extras_require={"dev": ["pytest>=8"]},
 )

@@ -104,7 +104,7 @@ def _pad_to_divisor(batch, size_divisor):
 
 def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training,
                    max_boxes=100, size_divisor=32, pad_size=None, shuffle_buffer=1024,
-                   seed=None, drop_difficult=False, min_box_size=1.0, shard=None,
+                   seed=None, drop_difficult=False, min_box_size=1.0, shard=None, skip=0,
                    num_parallel_calls=AUTOTUNE):
     """Batches of `dataset` through `transform` (a `(sample, seed) -> sample` callable).
 
@@ -112,6 +112,8 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
     order. seed: makes shuffling and the random transforms deterministic. pad_size: (H, W) to
     pad every batch to (static shapes for XLA); default pads to the batch's largest image
     rounded up to size_divisor. shard: (num_shards, index) for multi-worker input.
+    skip: elements to pass over before the first one, cheaply, before decoding; a seeded
+    pipeline resumed with skip = steps * batch_size continues exactly where it stopped.
     Images that fail to decode at run time are dropped with a logged warning, never a crash.
     """
     ds = raw_elements(dataset)
@@ -129,7 +131,8 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
         sample = transform(_to_sample(element), element_seed)
         return _finish(sample, max_boxes, min_box_size, drop_difficult)
 
-    ds = ds.enumerate().map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.enumerate().skip(skip)
+    ds = ds.map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
     ds = ds.ignore_errors(log_warning=True)
     # Only images vary in size; every other key already has its final shape.
     padded_shapes = {k: spec.shape for k, spec in ds.element_spec.items()}

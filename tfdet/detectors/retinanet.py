@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfdet import ops
 from tfdet.backbones import resnet
-from tfdet.losses import sigmoid_focal_loss, smooth_l1_loss
+from tfdet.losses import replica_mean, sigmoid_focal_loss, smooth_l1_loss
 from tfdet.heads import RetinaNetHead
 from tfdet.necks import fpn
 
@@ -74,7 +74,8 @@ class RetinaNet(keras.Model):
         return labels, class_targets, box_targets
 
     def compute_losses(self, batch, training=True):
-        """Focal + smooth-L1 losses of a pipeline batch, both divided by the positive count.
+        """Focal + smooth-L1 losses of a pipeline batch, both divided by the positive count
+        (its mean over replicas under tf.distribute, so replicas agree with one device).
 
         Crowd boxes and padding never match. Returns {'class_loss', 'box_loss', 'total_loss'}.
         """
@@ -87,7 +88,7 @@ class RetinaNet(keras.Model):
             anchors, batch["boxes"], tf.maximum(batch["classes"], 0), valid)
         positive = tf.cast(labels == 1, tf.float32)
         counted = tf.cast(labels >= 0, tf.float32)
-        num_positive = tf.maximum(tf.reduce_sum(positive), 1.0)
+        num_positive = tf.maximum(replica_mean(tf.reduce_sum(positive)), 1.0)
         focal = sigmoid_focal_loss(tf.cast(logits, tf.float32), class_targets,
                                    c["focal_alpha"], c["focal_gamma"])
         class_loss = tf.reduce_sum(focal * counted[..., None]) / num_positive

@@ -1,0 +1,45 @@
+"""Exports a trained checkpoint as a SavedModel for TF Serving.
+
+  python scripts/export.py --config configs/X.gin --checkpoint runs/X [--output saved_models/X]
+
+Writes <output>/<version>/ (next free version number) with the signatures `serving_default`
+(uint8 images) and `serving_encoded` (JPEG / PNG bytes) in the TF Object Detection API layout,
+and prints the path.
+"""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("config", None, "the gin config the checkpoint was trained with",
+                    required=True)
+flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings")
+flags.DEFINE_string("checkpoint", None, "checkpoint prefix or model_dir (its latest)",
+                    required=True)
+flags.DEFINE_string("output", None, "export base folder (default saved_models/<config name>)")
+
+
+def main(_):
+    from tfdet.config import load_experiment
+    from tfdet.export import export_saved_model, next_version_dir
+    from tfdet.training import read_run_info, resolve_checkpoint, restore_model
+
+    f = flags.FLAGS
+    exp = load_experiment(f.config, f.gin_bindings)
+    checkpoint = resolve_checkpoint(f.checkpoint)
+    info = read_run_info(checkpoint)
+    model = restore_model(exp.build_model(info["num_classes"]), checkpoint)
+    base = f.output or os.path.join("saved_models",
+                                    os.path.splitext(os.path.basename(f.config))[0])
+    d = exp.data
+    path = export_saved_model(model, next_version_dir(base), info["category_ids"],
+                              info["class_names"], d.eval_short_side, d.max_long_side,
+                              d.size_divisor)
+    print(f"SavedModel: {os.path.abspath(path)}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,92 @@
+"""Trains a zoo model from a gin config, under the strategy the machine calls for.
+
+  python scripts/train.py --config configs/retinanet_r50_fpn_1x.gin [--model_dir runs/X]
+      [--train_data SPEC] [--eval_data SPEC] [--steps N] [--batch_size N]
+      [--gin_bindings "TrainConfig.checkpoint_every = 500"]
+
+Rerunning with the same --model_dir resumes from its latest checkpoint (step, LR and data
+position). At the end it evaluates on the eval data (COCO AP) and prints the checkpoint path.
+"""
+import json
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("config", None, "gin config file (configs/<zoo row>.gin)", required=True)
+flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings, applied after the file")
+flags.DEFINE_string("model_dir", None, "checkpoints and logs (default runs/<config name>)")
+flags.DEFINE_string("train_data", None, "training data spec (default: the config's)")
+flags.DEFINE_string("eval_data", None, "evaluation data spec (default: the config's)")
+flags.DEFINE_integer("steps", None, "total steps; milestones and warmup scale with it")
+flags.DEFINE_integer("batch_size", None, "global batch size (the LR scales linearly)")
+flags.DEFINE_bool("eval", True, "evaluate the final model on the eval data")
+
+
+def main(_):
+    import tensorflow as tf
+
+    from tfdet.config import load_experiment
+    from tfdet.evaluation import compiled_predictor, evaluate_detector
+    from tfdet.training import Trainer, get_strategy, write_run_info
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    f = flags.FLAGS
+    exp = load_experiment(f.config, f.gin_bindings)
+    if f.train_data:
+        exp.data.train = f.train_data
+    if f.eval_data:
+        exp.data.eval = f.eval_data
+    if f.batch_size:
+        exp.train.global_batch_size = f.batch_size
+    if f.steps:
+        exp = exp.with_steps(f.steps)
+    model_dir = f.model_dir or os.path.join(
+        "runs", os.path.splitext(os.path.basename(f.config))[0])
+
+    train_set = exp.dataset(exp.data.train, exp.data.train_limit)
+    eval_set = exp.dataset(exp.data.eval) if f.eval else None
+    print(f"training data {exp.data.train}: {len(train_set)} images, {train_set.num_classes} "
+          f"classes; {train_set.skipped.summary()}")
+    write_run_info(model_dir, train_set, exp.config_text)
+
+    strategy = get_strategy()
+    t = exp.train
+    workers = strategy.extended._num_workers if hasattr(strategy.extended, "_num_workers") \
+        else 1
+    worker = strategy.cluster_resolver.task_id if workers > 1 else 0
+    per_worker = t.global_batch_size // workers
+
+    def make_dataset(step):
+        shard = (workers, worker) if workers > 1 else None
+        ds = exp.train_pipeline(train_set, per_worker, skip=step * per_worker, shard=shard)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = \
+            tf.data.experimental.AutoShardPolicy.OFF  # sharded above, by element
+        return ds.with_options(options)
+
+    trainer = Trainer(lambda: exp.build_model(train_set.num_classes), exp.build_optimizer,
+                      strategy, model_dir,
+                      weight_decay=t.weight_decay if t.optimizer == "sgd" else 0.0,
+                      nonfinite=t.nonfinite, keep_checkpoints=t.keep_checkpoints)
+    result = trainer.fit(make_dataset, exp.schedule.total_steps, t.global_batch_size,
+                         checkpoint_every=t.checkpoint_every, log_every=t.log_every,
+                         image_summary_every=t.image_summary_every)
+    if result.skipped_steps:
+        print(f"skipped {result.skipped_steps} steps with a non-finite loss")
+    if eval_set is not None:
+        metrics, _ = evaluate_detector(compiled_predictor(trainer.model),
+                                       exp.eval_pipeline(eval_set), eval_set)
+        with open(os.path.join(model_dir, f"eval_{result.step}.json"), "w") as out:
+            json.dump(dict(metrics, data=exp.data.eval, step=result.step), out, indent=1)
+        print(f"eval {exp.data.eval} at step {result.step}: AP {metrics['AP']:.4f} "
+              f"AP50 {metrics['AP50']:.4f}")
+    print(f"final checkpoint: {result.checkpoint}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,143 @@
+"""The trainer: multi-replica equivalence, resume, kill -9 safety, non-finite losses."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdet.config import load_experiment
+from tfdet.training import NonFiniteLossError, Trainer
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+QUICKSTART = str(ROOT / "configs" / "quickstart" / "retinanet_r18_sample.gin")
+TINY = [  # the quickstart recipe at 128 px with a 32-channel FPN
+    "ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, 'fpn_channels': 32}",
+    "DataConfig.short_side = (128,)", "DataConfig.max_long_side = 128",
+    "DataConfig.eval_short_side = 128", "DataConfig.pad_size = (128, 128)",
+    "TrainConfig.global_batch_size = 2", "ScheduleConfig.warmup_steps = 2",
+]
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    return env
+
+
+def test_two_replicas_match_one_device_on_the_same_global_batch():
+    out = subprocess.run([sys.executable, str(pathlib.Path(__file__).with_name(
+        "_mirrored_step.py"))], capture_output=True, text=True, env=_env(), timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2 and result["finite"] == [True, True]
+    assert result["initial_diff"] == 0.0
+    for name, value in result["single"].items():
+        assert result["mirrored"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+    # The step moved the weights, and both runs moved them the same way (sync BN statistics
+    # included, as they are weights too).
+    assert result["update"] > 1e-3
+    assert result["weight_diff"] < 1e-5 * max(1.0, result["update"]) + 1e-5
+
+
+def _trainer(exp, train_set, model_dir, **kwargs):
+    keras.utils.set_random_seed(0)
+    return Trainer(lambda: exp.build_model(train_set.num_classes), exp.build_optimizer,
+                   model_dir=str(model_dir), **kwargs)
+
+
+def _fit(exp, train_set, model_dir, steps):
+    trainer = _trainer(exp, train_set, model_dir)
+    result = trainer.fit(lambda step: exp.train_pipeline(train_set, 2, skip=step * 2), steps,
+                         2, checkpoint_every=2, verbose=0)
+    return trainer, result
+
+
+def test_resume_continues_from_the_saved_step_with_the_same_lr_and_data(tmp_path):
+    exp = load_experiment(QUICKSTART, TINY)
+    train_set = exp.dataset("sample:train", limit=8)
+    straight, result = _fit(exp, train_set, tmp_path / "straight", 4)
+    assert result.step == 4 and result.checkpoint.endswith("ckpt-4")
+
+    _fit(exp, train_set, tmp_path / "interrupted", 2)
+    resumed = _trainer(exp, train_set, tmp_path / "interrupted")
+    assert resumed.restore() == 2
+    assert int(resumed.optimizer.iterations.numpy()) == 2
+    # Warmup over 2 steps, so at step 2 the LR is the base LR: 0.001 for 8 images scaled to 2.
+    assert resumed.learning_rate() == pytest.approx(0.001 * 2 / 8, rel=1e-6)
+    result = resumed.fit(lambda step: exp.train_pipeline(train_set, 2, skip=step * 2), 4, 2,
+                         checkpoint_every=2, verbose=0)
+    assert result.step == 4
+    for a, b in zip(straight.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
+
+
+def test_a_run_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path):
+    model_dir = tmp_path / "run"
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), "--config", QUICKSTART,
+               "--model_dir", str(model_dir), "--steps", "8", "--noeval"] + [
+                   f"--gin_bindings={b}" for b in TINY + ["TrainConfig.checkpoint_every = 1"]]
+    process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (model_dir / "ckpt-3.index").exists():
+        assert process.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline, "no checkpoint after 240 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # kill -9, possibly in the middle of a save
+    process.wait()
+    latest = tf.train.latest_checkpoint(str(model_dir))
+    saved = int(latest.rsplit("-", 1)[1])
+    assert 3 <= saved < 8
+    out = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"resumed from {latest} at step {saved}" in out.stderr
+    assert f"final checkpoint: {model_dir / 'ckpt-8'}" in out.stdout
+
+
+def _poisoned(trainer):
+    """Makes the class loss NaN whenever the batch carries a NaN `poison` (a real NaN image
+    is not a reliable source: TF's CPU ReLU maps NaN to 0 inside graphs)."""
+    compute_losses = trainer.model.compute_losses
+
+    def poisoned(batch, training=True):
+        losses = compute_losses(batch, training)
+        losses["class_loss"] = losses["class_loss"] + batch["poison"]
+        losses["total_loss"] = losses["class_loss"] + losses["box_loss"]
+        return losses
+
+    trainer.model.compute_losses = poisoned
+    return trainer
+
+
+def _nan_batches(step):
+    batch = {"images": tf.random.stateless_normal([2, 128, 128, 3], [3, 4]),
+             "boxes": tf.constant([[[10.0, 10, 50, 60]], [[20.0, 30, 90, 100]]]),
+             "classes": tf.zeros([2, 1], tf.int32), "is_crowd": tf.zeros([2, 1], tf.bool),
+             "poison": tf.constant(np.nan, tf.float32)}
+    return tf.data.Dataset.from_tensors(batch).repeat()
+
+
+def test_non_finite_loss_stops_with_the_step_and_terms_and_keeps_the_weights(tmp_path):
+    exp = load_experiment(QUICKSTART, TINY)
+    train_set = exp.dataset("sample:train", limit=4)
+    trainer = _poisoned(_trainer(exp, train_set, tmp_path / "error"))
+    before = [v.numpy() for v in trainer.model.weights]
+    with pytest.raises(NonFiniteLossError, match=r"step 1: non-finite loss \(class_loss=nan"):
+        trainer.fit(_nan_batches, 3, 2, verbose=0)
+    for b, v in zip(before, trainer.model.weights):
+        np.testing.assert_array_equal(b, v.numpy())
+    assert tf.train.latest_checkpoint(str(tmp_path / "error")) is None
+
+    skipping = _poisoned(_trainer(exp, train_set, tmp_path / "skip", nonfinite="skip"))
+    before = [v.numpy() for v in skipping.model.weights]
+    result = skipping.fit(_nan_batches, 3, 2, verbose=0)
+    assert result.step == 3 and result.skipped_steps == 3
+    assert int(skipping.optimizer.iterations.numpy()) == 0
+    for b, v in zip(before, skipping.model.weights):
+        np.testing.assert_array_equal(b, v.numpy())

@@ -1,0 +1,210 @@
+"""Experiment configuration: gin-configurable dataclasses, one per concern.
+
+A config file binds their fields (`DataConfig.short_side = 800`); `load_experiment` parses the
+file plus `--gin_bindings` and returns an `Experiment`, which builds the model, the data
+sets, the input pipelines and the optimizer from them. Config files live in `configs/`: a
+family base (`configs/base/retinanet.gin`), a schedule (`configs/base/schedule_1x.gin`) and one
+short file per zoo row.
+"""
+import contextlib
+import dataclasses
+import logging
+import os
+from typing import Optional, Sequence
+
+import gin
+
+from tfdet import data, models
+from tfdet.training import optimizers, schedules
+
+COCO_TRAIN = "coco:data/coco/annotations/instances_train2017.json:data/coco/train2017"
+COCO_VAL = "coco:data/coco/annotations/instances_val2017.json:data/coco/val2017"
+
+
+@gin.configurable
+@dataclasses.dataclass
+class ModelConfig:
+    """name: a zoo row (tfdet.models); num_classes: None = the training data's count;
+    overrides: architecture settings (e.g. {'depth': 18, 'norm': 'bn'}); weights: a local
+    file to initialise from (a Keras weights file or a checkpoint prefix)."""
+
+    name: str = "retinanet_r50_fpn_1x"
+    num_classes: Optional[int] = None
+    overrides: dict = dataclasses.field(default_factory=dict)
+    weights: Optional[str] = None
+
+
+@gin.configurable
+@dataclasses.dataclass
+class DataConfig:
+    """Data-set specs (see tfdet.data.load_dataset) and the input recipe.
+
+    short_side: one size or several (multi-scale training picks one per image);
+    pad_size: (H, W) to pad every training batch to (one static shape), else padded to the
+    batch's largest image rounded up to size_divisor. train_limit: use only the first N
+    training images (quick runs and tests)."""
+
+    train: str = COCO_TRAIN
+    eval: str = COCO_VAL
+    short_side: Sequence[int] = (800,)
+    max_long_side: int = 1333
+    eval_short_side: int = 800
+    size_divisor: int = 128
+    pad_size: Optional[Sequence[int]] = None
+    flip_prob: float = 0.5
+    max_boxes: int = 100
+    shuffle_buffer: int = 1024
+    train_limit: Optional[int] = None
+
+
+@gin.configurable
+@dataclasses.dataclass
+class ScheduleConfig:
+    """The zoo's schedule in iterations: base_lr is for base_batch_size images per step."""
+
+    base_lr: float = 0.01
+    base_batch_size: int = 16
+    total_steps: int = 90000
+    milestones: Sequence[int] = (60000, 80000)
+    gamma: float = 0.1
+    warmup_steps: int = 500
+    warmup_factor: float = 1 / 3
+
+
+@gin.configurable
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimiser, batch and bookkeeping. nonfinite: 'error' stops at a NaN / Inf loss,
+    'skip' drops that step's update and counts it."""
+
+    global_batch_size: int = 16
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    scale_lr: bool = True
+    checkpoint_every: int = 2500
+    keep_checkpoints: int = 5
+    log_every: int = 20
+    image_summary_every: int = 1000
+    seed: Optional[int] = 0
+    nonfinite: str = "error"
+
+
+@dataclasses.dataclass
+class Experiment:
+    """One run's settings; builds every piece the scripts need."""
+
+    model: ModelConfig
+    data: DataConfig
+    schedule: ScheduleConfig
+    train: TrainConfig
+    config_text: str = ""
+
+    # -- data --------------------------------------------------------------------------------
+    def dataset(self, spec, limit=None):
+        """A DetectionDataset from a spec; a missing COCO default stops with the paths."""
+        _check_exists(spec)
+        dataset = data.load_dataset(spec)
+        if limit:
+            dataset = dataclasses.replace(dataset, examples=dataset.examples[:limit])
+        return dataset
+
+    def train_pipeline(self, dataset, batch_size, skip=0, shard=None):
+        d = self.data
+        transform = data.detection_transforms(True, tuple(d.short_side), d.max_long_side,
+                                              d.flip_prob)
+        return data.input_pipeline(
+            dataset, transform, batch_size, training=True, max_boxes=d.max_boxes,
+            size_divisor=d.size_divisor, pad_size=d.pad_size, shuffle_buffer=d.shuffle_buffer,
+            seed=self.train.seed, shard=shard, skip=skip)
+
+    def eval_pipeline(self, dataset, batch_size=1):
+        d = self.data
+        transform = data.detection_transforms(False, d.eval_short_side, d.max_long_side)
+        return data.input_pipeline(dataset, transform, batch_size, training=False,
+                                   max_boxes=d.max_boxes, size_divisor=d.size_divisor)
+
+    # -- model and optimisation ----------------------------------------------------------------
+    def build_model(self, num_classes=None):
+        m = self.model
+        return models.get(m.name, num_classes=m.num_classes or num_classes,
+                          weights=m.weights, **m.overrides)
+
+    def learning_rate(self, global_batch_size=None):
+        s, t = self.schedule, self.train
+        base_lr = s.base_lr
+        if t.scale_lr:
+            base_lr = schedules.scaled_lr(s.base_lr, s.base_batch_size,
+                                          global_batch_size or t.global_batch_size)
+        return schedules.WarmupPiecewise(base_lr, s.milestones, s.gamma, s.warmup_steps,
+                                         s.warmup_factor)
+
+    def build_optimizer(self, global_batch_size=None):
+        t = self.train
+        return optimizers.build_optimizer(t.optimizer, self.learning_rate(global_batch_size),
+                                          t.momentum, t.weight_decay)
+
+    def with_steps(self, steps):
+        """The same schedule compressed or stretched to `steps` (milestones and warmup scale)."""
+        s = self.schedule
+        factor = steps / s.total_steps
+        schedule = dataclasses.replace(
+            s, total_steps=steps, milestones=tuple(int(m * factor) for m in s.milestones),
+            warmup_steps=int(s.warmup_steps * factor))
+        return dataclasses.replace(self, schedule=schedule)
+
+
+def _check_exists(spec):
+    """Stops at once when a spec's files are absent, naming them and the sample-data flag."""
+    kind, _, rest = spec.partition(":")
+    if kind in ("sample", "tfrecord") or not rest:
+        return
+    missing = [p for p in rest.split(":") if p and not os.path.exists(p.split("+")[0])]
+    if missing:
+        raise FileNotFoundError(
+            f"data set {spec!r}: not found: {', '.join(missing)}. Put the data there, pass "
+            f"another spec (--train_data / --eval_data / --data), or run on the built-in "
+            f"data with --train_data sample --eval_data sample:val")
+
+
+def _configs_root(config_file):
+    """The configs folder a config's includes are relative to (the one holding base/)."""
+    folder = os.path.dirname(os.path.abspath(config_file))
+    while not os.path.isdir(os.path.join(folder, "base")):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return os.path.dirname(os.path.abspath(config_file))
+        folder = parent
+    return folder
+
+
+class _DropGinSearchMisses(logging.Filter):
+    """gin logs every search-path location an include is not at; only real misses matter
+    (those raise)."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith("Path not found")
+
+
+@contextlib.contextmanager
+def _quiet_gin_search():
+    root, quiet = logging.getLogger(), _DropGinSearchMisses()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+
+
+def load_experiment(config_file=None, bindings=()):
+    """Parses a gin file plus bindings into an Experiment (gin state is reset first)."""
+    gin.clear_config()
+    if config_file:
+        if not os.path.exists(config_file):
+            raise FileNotFoundError(f"config file {config_file!r} not found")
+        gin.add_config_file_search_path(_configs_root(config_file))
+    with _quiet_gin_search():
+        gin.parse_config_files_and_bindings([config_file] if config_file else [],
+                                            list(bindings))
+    parts = (ModelConfig(), DataConfig(), ScheduleConfig(), TrainConfig())
+    return Experiment(*parts, config_text=gin.operative_config_str())

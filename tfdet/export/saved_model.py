@@ -1,0 +1,111 @@
+"""SavedModel export for TF Serving, in the TF Object Detection API's output layout.
+
+Signatures (tag `serve`):
+  serving_default(images: uint8 [batch, height, width, 3])
+  serving_encoded(encoded_images: string [batch])  JPEG / PNG / GIF / BMP bytes, any sizes
+Both resize (keeping aspect, as in training), normalise, pad and post-process in the graph and
+return detection_boxes [batch, N, 4] normalised [ymin, xmin, ymax, xmax] of the original image,
+detection_scores [batch, N], detection_classes [batch, N] float32 (the data set's category
+ids), num_detections [batch] float32. Rows past num_detections are zero.
+"""
+import json
+import os
+
+import tensorflow as tf
+
+from tfdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+
+class DetectionServingModule(tf.Module):
+    """Wraps a detector with in-graph pre- and post-processing; see the module docstring."""
+
+    def __init__(self, model, category_ids, short_side=800, max_long_side=1333,
+                 size_divisor=128, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        self.model = model
+        self.category_ids = tf.constant([float(c) for c in category_ids], tf.float32)
+        self.short_side = float(short_side)
+        self.max_long_side = float(max_long_side)
+        self.size_divisor = int(size_divisor)
+        self.mean = tf.constant(mean, tf.float32)
+        self.std = tf.constant(std, tf.float32)
+        # Every resized image fits this canvas; images of one batch are stacked on it.
+        self.canvas = int(-(-max_long_side // size_divisor) * size_divisor)
+
+    def _preprocess_one(self, image):
+        """uint8 [h, w, 3] -> (normalised image on the canvas, [new_h, new_w, h, w])."""
+        size = tf.cast(tf.shape(image)[:2], tf.float32)
+        scale = tf.minimum(self.short_side / tf.reduce_min(size),
+                           self.max_long_side / tf.reduce_max(size))
+        new_size = tf.cast(tf.round(size * scale), tf.int32)
+        resized = tf.image.resize(tf.cast(image, tf.float32), new_size)
+        normalised = (resized - self.mean) / self.std
+        padded = tf.pad(normalised, [[0, self.canvas - new_size[0]],
+                                     [0, self.canvas - new_size[1]], [0, 0]])
+        return padded, tf.concat([new_size, tf.cast(size, tf.int32)], 0)
+
+    def _preprocess(self, fn, elements):
+        """fn mapped over a batch: (canvases [B, C, C, 3], sizes [B, 4])."""
+        return tf.map_fn(
+            fn, elements,
+            fn_output_signature=(tf.TensorSpec([self.canvas, self.canvas, 3], tf.float32),
+                                 tf.TensorSpec([4], tf.int32)))
+
+    def _detect(self, canvases, sizes):
+        """Crops the canvases to the batch's padded size, runs the model, OD API outputs."""
+        d = self.size_divisor
+        max_hw = tf.reduce_max(sizes[:, :2], axis=0)
+        padded_hw = (max_hw + d - 1) // d * d
+        batch = canvases[:, :padded_hw[0], :padded_hw[1]]
+        detections = self.model(batch, training=False)
+        resized = tf.cast(sizes[:, :2], tf.float32)
+        x1, y1, x2, y2 = tf.unstack(detections["boxes"], axis=-1)
+        # Input pixels -> fraction of the resized image = fraction of the original image.
+        h, w = resized[:, 0, None], resized[:, 1, None]
+        boxes = tf.clip_by_value(tf.stack([y1 / h, x1 / w, y2 / h, x2 / w], -1), 0.0, 1.0)
+        n = detections["num_detections"]
+        valid = tf.sequence_mask(n, tf.shape(boxes)[1])
+        classes = tf.gather(self.category_ids, detections["classes"])
+        zeros = tf.zeros_like(detections["scores"])
+        return {
+            "detection_boxes": boxes * tf.cast(valid, tf.float32)[..., None],
+            "detection_scores": tf.where(valid, detections["scores"], zeros),
+            "detection_classes": tf.where(valid, classes, zeros),
+            "num_detections": tf.cast(n, tf.float32),
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def serve_images(self, images):
+        return self._detect(*self._preprocess(self._preprocess_one, images))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="encoded_images")])
+    def serve_encoded(self, encoded_images):
+        def decode_and_preprocess(encoded):
+            image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+            image.set_shape([None, None, 3])
+            return self._preprocess_one(image)
+
+        return self._detect(*self._preprocess(decode_and_preprocess, encoded_images))
+
+
+def export_saved_model(model, output_dir, category_ids, class_names=None, short_side=800,
+                       max_long_side=1333, size_divisor=128, mean=IMAGENET_MEAN,
+                       std=IMAGENET_STD):
+    """Writes the SavedModel to output_dir (and assets.extra/labels.json); returns the path."""
+    module = DetectionServingModule(model, category_ids, short_side, max_long_side,
+                                    size_divisor, mean, std)
+    signatures = {"serving_default": module.serve_images.get_concrete_function(),
+                  "serving_encoded": module.serve_encoded.get_concrete_function()}
+    tf.saved_model.save(module, output_dir, signatures=signatures)
+    labels = {"category_ids": [int(c) for c in category_ids],
+              "class_names": list(class_names or [str(c) for c in category_ids])}
+    os.makedirs(os.path.join(output_dir, "assets.extra"), exist_ok=True)
+    with open(os.path.join(output_dir, "assets.extra", "labels.json"), "w") as f:
+        json.dump(labels, f)
+    return output_dir
+
+
+def next_version_dir(base):
+    """base/<N+1>, TF Serving's numbered-version layout (1 for an empty base)."""
+    versions = [int(v) for v in os.listdir(base) if v.isdigit()] if os.path.isdir(base) else []
+    return os.path.join(base, str(max(versions, default=0) + 1))

@@ -1,0 +1,52 @@
+"""A run folder: checkpoints plus `run.json` (class map, config) for eval and export.
+
+    model_dir/
+      checkpoint, ckpt-<step>.index, ckpt-<step>.data-*   tf.train.CheckpointManager files
+      run.json        {"num_classes", "class_names", "category_ids", "config"}
+      train/          TensorBoard events
+"""
+import json
+import os
+
+import tensorflow as tf
+
+RUN_FILE = "run.json"
+
+
+def write_run_info(model_dir, dataset, config_text=""):
+    """Records the class map of the training data (and the operative config) once."""
+    os.makedirs(model_dir, exist_ok=True)
+    info = {"num_classes": dataset.num_classes, "class_names": list(dataset.class_names),
+            "category_ids": [int(c) for c in dataset.category_ids], "config": config_text}
+    tmp = os.path.join(model_dir, RUN_FILE + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=1)
+    os.replace(tmp, os.path.join(model_dir, RUN_FILE))
+
+
+def resolve_checkpoint(path):
+    """A checkpoint prefix from a prefix or a model_dir (its latest); clear error otherwise."""
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(f"no checkpoint in {path} (no 'checkpoint' index file)")
+        return latest
+    if not tf.io.gfile.exists(path + ".index"):
+        raise FileNotFoundError(f"checkpoint {path!r} not found ({path}.index is missing)")
+    return path
+
+
+def read_run_info(checkpoint):
+    """run.json of the folder holding a checkpoint prefix."""
+    path = os.path.join(os.path.dirname(checkpoint), RUN_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: it is written by scripts/train.py and holds "
+                                f"the class map of the checkpoint")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def restore_model(model, checkpoint):
+    """Loads a trainer checkpoint's model weights into `model` (optimizer state ignored)."""
+    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial().assert_existing_objects_matched()
+    return model

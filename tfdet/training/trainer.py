@@ -1,0 +1,222 @@
+"""The training loop: a distributed train step, checkpoints, resume, logging.
+
+    trainer = Trainer(build_model, build_optimizer, strategy, model_dir, weight_decay=1e-4)
+    result = trainer.fit(make_dataset, total_steps, checkpoint_every=2500)
+
+`build_model` / `build_optimizer` are called inside the strategy's scope. `make_dataset(step)`
+returns this worker's `tf.data.Dataset` of batches, positioned after `step` batches (the data
+position on resume: a seeded pipeline with skip = step * batch). A detector provides `compute_losses(batch, training=True)` returning a
+dict of scalar losses with 'total_loss'.
+
+A checkpoint holds the model, the optimizer (with its iteration count, hence the LR), the step
+(the data position) and the count of skipped steps. TF writes checkpoint files under temporary
+names and then updates the `checkpoint` index atomically, so a run killed at any moment leaves
+the previous checkpoint usable; rerunning with the same model_dir resumes from it.
+"""
+import dataclasses
+import logging
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfdet.training.optimizers import l2_gradients
+from tfdet.training.strategy import describe
+
+logger = logging.getLogger("tfdet.training")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A train step produced a NaN or infinite loss."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    checkpoint: str
+    skipped_steps: int
+    losses: dict
+
+
+class Trainer:
+    """Owns the model, optimizer and checkpoint of one run; see the module docstring.
+
+    weight_decay: the zoo's L2 decay added to the gradients (use 0 with AdamW, which decays
+    on its own). nonfinite: 'error' raises NonFiniteLossError naming the step and the loss
+    terms; 'skip' leaves the weights (norm statistics included) unchanged for that step and
+    counts it. Either way a non-finite step never updates the model.
+    """
+
+    def __init__(self, build_model, build_optimizer, strategy=None, model_dir=None,
+                 weight_decay=0.0, nonfinite="error", keep_checkpoints=5, jit_compile=False):
+        if nonfinite not in ("error", "skip"):
+            raise ValueError(f"nonfinite must be 'error' or 'skip', got {nonfinite!r}")
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.model_dir = model_dir
+        self.weight_decay = weight_decay
+        self.nonfinite = nonfinite
+        self.jit_compile = jit_compile
+        with self.strategy.scope():
+            self.model = build_model()
+            self.optimizer = build_optimizer()
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                              step=self.step, skipped=self.skipped)
+        self.manager = None
+        if model_dir:
+            self.manager = tf.train.CheckpointManager(self.checkpoint, model_dir,
+                                                      max_to_keep=keep_checkpoints)
+        self._train_step = None
+
+    @property
+    def num_replicas(self):
+        return self.strategy.num_replicas_in_sync
+
+    def restore(self):
+        """Restores the latest checkpoint in model_dir, if any; returns the step."""
+        if self.manager and self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            logger.info("resumed from %s at step %d", self.manager.latest_checkpoint,
+                        int(self.step.numpy()))
+        return int(self.step.numpy())
+
+    def save(self):
+        """Writes a checkpoint numbered by the step; returns its path."""
+        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def learning_rate(self):
+        lr = self.optimizer.learning_rate
+        return float(lr.numpy() if hasattr(lr, "numpy") else lr)
+
+    # -- the step ----------------------------------------------------------------------------
+    def _replica_step(self, batch):
+        model, replicas = self.model, self.num_replicas
+        variables = model.trainable_variables
+        # Norm statistics move in the forward pass; a skipped step puts them back.
+        state = model.non_trainable_variables
+        saved = [tf.identity(v) for v in state]
+        with tf.GradientTape() as tape:
+            losses = model.compute_losses(batch, training=True)
+            scaled = losses["total_loss"] / replicas
+        grads = tape.gradient(scaled, variables)
+        # Gradients are summed over replicas, so each adds its share of the decay.
+        grads = l2_gradients(grads, variables, self.weight_decay / replicas)
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in losses.values()])
+        ctx = tf.distribute.get_replica_context()
+        failed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(~finite, tf.float32))
+        all_finite = failed == 0
+
+        self._apply_if(all_finite, grads, variables)
+        for variable, value in zip(state, saved):
+            variable.assign(tf.where(all_finite, variable, value))
+        return {k: v / replicas for k, v in losses.items()}, all_finite
+
+    def _apply_if(self, condition, grads, variables):
+        """optimizer.apply_gradients when `condition` (the same on every replica) holds.
+
+        apply_gradients synchronises replicas (merge_call), which TF allows in a cond only in
+        cross-replica context: so the cond is built there and the update runs per replica.
+        """
+        def apply(grads):
+            self.optimizer.apply_gradients(zip(grads, variables))
+
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            tf.cond(condition, lambda: apply(grads), lambda: None)
+            return
+
+        def cross_replica(distribution, condition, grads):
+            first = distribution.experimental_local_results(condition)[0]
+            tf.cond(first,
+                    lambda: distribution.extended.call_for_each_replica(apply, args=(grads,)),
+                    lambda: None)
+
+        tf.distribute.get_replica_context().merge_call(cross_replica, args=(condition, grads))
+
+    def train_step(self, distributed_batch):
+        """One step on a batch from `strategy.experimental_distribute_dataset`.
+
+        Returns (losses dict of floats for the global batch, finite bool)."""
+        if self._train_step is None:
+            @tf.function(jit_compile=self.jit_compile)
+            def step_fn(batch):
+                losses, finite = self.strategy.run(self._replica_step, args=(batch,))
+                losses = {k: self.strategy.reduce("SUM", v, axis=None)
+                          for k, v in losses.items()}
+                finite = self.strategy.experimental_local_results(finite)[0]
+                self.step.assign_add(1)
+                self.skipped.assign_add(tf.cast(~finite, tf.int64))
+                return losses, finite
+            self._train_step = step_fn
+        losses, finite = self._train_step(distributed_batch)
+        return {k: float(v) for k, v in losses.items()}, bool(finite)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self, make_dataset, total_steps, global_batch_size, checkpoint_every=2500,
+            log_every=20, image_summary_every=0, verbose=1):
+        """Trains until `total_steps` (resuming from model_dir); returns a TrainResult."""
+        start = self.restore()
+        if global_batch_size % self.num_replicas:
+            raise ValueError(f"global batch {global_batch_size} is not divisible by "
+                             f"{self.num_replicas} replicas")
+        logger.info("%s; global batch %d, %d per replica; steps %d..%d",
+                    describe(self.strategy), global_batch_size,
+                    global_batch_size // self.num_replicas, start, total_steps)
+        dataset = make_dataset(start)
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) \
+            if self.model_dir else None
+        progress = keras.utils.Progbar(total_steps, verbose=verbose,
+                                       stateful_metrics=["lr", "skipped"])
+        progress.update(start)
+        losses, last_saved = {}, None
+        for step in range(start + 1, total_steps + 1):
+            batch = next(iterator)
+            losses, finite = self.train_step(batch)
+            if not finite:
+                terms = ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
+                if self.nonfinite == "error":
+                    raise NonFiniteLossError(
+                        f"step {step}: non-finite loss ({terms}); the weights of this step were "
+                        f"not updated and no checkpoint was written. Lower the LR, lengthen "
+                        f"the warmup, or pass nonfinite='skip' (TrainConfig.nonfinite).")
+                logger.warning("step %d: non-finite loss (%s), update skipped", step, terms)
+            lr = self.learning_rate()
+            shown = {k: v for k, v in losses.items() if np.isfinite(v)}
+            progress.update(step, list(shown.items()) + [("lr", lr),
+                                                          ("skipped", int(self.skipped.numpy()))])
+            if writer and (step % log_every == 0 or step == total_steps):
+                with writer.as_default(step=step):
+                    for name, value in shown.items():
+                        tf.summary.scalar(f"loss/{name}", value)
+                    tf.summary.scalar("learning_rate", lr)
+                    tf.summary.scalar("skipped_steps", int(self.skipped.numpy()))
+            if writer and image_summary_every and step % image_summary_every == 0:
+                self._image_summary(writer, batch, step)
+            if self.manager and (step % checkpoint_every == 0 or step == total_steps):
+                last_saved = self.save()
+        if self.manager and last_saved is None:
+            last_saved = self.manager.latest_checkpoint or self.save()
+        if writer:
+            writer.flush()
+        return TrainResult(step=int(self.step.numpy()), checkpoint=last_saved,
+                           skipped_steps=int(self.skipped.numpy()), losses=losses)
+
+    def _image_summary(self, writer, distributed_batch, step, max_images=3):
+        """Up to three training images with the model's current detections drawn on them."""
+        batch = self.strategy.experimental_local_results(distributed_batch)[0]
+        images = batch["images"][:max_images]
+        detections = self.model(images, training=False)
+        low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
+        high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
+        shown = (images - low) / tf.maximum(high - low, 1e-6)
+        size = tf.cast(tf.shape(images)[1:3], tf.float32)
+        x1, y1, x2, y2 = tf.unstack(detections["boxes"], axis=-1)
+        keep = tf.cast(detections["scores"] >= 0.3, tf.float32)
+        boxes = tf.stack([y1 / size[0], x1 / size[1], y2 / size[0], x2 / size[1]], -1)
+        drawn = tf.image.draw_bounding_boxes(shown, boxes * keep[..., None],
+                                             tf.constant([[1.0, 0.2, 0.2, 1.0]]))
+        with writer.as_default(step=step):
+            tf.summary.image("detections", drawn, max_outputs=max_images)
