@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tfdet.config import load_experiment
-from tfdet.training import NonFiniteLossError, Trainer
+from tfdet.training import NonFiniteLossError, Trainer, restore_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUICKSTART = str(ROOT / "configs" / "quickstart" / "retinanet_r18_sample.gin")
@@ -63,6 +63,11 @@ def test_resume_continues_from_the_saved_step_with_the_same_lr_and_data(tmp_path
     train_set = exp.dataset("sample:train", limit=8)
     straight, result = _fit(exp, train_set, tmp_path / "straight", 4)
     assert result.step == 4 and result.checkpoint.endswith("ckpt-4")
+    # Eval and export rebuild the model and load only its part of the checkpoint: every
+    # weight (the head towers included) must come back.
+    fresh = restore_model(exp.build_model(train_set.num_classes), result.checkpoint)
+    for a, b in zip(straight.model.weights, fresh.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
     _fit(exp, train_set, tmp_path / "interrupted", 2)
     resumed = _trainer(exp, train_set, tmp_path / "interrupted")

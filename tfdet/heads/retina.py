@@ -37,8 +37,9 @@ class RetinaNetHead(keras.layers.Layer):
                 layers.append(keras.layers.ReLU(name=f"{prefix}_relu{i}"))
             return layers
 
-        self.class_tower = tower("class")
-        self.box_tower = tower("box")
+        # Sequential, not a plain list: checkpoints track layers, not Python lists of them.
+        self.class_tower = keras.Sequential(tower("class"), name="class_tower")
+        self.box_tower = keras.Sequential(tower("box"), name="box_tower")
         bias = -math.log((1 - prior) / prior)
         self.class_out = keras.layers.Conv2D(
             num_anchors * num_classes, 3, padding="same", kernel_initializer=init,
@@ -48,20 +49,17 @@ class RetinaNetHead(keras.layers.Layer):
 
     def build(self, input_shape):
         shape = tuple(input_shape[0])
-        for layer in self.class_tower + self.box_tower:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        self.class_tower.build(shape)
+        self.box_tower.build(shape)
+        shape = self.class_tower.compute_output_shape(shape)
         self.class_out.build(shape)
         self.box_out.build(shape)
 
     def call(self, features):
         logits, deltas = [], []
         for feature in features:
-            x = y = feature
-            for layer in self.class_tower:
-                x = layer(x)
-            for layer in self.box_tower:
-                y = layer(y)
+            x = self.class_tower(feature)
+            y = self.box_tower(feature)
             batch = ops.shape(feature)[0]
             logits.append(ops.reshape(self.class_out(x), (batch, -1, self.num_classes)))
             deltas.append(ops.reshape(self.box_out(y), (batch, -1, 4)))
