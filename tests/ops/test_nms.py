@@ -158,3 +158,27 @@ def test_soft_nms_and_batched_nms_run_inside_tf_function():
     np.testing.assert_allclose(sc.numpy(), eager_sc.numpy())
     idx, n = tf.function(lambda b, s: ops.batched_nms(b, s, 0.5, 10))(boxes[None], scores[None])
     assert idx[0, : int(n[0])].numpy().tolist() == np_nms(boxes, scores, 0.5, 10)
+
+
+def test_labeled_nms_is_per_class_nms_of_each_candidate_class():
+    rng = np.random.default_rng(3)
+    b, n, k = 2, 60, 3
+    xy = rng.uniform(0, 80, (b, n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 40, (b, n, 2))], -1).astype(np.float32)
+    scores = rng.uniform(0, 1, (b, n)).astype(np.float32)
+    classes = rng.integers(0, k, (b, n)).astype(np.int32)
+    out = ops.batched_labeled_nms(boxes, scores, classes, iou_threshold=0.5,
+                                  score_threshold=0.2, max_total=30)
+    for i in range(b):
+        expected = []  # numpy reference: NMS within each class, then the best 30 overall
+        for c in range(k):
+            members = np.flatnonzero(classes[i] == c)
+            kept = np_nms(boxes[i, members], scores[i, members], 0.5, n, 0.2)
+            expected += [(scores[i, members[j]], c, tuple(boxes[i, members[j]])) for j in kept]
+        expected = sorted(expected, key=lambda e: -e[0])[:30]
+        num = int(out["num_detections"][i])
+        assert num == len(expected)
+        np.testing.assert_allclose(out["scores"][i, :num], [e[0] for e in expected], rtol=1e-6)
+        np.testing.assert_array_equal(out["classes"][i, :num], [e[1] for e in expected])
+        np.testing.assert_allclose(out["boxes"][i, :num], [e[2] for e in expected], atol=1e-4)
+        assert not out["boxes"][i, num:].numpy().any() and not out["scores"][i, num:].numpy().any()

@@ -128,11 +128,10 @@ class RetinaNet(keras.Model):
             classes_all.append(top_index % k)
             start += count
         boxes = ops.clip_boxes(tf.concat(boxes_all, 1), height, width)
-        top_scores = tf.concat(scores_all, 1)
-        one_hot = tf.one_hot(tf.concat(classes_all, 1), k) * top_scores[..., None]
-        return ops.batched_multiclass_nms(
-            boxes, one_hot, iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
-            max_per_class=c["max_detections"], max_total=c["max_detections"])
+        return ops.batched_labeled_nms(
+            boxes, tf.concat(scores_all, 1), tf.concat(classes_all, 1),
+            iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
+            max_total=c["max_detections"])
 
     def get_config(self):
         return dict(self.config, name=self.name)

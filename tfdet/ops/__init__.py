@@ -16,4 +16,12 @@ from tfdet.ops.boxes import (
     valid_boxes_mask,
 )
 from tfdet.ops.matching import IGNORE, NEGATIVE, POSITIVE, argmax_match, sample_balanced
-from tfdet.ops.nms import batched_multiclass_nms, batched_nms, multiclass_nms, nms, soft_nms
+from tfdet.ops.nms import (
+    batched_labeled_nms,
+    batched_multiclass_nms,
+    batched_nms,
+    multiclass_nms,
+    nms,
+    soft_nms,
+)
+from tfdet.ops.roi_align import multilevel_roi_align, roi_align, roi_levels

@@ -68,6 +68,32 @@ def batched_multiclass_nms(boxes, scores, iou_threshold=0.5, score_threshold=0.0
     }
 
 
+def batched_labeled_nms(boxes, scores, classes, iou_threshold=0.5, score_threshold=0.05,
+                        max_total=100):
+    """Per-class NMS of labelled candidates: boxes [B, N, 4] xyxy, scores [B, N], classes
+    [B, N] int32 (each candidate has one class, as after a top-k over (anchor, class) pairs).
+
+    Shifting each class's boxes by class * (largest coordinate + 1) keeps classes apart, so
+    one single-class NMS per image gives the per-class result (torchvision's batched_nms) on
+    N candidates instead of N x C scores. Returns the dict of `batched_multiclass_nms`.
+    """
+    boxes = tf.cast(box_ops.as_float(boxes), tf.float32)
+    scores = tf.cast(box_ops.as_float(scores), tf.float32)
+    offset = tf.reduce_max(boxes) - tf.minimum(tf.reduce_min(boxes), 0.0) + 1.0
+    shifted = boxes + (tf.cast(classes, tf.float32) * offset)[..., None]
+    index, num = batched_nms(shifted, scores, iou_threshold, max_total, score_threshold)
+    valid = index >= 0
+    index = tf.maximum(index, 0)
+    mask = tf.cast(valid, tf.float32)
+    return {
+        "boxes": tf.gather(boxes, index, batch_dims=1) * mask[..., None],
+        "scores": tf.gather(scores, index, batch_dims=1) * mask,
+        "classes": tf.where(valid, tf.gather(tf.cast(classes, tf.int32), index, batch_dims=1),
+                            0),
+        "num_detections": num,
+    }
+
+
 def multiclass_nms(boxes, scores, iou_threshold=0.5, score_threshold=0.05, max_per_class=100,
                    max_total=100):
     """Per-class NMS of one image: boxes [N, 4] or [N, C, 4], scores [N, C].
