@@ -1,8 +1,10 @@
-"""Times a zoo model's Keras forward pass + post-processing (tf.function, batch 1, random input).
+"""Times a zoo model's Keras forward pass + post-processing (tf.function, batch 1, random input),
+split into the network (backbone, neck, heads) and post-processing, with the FLOP count.
 
-  python scripts/benchmark_keras.py --model retinanet_r50_fpn --sizes 512x512,768x1280
+  python scripts/benchmark_keras.py --model retinanet_r50_fpn --sizes 512x512,800x1216
 This is the in-process model only: no file reading or decoding. The deployment figure is
-scripts/benchmark.py on the exported SavedModel.
+scripts/benchmark.py on the exported SavedModel. FLOPs are TF's profiler count of the
+network's graph (2 per multiply-add: convolutions and matmuls).
 """
 import os
 import sys
@@ -22,23 +24,42 @@ flags.DEFINE_string("sizes", "512x512", "comma-separated HxW input sizes")
 flags.DEFINE_integer("runs", 10, "timed runs per size (after 3 warm-up runs)")
 
 
+def network_flops(model, h, w):
+    """FLOPs of the network (no post-processing) at an input of h x w, from TF's profiler."""
+    fn = tf.function(lambda x: model.raw_outputs(x)).get_concrete_function(
+        tf.TensorSpec([1, h, w, 3], tf.float32))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph=fn.graph, options=options).total_float_ops
+
+
+def timed(fn, x, runs):
+    for _ in range(3):
+        tf.nest.map_structure(lambda t: t.numpy(), fn(x))
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy(), fn(x))
+        times.append(time.perf_counter() - start)
+    return np.median(times), min(times)
+
+
 def main(_):
     f = flags.FLAGS
     model = tfdet.models.get(f.model)
     forward = tf.function(lambda x: model(x, training=False))
+    network = tf.function(lambda x: model.raw_outputs(x))
     for size in f.sizes.split(","):
         h, w = (int(v) for v in size.split("x"))
-        x = tf.random.normal([1, h, w, 3])
-        for _ in range(3):
-            forward(x)["num_detections"].numpy()
-        times = []
-        for _ in range(f.runs):
-            start = time.perf_counter()
-            forward(x)["num_detections"].numpy()
-            times.append(time.perf_counter() - start)
-        print(f"{model.name} Keras tf.function batch 1 {h}x{w}: median "
-              f"{np.median(times) * 1000:.0f} ms, min {min(times) * 1000:.0f} ms over {f.runs} "
-              f"runs ({os.cpu_count()} CPUs)")
+        x = tf.random.normal([1, h, w, 3], seed=1)
+        total, total_min = timed(forward, x, f.runs)
+        net, _ = timed(network, x, f.runs)
+        flops = network_flops(model, h, w)
+        print(f"{model.name} Keras tf.function batch 1 {h}x{w}: median {total * 1000:.0f} ms "
+              f"(min {total_min * 1000:.0f}) over {f.runs} runs; network alone {net * 1000:.0f} "
+              f"ms, post-processing {max(total - net, 0) * 1000:.0f} ms; network "
+              f"{flops / 1e9:.1f} GFLOP = {flops / 1e9 / net:.0f} GFLOP/s "
+              f"({os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

@@ -185,14 +185,15 @@ class Trainer:
                 logger.warning("step %d: non-finite loss (%s), update skipped", step, terms)
             lr = self.learning_rate()
             shown = {k: v for k, v in losses.items() if np.isfinite(v)}
-            progress.update(step, list(shown.items()) + [("lr", lr),
-                                                          ("skipped", int(self.skipped.numpy()))])
+            skipped = int(self.skipped.numpy())
+            progress.update(step, list(shown.items()) + [("lr", lr)]
+                            + ([("skipped", skipped)] if skipped else []))
             if writer and (step % log_every == 0 or step == total_steps):
                 with writer.as_default(step=step):
                     for name, value in shown.items():
                         tf.summary.scalar(f"loss/{name}", value)
                     tf.summary.scalar("learning_rate", lr)
-                    tf.summary.scalar("skipped_steps", int(self.skipped.numpy()))
+                    tf.summary.scalar("skipped_steps", skipped)
             if writer and image_summary_every and step % image_summary_every == 0:
                 self._image_summary(writer, batch, step)
             if self.manager and (step % checkpoint_every == 0 or step == total_steps):

@@ -1,0 +1,113 @@
+"""The SavedModel: reloaded in a process that never imports tfdet, it gives the Keras model's
+detections, in the TF Object Detection API layout, from both signatures."""
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdet import data, models
+from tfdet.export import export_saved_model
+from tfdet.evaluation import to_original_pixels
+
+SHORT, LONG, DIVISOR = 192, 256, 128
+
+# Runs in a fresh interpreter with only TensorFlow: no tfdet on the path or in sys.modules.
+CLIENT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+path, images = sys.argv[1], sys.argv[2:]
+model = tf.saved_model.load(path)
+assert not any(name.split(".")[0] == "tfdet" for name in sys.modules), "tfdet was imported"
+out = {}
+for i, image in enumerate(images):
+    encoded = tf.io.read_file(image)
+    r = model.signatures["serving_encoded"](encoded_images=encoded[None])
+    out.update({f"{k}_{i}": v.numpy() for k, v in r.items()})
+decoded = tf.io.decode_image(tf.io.read_file(images[0]), channels=3, expand_animations=False)
+r = model.signatures["serving_default"](images=decoded[None])
+out.update({f"{k}_uint8": v.numpy() for k, v in r.items()})
+r = model.signatures["serving_encoded"](encoded_images=tf.stack([tf.io.read_file(p) for p in images]))
+out.update({f"{k}_batch": v.numpy() for k, v in r.items()})
+np.savez(sys.argv[1] + "/../client.npz", **out)
+print(json.dumps({"signatures": sorted(model.signatures.keys())}))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    model = models.get("retinanet_r50_fpn", num_classes=3, depth=18, norm="bn",
+                       fpn_channels=32)
+    # Prior 0.5 instead of 0.01, so an untrained model has detections to compare.
+    bias = next(v for v in model.weights if "class_out" in v.path and v.name == "bias")
+    bias.assign(tf.zeros_like(bias))
+    sample = data.load_sample_dataset("val")
+    path = str(tmp_path_factory.mktemp("export") / "model" / "1")
+    export_saved_model(model, path, sample.category_ids, sample.class_names, SHORT, LONG,
+                       DIVISOR)
+    return model, sample, path
+
+
+def _keras_reference(model, sample, n_images):
+    """Detections of the Keras model through the eval pipeline, as the export should give."""
+    subset = data.DetectionDataset(sample.name, sample.examples[:n_images], sample.class_names,
+                                   sample.category_ids, sample.skipped)
+    transform = data.detection_transforms(False, SHORT, LONG)
+    refs = []
+    for batch in data.input_pipeline(subset, transform, 1, training=False,
+                                     size_divisor=DIVISOR):
+        out = model(batch["images"])
+        h, w = (int(v) for v in batch["original_size"][0])
+        boxes = to_original_pixels(out["boxes"], batch["scale"], batch["original_size"])[0]
+        n = int(out["num_detections"][0])
+        refs.append({"boxes": boxes[:n, [1, 0, 3, 2]] / [h, w, h, w],
+                     "scores": out["scores"][0, :n].numpy(),
+                     "classes": np.asarray(sample.category_ids)[out["classes"][0, :n].numpy()]})
+    return refs
+
+
+def _assert_same_detections(ref, boxes, scores, classes, num, top=20):
+    assert int(num) == len(ref["scores"]) > 0
+    for i in range(min(top, int(num))):
+        # Match on (class, score): ties in NMS order may differ, values must not.
+        j = np.flatnonzero((ref["classes"] == classes[i])
+                           & (np.abs(ref["scores"] - scores[i]) < 1e-4))
+        assert j.size, (i, scores[i], classes[i])
+        assert np.min(np.abs(ref["boxes"][j] - boxes[i]).max(-1)) < 2e-3
+
+
+def test_saved_model_matches_keras_in_a_process_without_tfdet(exported, tmp_path):
+    model, sample, path = exported
+    images = [ex.path for ex in sample.examples[:3]]
+    env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run([sys.executable, "-c", CLIENT, path, *images], capture_output=True,
+                         text=True, env=env, cwd=str(tmp_path), timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["signatures"] == [
+        "serving_default", "serving_encoded"]
+    got = np.load(str(pathlib.Path(path).parent / "client.npz"))
+    refs = _keras_reference(model, sample, 3)
+    for i, ref in enumerate(refs):
+        assert got[f"detection_boxes_{i}"].shape == (1, 100, 4)
+        assert got[f"detection_classes_{i}"].dtype == np.float32
+        _assert_same_detections(ref, got[f"detection_boxes_{i}"][0],
+                                got[f"detection_scores_{i}"][0],
+                                got[f"detection_classes_{i}"][0], got[f"num_detections_{i}"][0])
+        n = int(got[f"num_detections_{i}"][0])
+        assert set(got[f"detection_classes_{i}"][0, :n]) <= set(map(float, sample.category_ids))
+        assert not got[f"detection_boxes_{i}"][0, n:].any()  # padding rows are zero
+    # uint8 input gives the same as encoded bytes of the same (lossless-decoded) image.
+    np.testing.assert_allclose(got["detection_scores_uint8"], got["detection_scores_0"],
+                               atol=1e-6)
+    np.testing.assert_allclose(got["detection_boxes_uint8"], got["detection_boxes_0"],
+                               atol=1e-6)
+    # A batch of different sizes: one output row per image, boxes normalised.
+    assert got["num_detections_batch"].shape == (3,)
+    assert got["detection_boxes_batch"].min() >= 0 and got["detection_boxes_batch"].max() <= 1
