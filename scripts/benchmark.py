@@ -4,12 +4,14 @@ decoding, the forward pass and post-processing all included.
   python scripts/benchmark.py --saved_model saved_models/X/1 --images DIR [--num_images N]
       [--warmup 3] [--json OUT.json]
 Prints images/s and latency percentiles; --json writes {"fps", "latency_ms": {"p50", "p90",
-"p99", "mean"}, "num_images", "model", "device", "input": "..."}.
+"p99", "mean"}, "minor_faults_per_image", "sys_ms_per_image", "num_images", "model",
+"device", "input": "..."}.
 """
 import glob
 import json
 import os
 import platform
+import resource
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -62,20 +64,25 @@ def main(_):
     for i in range(f.warmup):
         run(files[i % len(files)])
     latencies = []
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     for i in range(f.num_images):
         start = time.perf_counter()
         run(files[i % len(files)])
         latencies.append((time.perf_counter() - start) * 1000.0)
+    after = resource.getrusage(resource.RUSAGE_SELF)
     lat = np.asarray(latencies)
     result = {"fps": float(1000.0 / lat.mean()),
               "latency_ms": {"p50": float(np.percentile(lat, 50)),
                              "p90": float(np.percentile(lat, 90)),
                              "p99": float(np.percentile(lat, 99)), "mean": float(lat.mean())},
+              "minor_faults_per_image": (after.ru_minflt - usage.ru_minflt) / f.num_images,
+              "sys_ms_per_image": (after.ru_stime - usage.ru_stime) * 1000 / f.num_images,
               "num_images": int(f.num_images), "model": os.path.abspath(f.saved_model),
               "device": device_name(), "input": f"{f.signature}, batch 1, {f.images}"}
     print(f"{result['fps']:.2f} images/s; latency ms p50 {result['latency_ms']['p50']:.1f} "
           f"p90 {result['latency_ms']['p90']:.1f} p99 {result['latency_ms']['p99']:.1f} "
-          f"over {f.num_images} images ({result['device']})")
+          f"over {f.num_images} images; {result['minor_faults_per_image']:.0f} minor page faults "
+          f"and {result['sys_ms_per_image']:.0f} ms kernel time per image ({result['device']})")
     if f.json:
         with open(f.json, "w") as fh:
             json.dump(result, fh, indent=1)

@@ -22,6 +22,8 @@ import tfdet  # noqa: E402
 flags.DEFINE_string("model", "retinanet_r50_fpn", "zoo name")
 flags.DEFINE_string("sizes", "512x512", "comma-separated HxW input sizes")
 flags.DEFINE_integer("runs", 10, "timed runs per size (after 3 warm-up runs)")
+flags.DEFINE_integer("train_batch", 0, "instead: time a training step (SGD, the zoo's frozen "
+                     "norm) on batches of this many random images with two boxes each")
 
 
 def network_flops(model, h, w):
@@ -33,19 +35,44 @@ def network_flops(model, h, w):
     return tf.compat.v1.profiler.profile(graph=fn.graph, options=options).total_float_ops
 
 
+def _fetch(outputs):
+    return tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, outputs)
+
+
 def timed(fn, x, runs):
     for _ in range(3):
-        tf.nest.map_structure(lambda t: t.numpy(), fn(x))
+        _fetch(fn(x))
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), fn(x))
+        _fetch(fn(x))
         times.append(time.perf_counter() - start)
     return np.median(times), min(times)
 
 
+def train_step_speed(f):
+    import keras
+
+    from tfdet.training import Trainer
+
+    trainer = Trainer(lambda: tfdet.models.get(f.model),
+                      lambda: keras.optimizers.SGD(0.01, momentum=0.9), weight_decay=1e-4)
+    n = f.train_batch
+    for size in f.sizes.split(","):
+        h, w = (int(v) for v in size.split("x"))
+        batch = {"images": tf.random.normal([n, h, w, 3], seed=1),
+                 "boxes": tf.constant([[[10.0, 20.0, 200.0, 220.0], [100.0, 50.0, 400.0, 300.0]]]
+                                      * n),
+                 "classes": tf.constant([[3, 17]] * n), "is_crowd": tf.zeros([n, 2], tf.bool)}
+        step, _ = timed(lambda b: trainer.train_step(b)[0], batch, f.runs)
+        print(f"{trainer.model.name} train step batch {n} {h}x{w}: median {step * 1000:.0f} ms "
+              f"= {n / step:.2f} images/s over {f.runs} steps ({os.cpu_count()} CPUs)")
+
+
 def main(_):
     f = flags.FLAGS
+    if f.train_batch:
+        return train_step_speed(f)
     model = tfdet.models.get(f.model)
     forward = tf.function(lambda x: model(x, training=False))
     network = tf.function(lambda x: model.raw_outputs(x))

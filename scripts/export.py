@@ -17,8 +17,9 @@ from absl import app, flags  # noqa: E402
 flags.DEFINE_string("config", None, "the gin config the checkpoint was trained with",
                     required=True)
 flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings")
-flags.DEFINE_string("checkpoint", None, "checkpoint prefix or model_dir (its latest)",
-                    required=True)
+flags.DEFINE_string("checkpoint", None, "checkpoint prefix or model_dir (its latest)")
+flags.DEFINE_integer("untrained_num_classes", None, "no checkpoint: export freshly initialised "
+                     "weights for this many classes (category ids 1..N), for speed measurements")
 flags.DEFINE_string("output", None, "export base folder (default saved_models/<config name>)")
 
 
@@ -29,9 +30,17 @@ def main(_):
 
     f = flags.FLAGS
     exp = load_experiment(f.config, f.gin_bindings)
-    checkpoint = resolve_checkpoint(f.checkpoint)
-    info = read_run_info(checkpoint)
-    model = restore_model(exp.build_model(info["num_classes"]), checkpoint)
+    if f.checkpoint:
+        checkpoint = resolve_checkpoint(f.checkpoint)
+        info = read_run_info(checkpoint)
+        model = restore_model(exp.build_model(info["num_classes"]), checkpoint)
+    elif f.untrained_num_classes:
+        n = f.untrained_num_classes
+        info = {"category_ids": list(range(1, n + 1)), "class_names": None}
+        model = exp.build_model(n)
+        print("exporting untrained weights: for speed measurements only")
+    else:
+        raise SystemExit("give --checkpoint (or --untrained_num_classes for a speed test)")
     base = f.output or os.path.join("saved_models",
                                     os.path.splitext(os.path.basename(f.config))[0])
     d = exp.data

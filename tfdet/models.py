@@ -9,9 +9,11 @@ A name without its schedule suffix (retinanet_r50_fpn) is the same architecture 
 """
 import numpy as np
 
-from tfdet.detectors import RetinaNet
+from tfdet.detectors import FasterRCNN, RetinaNet
 
 _X101_64X4D = dict(depth=101, variant="d", groups=64, group_width=4)
+_R50_VD = dict(depth=50, variant="d")
+_R101_VD = dict(depth=101, variant="d")
 
 # name -> (detector class, architecture settings, schedule)
 _ZOO = {
@@ -19,9 +21,19 @@ _ZOO = {
     "retinanet_r50_fpn_2x": (RetinaNet, dict(depth=50), "2x"),
     "retinanet_r101_fpn_1x": (RetinaNet, dict(depth=101), "1x"),
     "retinanet_x101_vd_64x4d_fpn_1x": (RetinaNet, _X101_64X4D, "1x"),
+    "faster_rcnn_r50_fpn_1x": (FasterRCNN, dict(depth=50), "1x"),
+    "faster_rcnn_r50_fpn_2x": (FasterRCNN, dict(depth=50), "2x"),
+    "faster_rcnn_r50_vd_fpn_2x": (FasterRCNN, _R50_VD, "2x"),
+    "faster_rcnn_r101_fpn_1x": (FasterRCNN, dict(depth=101), "1x"),
+    "faster_rcnn_r101_fpn_2x": (FasterRCNN, dict(depth=101), "2x"),
+    "faster_rcnn_r101_vd_fpn_1x": (FasterRCNN, _R101_VD, "1x"),
+    "faster_rcnn_r101_vd_fpn_2x": (FasterRCNN, _R101_VD, "2x"),
+    "faster_rcnn_x101_vd_64x4d_fpn_1x": (FasterRCNN, _X101_64X4D, "1x"),
+    "faster_rcnn_x101_vd_64x4d_fpn_2x": (FasterRCNN, _X101_64X4D, "2x"),
 }
 _SCHEDULES = ("_1x", "_2x")
-_DEFAULT_CLASSES = {RetinaNet: 80}
+# Foreground classes; the R-CNN heads add the background (81 outputs for COCO).
+_DEFAULT_CLASSES = {RetinaNet: 80, FasterRCNN: 80}
 
 
 def list_models():

@@ -38,16 +38,28 @@ print(json.dumps({"signatures": sorted(model.signatures.keys())}))
 """
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    import keras
-
-    keras.utils.set_random_seed(1)
+def _retinanet():
     model = models.get("retinanet_r50_fpn", num_classes=3, depth=18, norm="bn",
                        fpn_channels=32)
     # Prior 0.5 instead of 0.01, so an untrained model has detections to compare.
     bias = next(v for v in model.weights if "class_out" in v.path and v.name == "bias")
     bias.assign(tf.zeros_like(bias))
+    return model
+
+
+def _faster_rcnn():
+    # Untrained, its softmax gives each class about 1/4: above the 0.05 threshold.
+    return models.get("faster_rcnn_r50_fpn", num_classes=3, depth=18, norm="bn",
+                      fpn_channels=32, fc_dim=64, test_pre_nms_top_k=200,
+                      test_post_nms_top_k=100)
+
+
+@pytest.fixture(scope="module", params=["retinanet", "faster_rcnn"])
+def exported(request, tmp_path_factory):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    model = {"retinanet": _retinanet, "faster_rcnn": _faster_rcnn}[request.param]()
     sample = data.load_sample_dataset("val")
     path = str(tmp_path_factory.mktemp("export") / "model" / "1")
     export_saved_model(model, path, sample.category_ids, sample.class_names, SHORT, LONG,

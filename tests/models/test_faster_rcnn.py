@@ -1,0 +1,76 @@
+"""Faster R-CNN FPN: the reference parameter count for every registered row, proposal
+generation by hand, and the inference / training interfaces."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdet import models
+from tfdet.layers.norm import count_params_without_norm_statistics as count
+
+FASTER_R50_FPN_81 = 41_757_156  # REFERENCE.md, 80 classes + background
+VD_STEM = 23_527_264 - 23_508_032
+R101_BODY = 42_500_160 - 23_508_032  # torchvision resnet101 less fc, less the R50 body
+X101_BODY = 83_455_272 - 2_049_000 + VD_STEM - 23_508_032
+
+
+def test_every_faster_rcnn_row_builds_with_the_reference_count():
+    rows = [n for n in models.list_models() if n.startswith("faster_rcnn_")]
+    assert len(rows) == 9
+    expected = {(50, "b", 1): 0, (50, "d", 1): VD_STEM, (101, "b", 1): R101_BODY,
+                (101, "d", 1): R101_BODY + VD_STEM, (101, "d", 64): X101_BODY}
+    built = {}
+    for name in rows:
+        model_cls, settings, _ = models._ZOO[name]
+        key = (settings["depth"], settings.get("variant", "b"), settings.get("groups", 1))
+        if key not in built:
+            built[key] = count(models.get(name))
+        assert built[key] == FASTER_R50_FPN_81 + expected[key], name
+    assert models.get("faster_rcnn_r50_fpn").name == "faster_rcnn_r50_fpn_1x"
+
+
+@pytest.fixture(scope="module")
+def small():
+    return models.get("faster_rcnn_r50_fpn", num_classes=2, depth=18, norm="bn", freeze_at=0,
+                      fpn_channels=32, fc_dim=64, test_pre_nms_top_k=50,
+                      test_post_nms_top_k=20)
+
+
+def test_proposals_decode_the_anchor_with_the_highest_objectness(small):
+    images = tf.zeros([1, 128, 128, 3])
+    anchors, counts = small.anchor_generator(128, 128)
+    n = int(anchors.shape[0])
+    assert n == sum((128 // s) ** 2 * 3 for s in (4, 8, 16, 32, 64))
+    logits = np.full((1, n), -8.0, np.float32)
+    deltas = np.zeros((1, n, 4), np.float32)
+    a = anchors.numpy()
+    inside = np.flatnonzero((a[:, 0] >= 0) & (a[:, 1] >= 0) & (a[:, 2] <= 128)
+                            & (a[:, 3] <= 128))
+    target = int(inside[len(inside) // 2])
+    logits[0, target] = 6.0
+    deltas[0, target] = [0.25, 0.0, 0.0, 0.0]  # a quarter of the width to the right
+    boxes, valid = small.proposals(images, tf.constant(logits), tf.constant(deltas), False)
+    width = a[target, 2] - a[target, 0]
+    expected = np.clip(a[target] + [0.25 * width, 0, 0.25 * width, 0], 0, 128)
+    np.testing.assert_allclose(boxes[0, 0].numpy(), expected, atol=1e-3)
+    assert boxes.shape == (1, 20, 4) and bool(valid[0, 0])
+
+
+def test_inference_and_training_outputs(small):
+    images = tf.random.stateless_normal([2, 96, 128, 3], [5, 6])
+    out = small(images)
+    assert out["boxes"].shape == (2, 100, 4) and out["classes"].dtype == tf.int32
+    n = out["num_detections"].numpy()
+    assert np.all(out["classes"].numpy()[0, :n[0]] < 2)
+    assert np.all(out["boxes"].numpy()[..., 2] <= 128) and np.all(out["boxes"].numpy() >= 0)
+    batch = {"images": images,
+             "boxes": tf.constant([[[10, 20, 60, 90], [0, 0, 0, 0]],
+                                   [[30, 30, 110, 90], [5, 5, 40, 40]]], tf.float32),
+             "classes": tf.constant([[0, -1], [1, 0]]), "is_crowd": tf.zeros([2, 2], tf.bool)}
+    losses = small.compute_losses(batch)
+    assert set(losses) == {"rpn_class_loss", "rpn_box_loss", "rcnn_class_loss",
+                           "rcnn_box_loss", "total_loss"}
+    # At initialisation the RPN predicts ~0.5 everywhere: BCE ~ log 2 on the sampled anchors.
+    assert float(losses["rpn_class_loss"]) == pytest.approx(np.log(2), rel=0.05)
+    assert all(np.isfinite(float(v)) and float(v) >= 0 for v in losses.values())
+    assert float(losses["total_loss"]) == pytest.approx(
+        sum(float(v) for k, v in losses.items() if k != "total_loss"), rel=1e-6)

@@ -1,0 +1,188 @@
+"""Faster R-CNN with FPN (Ren et al. 2015; Lin et al. 2017): ResNet + FPN P2-P6 + RPN +
+RoIAlign + 2fc box head.
+
+`model(images)` takes normalised images [B, H, W, 3] (H, W multiples of 32) and returns the
+detection dict: boxes [B, max_detections, 4] xyxy in input pixels, scores, classes int32
+(contiguous 0..K-1), num_detections int32. `compute_losses(batch)` returns the RPN and R-CNN
+losses. Defaults follow REFERENCE.md's faster_rcnn_r50_fpn_1x.
+"""
+import keras
+import tensorflow as tf
+
+from tfdet import ops
+from tfdet.backbones import resnet
+from tfdet.heads import FCBoxHead, RPNHead
+from tfdet.losses import replica_mean, smooth_l1_loss
+from tfdet.necks import fpn
+
+
+def _select(mask_scores, count):
+    """Indices [B, count] of the highest entries of mask_scores [B, N] and whether each is
+    real (score > 0); N may be smaller than count (then the tail is padding)."""
+    n = tf.shape(mask_scores)[1]
+    padded = tf.pad(mask_scores, [[0, 0], [0, tf.maximum(count - n, 0)]])
+    top, index = tf.math.top_k(padded, count)
+    return tf.minimum(index, n - 1), top > 0
+
+
+@keras.saving.register_keras_serializable("tfdet")
+class FasterRCNN(keras.Model):
+    """Faster R-CNN FPN; see the module docstring. num_classes excludes the background."""
+
+    def __init__(self, num_classes=80, depth=50, variant="b", groups=1, group_width=64,
+                 norm="affine", freeze_at=2, fpn_channels=256, anchor_sizes=(32, 64, 128, 256,
+                                                                               512),
+                 ratios=(0.5, 1.0, 2.0), rpn_positive_iou=0.7, rpn_negative_iou=0.3,
+                 rpn_batch_per_image=256, rpn_positive_fraction=0.5,
+                 train_pre_nms_top_k=2000, train_post_nms_top_k=2000,
+                 test_pre_nms_top_k=1000, test_post_nms_top_k=1000, rpn_nms_iou=0.7,
+                 rpn_smooth_l1_beta=1 / 9, roi_batch_per_image=512, roi_positive_fraction=0.25,
+                 roi_positive_iou=0.5, roi_size=7, sampling_ratio=2, aligned=False,
+                 fc_dim=1024, box_weights=(10.0, 10.0, 5.0, 5.0), roi_smooth_l1_beta=1.0,
+                 score_threshold=0.05, nms_iou=0.5, max_detections=100, **kwargs):
+        super().__init__(**kwargs)
+        config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
+        config.update(anchor_sizes=tuple(anchor_sizes), ratios=tuple(ratios),
+                      box_weights=tuple(box_weights))
+        self.config = config
+        self.num_classes = num_classes
+        self.anchor_generator = ops.AnchorGenerator(
+            strides=(4, 8, 16, 32, 64), sizes=tuple(anchor_sizes), scales=(1.0,),
+            ratios=tuple(ratios))
+        body = resnet(depth, variant, groups, group_width, norm, freeze_at)
+        pyramid = fpn(body.outputs, 2, 6, fpn_channels, extra="pool")
+        self.rpn_head = RPNHead(self.anchor_generator.num_anchors_per_location, fpn_channels,
+                                name="rpn_head")
+        rpn_logits, rpn_deltas = self.rpn_head(pyramid)
+        self.network = keras.Model(body.input, [*pyramid, rpn_logits, rpn_deltas],
+                                   name="faster_rcnn_network")
+        self.box_head = FCBoxHead(num_classes, fc_dim, name="box_head")
+        self.box_head.build((None, None, roi_size, roi_size, fpn_channels))
+
+    # -- region proposals --------------------------------------------------------------------
+    def proposals(self, images, rpn_logits, rpn_deltas, training):
+        """Per level: top pre-NMS anchors by objectness, decode, clip; NMS within each level;
+        the best post-NMS boxes over all levels. Returns (boxes [B, P, 4], valid [B, P])."""
+        c = self.config
+        pre = c["train_pre_nms_top_k" if training else "test_pre_nms_top_k"]
+        post = c["train_post_nms_top_k" if training else "test_post_nms_top_k"]
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        anchors, counts = self.anchor_generator(height, width)
+        rpn_logits = tf.stop_gradient(tf.cast(rpn_logits, tf.float32))
+        rpn_deltas = tf.stop_gradient(tf.cast(rpn_deltas, tf.float32))
+        boxes, scores, levels = [], [], []
+        start = 0
+        for level, count in enumerate(counts):
+            logits = rpn_logits[:, start:start + count]
+            k = tf.minimum(pre, count)
+            top, index = tf.math.top_k(logits, k)
+            decoded = ops.decode_boxes(tf.gather(rpn_deltas[:, start:start + count], index,
+                                                 batch_dims=1),
+                                       tf.gather(anchors[start:start + count], index))
+            boxes.append(decoded)
+            scores.append(top)
+            levels.append(tf.fill(tf.shape(top), level))
+            start += count
+        boxes = ops.clip_boxes(tf.concat(boxes, 1), height, width)
+        # NMS keeps levels apart (the level is the label) and needs positive scores.
+        nms = ops.batched_labeled_nms(boxes, tf.sigmoid(tf.concat(scores, 1)),
+                                      tf.concat(levels, 1), iou_threshold=c["rpn_nms_iou"],
+                                      score_threshold=0.0, max_total=post)
+        valid = tf.sequence_mask(nms["num_detections"], post)
+        return nms["boxes"], valid
+
+    def roi_features(self, pyramid, rois):
+        c = self.config
+        return ops.multilevel_roi_align(pyramid[:4], rois, c["roi_size"], min_level=2,
+                                        sampling_ratio=c["sampling_ratio"],
+                                        aligned=c["aligned"])
+
+    # -- inference ---------------------------------------------------------------------------
+    def call(self, images, training=False):
+        *pyramid, rpn_logits, rpn_deltas = self.network(images, training=training)
+        rois, valid = self.proposals(images, rpn_logits, rpn_deltas, training=False)
+        logits, deltas = self.box_head(self.roi_features(pyramid, rois), training=training)
+        return self.postprocess(images, rois, valid, logits, deltas)
+
+    def postprocess(self, images, rois, valid, logits, deltas):
+        """Softmax, class-specific decoding, clipping and per-class NMS."""
+        c = self.config
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        probs = tf.nn.softmax(tf.cast(logits, tf.float32))[..., 1:]
+        probs *= tf.cast(valid, tf.float32)[..., None]
+        boxes = ops.decode_boxes(tf.cast(deltas, tf.float32)[:, :, 1:], rois[:, :, None, :],
+                                 c["box_weights"])
+        boxes = ops.clip_boxes(boxes, height, width)
+        return ops.batched_multiclass_nms(
+            boxes, probs, iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
+            max_per_class=c["max_detections"], max_total=c["max_detections"])
+
+    # -- training ----------------------------------------------------------------------------
+    def compute_losses(self, batch, training=True):
+        """RPN objectness (BCE) and box (smooth-L1) losses over 256 sampled anchors per image;
+        R-CNN classification (softmax CE) and class-specific box losses over 512 sampled RoIs
+        per image (ground truth added to the proposals). Crowd boxes and padding never match.
+        """
+        c = self.config
+        images = batch["images"]
+        gt_boxes = tf.cast(batch["boxes"], tf.float32)
+        gt_valid = (batch["classes"] >= 0) & ~tf.cast(batch["is_crowd"], tf.bool)
+        gt_classes = tf.maximum(batch["classes"], 0)
+        *pyramid, rpn_logits, rpn_deltas = self.network(images, training=training)
+        rpn_logits = tf.cast(rpn_logits, tf.float32)
+        rpn_deltas = tf.cast(rpn_deltas, tf.float32)
+        num_images = tf.cast(tf.shape(images)[0], tf.float32)
+
+        # RPN: anchors vs ground truth.
+        anchors, _ = self.anchor_generator(tf.shape(images)[1], tf.shape(images)[2])
+        matched, labels = ops.argmax_match(ops.box_iou(anchors[None], gt_boxes),
+                                           c["rpn_positive_iou"], c["rpn_negative_iou"],
+                                           allow_low_quality=True, gt_valid=gt_valid)
+        positive, negative = ops.sample_balanced(labels, c["rpn_batch_per_image"],
+                                                 c["rpn_positive_fraction"])
+        sampled = tf.cast(positive | negative, tf.float32)
+        positive_f = tf.cast(positive, tf.float32)
+        normalizer = c["rpn_batch_per_image"] * num_images
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=positive_f, logits=rpn_logits)
+        rpn_class_loss = tf.reduce_sum(bce * sampled) / normalizer
+        targets = ops.encode_boxes(tf.gather(gt_boxes, matched, batch_dims=1), anchors[None])
+        rpn_box_loss = tf.reduce_sum(smooth_l1_loss(rpn_deltas, targets,
+                                                    c["rpn_smooth_l1_beta"])
+                                     * positive_f[..., None]) / normalizer
+
+        # R-CNN: proposals plus ground truth, sampled.
+        proposals, proposal_valid = self.proposals(images, rpn_logits, rpn_deltas, True)
+        rois = tf.concat([proposals, gt_boxes], 1)
+        roi_valid = tf.concat([proposal_valid, gt_valid], 1)
+        matched, labels = ops.argmax_match(ops.box_iou(rois, gt_boxes), c["roi_positive_iou"],
+                                           c["roi_positive_iou"], gt_valid=gt_valid)
+        labels = tf.where(roi_valid, labels, ops.IGNORE)
+        positive, negative = ops.sample_balanced(labels, c["roi_batch_per_image"],
+                                                 c["roi_positive_fraction"])
+        priority = (tf.cast(positive, tf.float32) * 2.0 + tf.cast(negative, tf.float32)) * (
+            1.0 + tf.random.uniform(tf.shape(labels)))
+        index, chosen = _select(priority, c["roi_batch_per_image"])
+        rois = tf.stop_gradient(tf.gather(rois, index, batch_dims=1))
+        is_positive = tf.gather(positive, index, batch_dims=1) & chosen
+        matched = tf.gather(matched, index, batch_dims=1)
+        roi_classes = tf.where(is_positive, tf.gather(gt_classes, matched, batch_dims=1) + 1, 0)
+
+        logits, deltas = self.box_head(self.roi_features(pyramid, rois), training=training)
+        logits = tf.cast(logits, tf.float32)
+        chosen_f = tf.cast(chosen, tf.float32)
+        num_rois = tf.maximum(replica_mean(tf.reduce_sum(chosen_f)), 1.0)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=roi_classes, logits=logits)
+        rcnn_class_loss = tf.reduce_sum(ce * chosen_f) / num_rois
+        class_deltas = tf.gather(tf.cast(deltas, tf.float32), roi_classes, batch_dims=2)
+        box_targets = ops.encode_boxes(tf.gather(gt_boxes, matched, batch_dims=1), rois,
+                                       c["box_weights"])
+        rcnn_box_loss = tf.reduce_sum(
+            smooth_l1_loss(class_deltas, box_targets, c["roi_smooth_l1_beta"])
+            * tf.cast(is_positive, tf.float32)[..., None]) / num_rois
+        losses = {"rpn_class_loss": rpn_class_loss, "rpn_box_loss": rpn_box_loss,
+                  "rcnn_class_loss": rcnn_class_loss, "rcnn_box_loss": rcnn_box_loss}
+        losses["total_loss"] = tf.add_n(list(losses.values()))
+        return losses
+
+    def get_config(self):
+        return dict(self.config, name=self.name)

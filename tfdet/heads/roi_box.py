@@ -1,0 +1,45 @@
+"""RoI box heads: pooled RoI features -> class logits and class-specific box deltas."""
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable("tfdet")
+class FCBoxHead(keras.layers.Layer):
+    """Flatten + `num_fc` fully connected layers of `fc_dim` with ReLU (the '2fc' head), then
+    a classifier over num_classes + 1 (index 0 = background) and class-specific deltas.
+
+    Input [B, R, h, w, C]; returns (logits [B, R, K + 1], deltas [B, R, K + 1, 4]).
+    """
+
+    def __init__(self, num_classes, fc_dim=1024, num_fc=2, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.fc_dim = fc_dim
+        self.num_fc = num_fc
+        self.fcs = keras.Sequential(
+            [keras.layers.Dense(fc_dim, activation="relu", name=f"fc{i + 1}")
+             for i in range(num_fc)], name="fcs")
+        self.classifier = keras.layers.Dense(
+            num_classes + 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+            name="classifier")
+        self.regressor = keras.layers.Dense(
+            (num_classes + 1) * 4, kernel_initializer=keras.initializers.RandomNormal(
+                stddev=0.001), name="regressor")
+
+    def build(self, input_shape):
+        flat = (None, input_shape[2] * input_shape[3] * input_shape[4])
+        self.fcs.build(flat)
+        self.classifier.build((None, self.fc_dim))
+        self.regressor.build((None, self.fc_dim))
+
+    def call(self, pooled):
+        shape = ops.shape(pooled)
+        x = ops.reshape(pooled, (shape[0] * shape[1], -1))
+        x = self.fcs(x)
+        logits = ops.reshape(self.classifier(x), (shape[0], shape[1], self.num_classes + 1))
+        deltas = ops.reshape(self.regressor(x), (shape[0], shape[1], self.num_classes + 1, 4))
+        return logits, deltas
+
+    def get_config(self):
+        return dict(super().get_config(), num_classes=self.num_classes, fc_dim=self.fc_dim,
+                    num_fc=self.num_fc)
