@@ -14,6 +14,10 @@ from tfdet.detectors import FasterRCNN, RetinaNet
 _X101_64X4D = dict(depth=101, variant="d", groups=64, group_width=4)
 _R50_VD = dict(depth=50, variant="d")
 _R101_VD = dict(depth=101, variant="d")
+# C4 Faster R-CNN (PaddleDetection faster_rcnn_r50_1x.yml): RPN on C4 with 12000 / 2000
+# proposals in training and 6000 / 1000 at test, 14x14 RoIAlign (adaptive sampling) on C4.
+_C4 = dict(neck="c4", train_pre_nms_top_k=12000, train_post_nms_top_k=2000,
+           test_pre_nms_top_k=6000, test_post_nms_top_k=1000, roi_size=14, sampling_ratio=0)
 
 # name -> (detector class, architecture settings, schedule)
 _ZOO = {
@@ -21,6 +25,10 @@ _ZOO = {
     "retinanet_r50_fpn_2x": (RetinaNet, dict(depth=50), "2x"),
     "retinanet_r101_fpn_1x": (RetinaNet, dict(depth=101), "1x"),
     "retinanet_x101_vd_64x4d_fpn_1x": (RetinaNet, _X101_64X4D, "1x"),
+    "faster_rcnn_r50_1x": (FasterRCNN, dict(depth=50, **_C4), "1x"),
+    "faster_rcnn_r50_2x": (FasterRCNN, dict(depth=50, **_C4), "2x"),
+    "faster_rcnn_r50_vd_1x": (FasterRCNN, dict(_R50_VD, **_C4), "1x"),
+    "faster_rcnn_r101_1x": (FasterRCNN, dict(depth=101, **_C4), "1x"),
     "faster_rcnn_r50_fpn_1x": (FasterRCNN, dict(depth=50), "1x"),
     "faster_rcnn_r50_fpn_2x": (FasterRCNN, dict(depth=50), "2x"),
     "faster_rcnn_r50_vd_fpn_2x": (FasterRCNN, _R50_VD, "2x"),

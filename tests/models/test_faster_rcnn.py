@@ -8,6 +8,7 @@ from tfdet import models
 from tfdet.layers.norm import count_params_without_norm_statistics as count
 
 FASTER_R50_FPN_81 = 41_757_156  # REFERENCE.md, 80 classes + background
+FASTER_R50_C4_81 = 33_852_960
 VD_STEM = 23_527_264 - 23_508_032
 R101_BODY = 42_500_160 - 23_508_032  # torchvision resnet101 less fc, less the R50 body
 X101_BODY = 83_455_272 - 2_049_000 + VD_STEM - 23_508_032
@@ -15,16 +16,19 @@ X101_BODY = 83_455_272 - 2_049_000 + VD_STEM - 23_508_032
 
 def test_every_faster_rcnn_row_builds_with_the_reference_count():
     rows = [n for n in models.list_models() if n.startswith("faster_rcnn_")]
-    assert len(rows) == 9
+    assert len(rows) == 13
     expected = {(50, "b", 1): 0, (50, "d", 1): VD_STEM, (101, "b", 1): R101_BODY,
                 (101, "d", 1): R101_BODY + VD_STEM, (101, "d", 64): X101_BODY}
     built = {}
     for name in rows:
         model_cls, settings, _ = models._ZOO[name]
+        c4 = settings.get("neck") == "c4"
         key = (settings["depth"], settings.get("variant", "b"), settings.get("groups", 1))
-        if key not in built:
-            built[key] = count(models.get(name))
-        assert built[key] == FASTER_R50_FPN_81 + expected[key], name
+        if (key, c4) not in built:
+            built[key, c4] = count(models.get(name))
+        reference = FASTER_R50_C4_81 if c4 else FASTER_R50_FPN_81
+        assert built[key, c4] == reference + expected[key], name
+    assert models.get("faster_rcnn_r50").name == "faster_rcnn_r50_1x"
     assert models.get("faster_rcnn_r50_fpn").name == "faster_rcnn_r50_fpn_1x"
 
 
@@ -74,3 +78,24 @@ def test_inference_and_training_outputs(small):
     assert all(np.isfinite(float(v)) and float(v) >= 0 for v in losses.values())
     assert float(losses["total_loss"]) == pytest.approx(
         sum(float(v) for k, v in losses.items() if k != "total_loss"), rel=1e-6)
+
+
+def test_c4_form_pools_14x14_rois_from_c4_through_res5():
+    m = models.get("faster_rcnn_r50", num_classes=2, depth=18, norm="bn", freeze_at=0,
+                   test_pre_nms_top_k=200, test_post_nms_top_k=30)
+    assert m.anchor_generator.strides == (16,)
+    assert m.anchor_generator.num_anchors_per_location == 15
+    images = tf.random.stateless_normal([1, 128, 160, 3], [7, 8])
+    *features, _, _ = m.network(images)
+    assert len(features) == 1 and features[0].shape[1:] == (8, 10, 256)  # C4 of ResNet-18
+    rois = tf.constant([[[0.0, 0.0, 64.0, 64.0], [32.0, 16.0, 160.0, 128.0]]])
+    pooled = m.roi_features(features, rois)
+    assert pooled.shape == (1, 2, 14, 14, 256)
+    logits, deltas = m.box_head(pooled)
+    assert logits.shape == (1, 2, 3) and deltas.shape == (1, 2, 3, 4)
+    out = m(images)
+    assert out["boxes"].shape == (1, 100, 4)
+    batch = {"images": images, "boxes": tf.constant([[[10.0, 20.0, 90.0, 110.0]]]),
+             "classes": tf.constant([[1]]), "is_crowd": tf.zeros([1, 1], tf.bool)}
+    losses = m.compute_losses(batch)
+    assert all(np.isfinite(float(v)) for v in losses.values())

@@ -1,2 +1,2 @@
 """Backbones: images -> multi-scale features."""
-from tfdet.backbones.resnet import resnet
+from tfdet.backbones.resnet import resnet, resnet_stage

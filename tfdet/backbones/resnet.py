@@ -66,19 +66,39 @@ def _block(x, kind, planes, stride, name, norm, variant, groups, group_width, fi
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
+def _check(depth, variant):
+    if depth not in DEPTHS:
+        raise ValueError(f"ResNet depth {depth} not supported; choose from {sorted(DEPTHS)}")
+    if variant not in ("b", "d"):
+        raise ValueError(f"ResNet variant {variant!r} not supported; choose 'b' or 'd'")
+
+
+def resnet_stage(stage, input_channels, depth=50, variant="b", groups=1, group_width=64,
+                 norm="affine", trainable=True, name=None):
+    """One stage (2..5) of a ResNet as its own Keras model, [N, H, W, input_channels] ->
+    [N, ceil(H / 2), ceil(W / 2), C] (stride 1 for stage 2): the res5 RoI head of C4 models."""
+    _check(depth, variant)
+    kind, blocks = DEPTHS[depth]
+    index = stage - 2
+    inputs = keras.Input([None, None, input_channels], name=f"res{stage}_input")
+    x = inputs
+    for b in range(blocks[index]):
+        x = _block(x, kind, 64 * 2**index, 2 if b == 0 and index > 0 else 1,
+                   f"res{stage}_{b}", norm, variant, groups, group_width,
+                   first_stage=index == 0, trainable=trainable)
+    return keras.Model(inputs, x, name=name or f"res{stage}")
+
+
 def resnet(depth=50, variant="b", groups=1, group_width=64, norm="affine", freeze_at=2,
-           input_channels=3, name=None):
+           input_channels=3, num_stages=4, name=None):
     """A ResNet(-vd) / ResNeXt body as a Keras model: images [B, H, W, 3] -> [C2, C3, C4, C5]
-    (strides 4, 8, 16, 32).
+    (strides 4, 8, 16, 32); with num_stages=3, [C2, C3, C4] (C4 models put res5 in the head).
 
     depth: 18, 34, 50, 101, 152 or 200. variant: 'b' or 'd'. groups / group_width: ResNeXt
     cardinality and width (64 and 4 for 64x4d). norm: see tfdet.layers.norm. freeze_at: the
     stem (1) and stages 2..freeze_at keep their weights fixed (0 trains everything).
     """
-    if depth not in DEPTHS:
-        raise ValueError(f"ResNet depth {depth} not supported; choose from {sorted(DEPTHS)}")
-    if variant not in ("b", "d"):
-        raise ValueError(f"ResNet variant {variant!r} not supported; choose 'b' or 'd'")
+    _check(depth, variant)
     kind, blocks = DEPTHS[depth]
     images = keras.Input([None, None, input_channels], name="images")
     stem_trainable = freeze_at < 1
@@ -91,7 +111,7 @@ def resnet(depth=50, variant="b", groups=1, group_width=64, norm="affine", freez
     x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
     x = keras.layers.MaxPooling2D(3, 2, name="stem_pool")(x)
     outputs = []
-    for stage, num_blocks in enumerate(blocks):
+    for stage, num_blocks in enumerate(blocks[:num_stages]):
         planes = 64 * 2**stage
         trainable = stage + 2 > freeze_at
         for b in range(num_blocks):

@@ -1,5 +1,5 @@
-"""Faster R-CNN with FPN (Ren et al. 2015; Lin et al. 2017): ResNet + FPN P2-P6 + RPN +
-RoIAlign + 2fc box head.
+"""Faster R-CNN (Ren et al. 2015): ResNet + FPN P2-P6 + RPN + RoIAlign + 2fc box head
+(Lin et al. 2017), or the C4 form: RPN on C4, 14x14 RoIAlign on C4 and res5 as the RoI head.
 
 `model(images)` takes normalised images [B, H, W, 3] (H, W multiples of 32) and returns the
 detection dict: boxes [B, max_detections, 4] xyxy in input pixels, scores, classes int32
@@ -10,8 +10,8 @@ import keras
 import tensorflow as tf
 
 from tfdet import ops
-from tfdet.backbones import resnet
-from tfdet.heads import FCBoxHead, RPNHead
+from tfdet.backbones import resnet, resnet_stage
+from tfdet.heads import FCBoxHead, Res5BoxHead, RPNHead
 from tfdet.losses import replica_mean, smooth_l1_loss
 from tfdet.necks import fpn
 
@@ -27,11 +27,15 @@ def _select(mask_scores, count):
 
 @keras.saving.register_keras_serializable("tfdet")
 class FasterRCNN(keras.Model):
-    """Faster R-CNN FPN; see the module docstring. num_classes excludes the background."""
+    """Faster R-CNN; see the module docstring. num_classes excludes the background.
+
+    neck 'fpn' (P2-P6, one anchor size per level) or 'c4' (one level at stride 16 with every
+    anchor size, res5 on 14x14 RoIs as the box head; its zoo settings come from the registry).
+    """
 
     def __init__(self, num_classes=80, depth=50, variant="b", groups=1, group_width=64,
-                 norm="affine", freeze_at=2, fpn_channels=256, anchor_sizes=(32, 64, 128, 256,
-                                                                               512),
+                 norm="affine", freeze_at=2, neck="fpn", fpn_channels=256,
+                 anchor_sizes=(32, 64, 128, 256, 512),
                  ratios=(0.5, 1.0, 2.0), rpn_positive_iou=0.7, rpn_negative_iou=0.3,
                  rpn_batch_per_image=256, rpn_positive_fraction=0.5,
                  train_pre_nms_top_k=2000, train_post_nms_top_k=2000,
@@ -46,18 +50,34 @@ class FasterRCNN(keras.Model):
                       box_weights=tuple(box_weights))
         self.config = config
         self.num_classes = num_classes
-        self.anchor_generator = ops.AnchorGenerator(
-            strides=(4, 8, 16, 32, 64), sizes=tuple(anchor_sizes), scales=(1.0,),
-            ratios=tuple(ratios))
-        body = resnet(depth, variant, groups, group_width, norm, freeze_at)
-        pyramid = fpn(body.outputs, 2, 6, fpn_channels, extra="pool")
-        self.rpn_head = RPNHead(self.anchor_generator.num_anchors_per_location, fpn_channels,
+        if neck not in ("fpn", "c4"):
+            raise ValueError(f"neck must be 'fpn' or 'c4', got {neck!r}")
+        if neck == "fpn":
+            self.anchor_generator = ops.AnchorGenerator(
+                strides=(4, 8, 16, 32, 64), sizes=tuple(anchor_sizes), scales=(1.0,),
+                ratios=tuple(ratios))
+            body = resnet(depth, variant, groups, group_width, norm, freeze_at)
+            features = fpn(body.outputs, 2, 6, fpn_channels, extra="pool")
+            head_channels = fpn_channels
+        else:
+            base = anchor_sizes[0]
+            self.anchor_generator = ops.AnchorGenerator(
+                strides=(16,), sizes=(base,), scales=tuple(s / base for s in anchor_sizes),
+                ratios=tuple(ratios))
+            body = resnet(depth, variant, groups, group_width, norm, freeze_at, num_stages=3)
+            features = body.outputs[-1:]
+            head_channels = features[0].shape[-1]
+        self.rpn_head = RPNHead(self.anchor_generator.num_anchors_per_location, head_channels,
                                 name="rpn_head")
-        rpn_logits, rpn_deltas = self.rpn_head(pyramid)
-        self.network = keras.Model(body.input, [*pyramid, rpn_logits, rpn_deltas],
+        rpn_logits, rpn_deltas = self.rpn_head(features)
+        self.network = keras.Model(body.input, [*features, rpn_logits, rpn_deltas],
                                    name="faster_rcnn_network")
-        self.box_head = FCBoxHead(num_classes, fc_dim, name="box_head")
-        self.box_head.build((None, None, roi_size, roi_size, fpn_channels))
+        if neck == "fpn":
+            self.box_head = FCBoxHead(num_classes, fc_dim, name="box_head")
+        else:
+            res5 = resnet_stage(5, head_channels, depth, variant, groups, group_width, norm)
+            self.box_head = Res5BoxHead(res5, num_classes, name="box_head")
+        self.box_head.build((None, None, roi_size, roi_size, head_channels))
 
     # -- region proposals --------------------------------------------------------------------
     def proposals(self, images, rpn_logits, rpn_deltas, training):
@@ -91,9 +111,13 @@ class FasterRCNN(keras.Model):
         valid = tf.sequence_mask(nms["num_detections"], post)
         return nms["boxes"], valid
 
-    def roi_features(self, pyramid, rois):
+    def roi_features(self, features, rois):
+        """[B, R, roi_size, roi_size, C]: from P2-P5 by the FPN level rule, or from C4."""
         c = self.config
-        return ops.multilevel_roi_align(pyramid[:4], rois, c["roi_size"], min_level=2,
+        if c["neck"] == "c4":
+            return ops.roi_align(features[0], rois, c["roi_size"], 1 / 16,
+                                 c["sampling_ratio"], c["aligned"])
+        return ops.multilevel_roi_align(features[:4], rois, c["roi_size"], min_level=2,
                                         sampling_ratio=c["sampling_ratio"],
                                         aligned=c["aligned"])
 

@@ -1,4 +1,4 @@
 """Detection heads."""
 from tfdet.heads.retina import RetinaNetHead
-from tfdet.heads.roi_box import FCBoxHead
+from tfdet.heads.roi_box import FCBoxHead, Res5BoxHead
 from tfdet.heads.rpn import RPNHead

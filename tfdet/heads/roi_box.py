@@ -43,3 +43,34 @@ class FCBoxHead(keras.layers.Layer):
     def get_config(self):
         return dict(super().get_config(), num_classes=self.num_classes, fc_dim=self.fc_dim,
                     num_fc=self.num_fc)
+
+
+@keras.saving.register_keras_serializable("tfdet")
+class Res5BoxHead(keras.layers.Layer):
+    """The C4 models' RoI head: a ResNet stage (`stage`, a Keras model, e.g. res5) on each RoI,
+    global average pooling, then the classifier over num_classes + 1 and class-specific
+    deltas. Input [B, R, h, w, C]; returns (logits [B, R, K + 1], deltas [B, R, K + 1, 4])."""
+
+    def __init__(self, stage, num_classes, **kwargs):
+        super().__init__(**kwargs)
+        self.stage = stage
+        self.num_classes = num_classes
+        self.classifier = keras.layers.Dense(
+            num_classes + 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+            name="classifier")
+        self.regressor = keras.layers.Dense(
+            (num_classes + 1) * 4, kernel_initializer=keras.initializers.RandomNormal(
+                stddev=0.001), name="regressor")
+
+    def build(self, input_shape):
+        channels = self.stage.output_shape[-1]
+        self.classifier.build((None, channels))
+        self.regressor.build((None, channels))
+
+    def call(self, pooled, training=False):
+        shape = ops.shape(pooled)
+        x = ops.reshape(pooled, (shape[0] * shape[1], shape[2], shape[3], shape[4]))
+        x = ops.mean(self.stage(x, training=training), axis=(1, 2))
+        logits = ops.reshape(self.classifier(x), (shape[0], shape[1], self.num_classes + 1))
+        deltas = ops.reshape(self.regressor(x), (shape[0], shape[1], self.num_classes + 1, 4))
+        return logits, deltas
