@@ -26,9 +26,14 @@ flags.DEFINE_integer("train_batch", 0, "instead: time a training step (SGD, the 
                      "norm) on batches of this many random images with two boxes each")
 
 
+def network_outputs(model, x):
+    """The network part: backbone, neck and dense heads (RPN for two-stage models)."""
+    return model.network(x, training=False)
+
+
 def network_flops(model, h, w):
     """FLOPs of the network (no post-processing) at an input of h x w, from TF's profiler."""
-    fn = tf.function(lambda x: model.raw_outputs(x)).get_concrete_function(
+    fn = tf.function(lambda x: network_outputs(model, x)).get_concrete_function(
         tf.TensorSpec([1, h, w, 3], tf.float32))
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
@@ -69,13 +74,35 @@ def train_step_speed(f):
               f"= {n / step:.2f} images/s over {f.runs} steps ({os.cpu_count()} CPUs)")
 
 
+def two_stage_split(model, x, runs):
+    """Cumulative timings of a Faster R-CNN: network (backbone, neck, RPN head), + proposals,
+    + RoIAlign and box head, + post-processing; returns the per-stage differences in ms."""
+    def upto(stage):
+        def fn(images):
+            *features, logits, deltas = model.network(images)
+            if stage == 0:
+                return logits
+            rois, valid = model.proposals(images, logits, deltas, False)
+            if stage == 1:
+                return rois
+            cls, box = model.box_head(model.roi_features(features, rois))
+            if stage == 2:
+                return cls, box
+            return model.postprocess(images, rois, valid, cls, box)
+        return tf.function(fn)
+
+    cumulative = [timed(upto(stage), x, runs)[0] * 1000 for stage in range(4)]
+    names = ["backbone+neck+rpn head", "proposals", "roi align+box head", "post-processing"]
+    return {n: cumulative[i] - (cumulative[i - 1] if i else 0) for i, n in enumerate(names)}
+
+
 def main(_):
     f = flags.FLAGS
     if f.train_batch:
         return train_step_speed(f)
     model = tfdet.models.get(f.model)
     forward = tf.function(lambda x: model(x, training=False))
-    network = tf.function(lambda x: model.raw_outputs(x))
+    network = tf.function(lambda x: network_outputs(model, x))
     for size in f.sizes.split(","):
         h, w = (int(v) for v in size.split("x"))
         x = tf.random.normal([1, h, w, 3], seed=1)
@@ -84,9 +111,12 @@ def main(_):
         flops = network_flops(model, h, w)
         print(f"{model.name} Keras tf.function batch 1 {h}x{w}: median {total * 1000:.0f} ms "
               f"(min {total_min * 1000:.0f}) over {f.runs} runs; network alone {net * 1000:.0f} "
-              f"ms, post-processing {max(total - net, 0) * 1000:.0f} ms; network "
+              f"ms, the rest {max(total - net, 0) * 1000:.0f} ms; network "
               f"{flops / 1e9:.1f} GFLOP = {flops / 1e9 / net:.0f} GFLOP/s "
               f"({os.cpu_count()} CPUs)")
+        if hasattr(model, "proposals"):
+            split = two_stage_split(model, x, f.runs)
+            print("  split (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in split.items()))
 
 
 if __name__ == "__main__":

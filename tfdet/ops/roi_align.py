@@ -71,30 +71,28 @@ def _roi_align_flat(flat, boxes, heights, widths, bases, scales, output_size, sa
     y_lo, y_hi, wy_lo, wy_hi = _axis_samples(y1, roi_h, oh, grid_h, max_h, heights)
     x_lo, x_hi, wx_lo, wx_hi = _axis_samples(x1, roi_w, ow, grid_w, max_w, widths)
 
-    # [B, R, oh, gh, 1, 1] x [B, R, 1, 1, ow, gw] -> sample grid [B, R, oh, gh, ow, gw].
-    def rows(t):
-        return t[:, :, :, :, None, None]
+    # Per output bin, its taps: 2 rows per sample row and 2 columns per sample column.
+    def taps(low, high):  # [B, R, bins, grid] x 2 -> [B, R, bins, 2 * grid]
+        return tf.concat([low, high], axis=-1)
 
-    def cols(t):
-        return t[:, :, None, None, :, :]
-
-    base = rows(tf.zeros_like(y_lo)) + cols(tf.zeros_like(x_lo)) + bases[..., None, None, None,
-                                                                          None]
-    width = widths[..., None, None, None, None]
-    batch = tf.shape(flat)[0]
-    channels = tf.shape(flat)[2]
-    out = None
-    for y, wy in ((y_lo, wy_lo), (y_hi, wy_hi)):
-        for x, wx in ((x_lo, wx_lo), (x_hi, wx_hi)):
-            index = base + rows(y) * width + cols(x)
-            shape = tf.shape(index)
-            values = tf.gather(flat, tf.reshape(index, [batch, -1]), batch_dims=1)
-            values = tf.reshape(values, tf.concat([shape, [channels]], 0))
-            term = values * (rows(wy) * cols(wx))[..., None]
-            out = term if out is None else out + term
+    rows, row_w = taps(y_lo, y_hi), taps(wy_lo, wy_hi)
+    cols, col_w = taps(x_lo, x_hi), taps(wx_lo, wx_hi)
+    # [B, R, oh, ow, 2gh, 2gw]: flat index into `flat` and bilinear weight of each tap.
+    index = (bases[..., None, None, None, None]
+             + rows[:, :, :, None, :, None] * widths[..., None, None, None, None]
+             + cols[:, :, None, :, None, :])
     count = tf.cast(tf.maximum(grid_h * grid_w, 1), tf.float32)
-    pooled = tf.reduce_sum(out, axis=[3, 5]) / count[..., None, None, None]
-    return tf.cast(pooled, flat.dtype)
+    weight = (row_w[:, :, :, None, :, None] * col_w[:, :, None, :, None, :]
+              / count[..., None, None, None, None])
+    shape = tf.shape(index)
+    batch, channels = tf.shape(flat)[0], tf.shape(flat)[2]
+    num_taps = shape[4] * shape[5]
+    # One gather of every tap, then one batched dot product per bin: [1, T] x [T, C].
+    values = tf.gather(flat, tf.reshape(index, [batch, -1]), batch_dims=1)
+    values = tf.reshape(values, [-1, num_taps, channels])
+    weight = tf.reshape(weight, [-1, 1, num_taps])
+    pooled = tf.matmul(tf.cast(weight, values.dtype), values)
+    return tf.reshape(pooled, tf.concat([shape[:4], [channels]], 0))
 
 
 def _pair(size):
