@@ -56,9 +56,10 @@ def main(_):
 
     strategy = get_strategy()
     t = exp.train
-    workers = strategy.extended._num_workers if hasattr(strategy.extended, "_num_workers") \
-        else 1
-    worker = strategy.cluster_resolver.task_id if workers > 1 else 0
+    resolver = getattr(strategy, "cluster_resolver", None)  # set for multi-worker runs
+    workers = len(resolver.cluster_spec().as_dict().get("worker", [])) if resolver else 1
+    workers = max(workers, 1)
+    worker = resolver.task_id if workers > 1 else 0
     per_worker = t.global_batch_size // workers
 
     def make_dataset(step):

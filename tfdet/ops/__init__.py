@@ -25,3 +25,4 @@ from tfdet.ops.nms import (
     soft_nms,
 )
 from tfdet.ops.roi_align import multilevel_roi_align, roi_align, roi_levels
+from tfdet.ops.masks import mask_targets, paste_masks
