@@ -41,7 +41,7 @@ def test_registered_retinanet_rows_build_with_reference_count():
     assert count(m) == RETINANET_R50_FPN_80
     body_delta = {"retinanet_r101_fpn_1x": 42_500_160 - 23_508_032,  # torchvision r101 less fc
                   "retinanet_x101_vd_64x4d_fpn_1x": 83_455_272 - 2_049_000 + 19_232 - 23_508_032}
-    for name in models.list_models():
+    for name in [n for n in models.list_models() if n.startswith("retinanet_")]:
         expected = RETINANET_R50_FPN_80 + body_delta.get(name, 0)
         assert count(models.get(name)) == expected, name
     with pytest.raises(KeyError, match="unknown model"):

@@ -1,0 +1,79 @@
+"""The command-line scripts end to end on a small untrained export: export -> infer (PNG out),
+benchmark (JSON out), eval (COCO AP from the SavedModel). Training is covered by
+tests/training/test_trainer.py, which runs scripts/train.py."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdet import data
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIG = str(ROOT / "configs" / "quickstart" / "retinanet_r18_sample.gin")
+
+
+def run(script, *args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    base = tmp_path_factory.mktemp("scripts") / "export"
+    out = run("export.py", "--config", CONFIG, "--untrained_num_classes", "3",
+              "--output", str(base), "--gin_bindings",
+              "ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'fpn_channels': 32, "
+              "'score_threshold': 0.0}")
+    path = out.strip().splitlines()[-1].split("SavedModel: ", 1)[1]
+    assert path == str(base / "1") and (base / "1" / "saved_model.pb").exists()
+    return path
+
+
+def test_infer_writes_a_png_of_the_image_size(saved_model, tmp_path):
+    image = data.load_sample_dataset("val").examples[0]
+    output = tmp_path / "out.png"
+    stdout = run("infer.py", "--saved_model", saved_model, "--image", image.path,
+                 "--output", str(output), "--min_score", "0.0")
+    png = tf.io.decode_png(tf.io.read_file(str(output))).numpy()
+    assert png.shape == (image.height, image.width, 3)
+    assert "detections >= 0.0 drawn" in stdout
+
+
+def test_benchmark_writes_the_design_json(saved_model, tmp_path):
+    folder = pathlib.Path(data.load_sample_dataset("val").examples[0].path).parent
+    result_path = tmp_path / "bench.json"
+    run("benchmark.py", "--saved_model", saved_model, "--images", str(folder),
+        "--num_images", "3", "--warmup", "1", "--json", str(result_path))
+    result = json.loads(result_path.read_text())
+    assert result["num_images"] == 3 and result["fps"] > 0
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p90"]
+    assert result["fps"] == pytest.approx(1000 / result["latency_ms"]["mean"])
+    assert result["model"].endswith("1") and "CPU" in result["device"]
+
+
+def test_eval_scores_the_saved_model(saved_model, tmp_path):
+    results = tmp_path / "results.json"
+    stdout = run("eval.py", "--saved_model", saved_model, "--data", "sample:val",
+                 "--results", str(results))
+    metrics = json.loads(stdout.strip().splitlines()[-1])
+    assert metrics["source"] == saved_model
+    assert 0 <= metrics["AP"] <= metrics["AP50"] <= 1 and np.isfinite(metrics["AP"])
+    # Untrained with score threshold 0: every image gets its 100 boxes, in the data set's
+    # category ids and inside the image.
+    val = data.load_sample_dataset("val")
+    detections = json.loads(results.read_text())
+    assert len(detections) == 100 * len(val)
+    assert {d["category_id"] for d in detections} <= set(val.category_ids)
+    sizes = {ex.image_id: (ex.width, ex.height) for ex in val.examples}
+    for d in detections[:500]:
+        x, y, w, h = d["bbox"]
+        width, height = sizes[d["image_id"]]
+        assert x >= 0 and y >= 0 and x + w <= width + 1e-3 and y + h <= height + 1e-3
