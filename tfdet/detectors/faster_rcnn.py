@@ -80,14 +80,15 @@ class FasterRCNN(keras.Model):
         self.box_head.build((None, None, roi_size, roi_size, head_channels))
 
     # -- region proposals --------------------------------------------------------------------
-    def proposals(self, images, rpn_logits, rpn_deltas, training):
+    def proposals(self, images, rpn_logits, rpn_deltas, training, anchors=None):
         """Per level: top pre-NMS anchors by objectness, decode, clip; NMS within each level;
-        the best post-NMS boxes over all levels. Returns (boxes [B, P, 4], valid [B, P])."""
+        the best post-NMS boxes over all levels. Returns (boxes [B, P, 4], valid [B, P]).
+        anchors: the generator's (anchors, counts) for this input, if already computed."""
         c = self.config
         pre = c["train_pre_nms_top_k" if training else "test_pre_nms_top_k"]
         post = c["train_post_nms_top_k" if training else "test_post_nms_top_k"]
         height, width = tf.shape(images)[1], tf.shape(images)[2]
-        anchors, counts = self.anchor_generator(height, width)
+        anchors, counts = anchors or self.anchor_generator(height, width)
         rpn_logits = tf.stop_gradient(tf.cast(rpn_logits, tf.float32))
         rpn_deltas = tf.stop_gradient(tf.cast(rpn_deltas, tf.float32))
         boxes, scores, levels = [], [], []
@@ -158,7 +159,8 @@ class FasterRCNN(keras.Model):
         num_images = tf.cast(tf.shape(images)[0], tf.float32)
 
         # RPN: anchors vs ground truth.
-        anchors, _ = self.anchor_generator(tf.shape(images)[1], tf.shape(images)[2])
+        anchors_and_counts = self.anchor_generator(tf.shape(images)[1], tf.shape(images)[2])
+        anchors = anchors_and_counts[0]
         matched, labels = ops.argmax_match(ops.box_iou(anchors[None], gt_boxes),
                                            c["rpn_positive_iou"], c["rpn_negative_iou"],
                                            allow_low_quality=True, gt_valid=gt_valid)
@@ -175,7 +177,8 @@ class FasterRCNN(keras.Model):
                                      * positive_f[..., None]) / normalizer
 
         # R-CNN: proposals plus ground truth, sampled.
-        proposals, proposal_valid = self.proposals(images, rpn_logits, rpn_deltas, True)
+        proposals, proposal_valid = self.proposals(images, rpn_logits, rpn_deltas, True,
+                                                   anchors_and_counts)
         rois = tf.concat([proposals, gt_boxes], 1)
         roi_valid = tf.concat([proposal_valid, gt_valid], 1)
         matched, labels = ops.argmax_match(ops.box_iou(rois, gt_boxes), c["roi_positive_iou"],

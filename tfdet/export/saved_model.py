@@ -13,7 +13,7 @@ import os
 
 import tensorflow as tf
 
-from tfdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from tfdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, detection_transforms
 
 
 class DetectionServingModule(tf.Module):
@@ -24,25 +24,22 @@ class DetectionServingModule(tf.Module):
         super().__init__()
         self.model = model
         self.category_ids = tf.constant([float(c) for c in category_ids], tf.float32)
-        self.short_side = float(short_side)
-        self.max_long_side = float(max_long_side)
+        # The evaluation pipeline's own resize + normalise, so serving matches evaluation.
+        self.transform = detection_transforms(False, short_side, max_long_side, mean=mean,
+                                              std=std)
         self.size_divisor = int(size_divisor)
-        self.mean = tf.constant(mean, tf.float32)
-        self.std = tf.constant(std, tf.float32)
         # Every resized image fits this canvas; images of one batch are stacked on it.
         self.canvas = int(-(-max_long_side // size_divisor) * size_divisor)
 
     def _preprocess_one(self, image):
         """uint8 [h, w, 3] -> (normalised image on the canvas, [new_h, new_w, h, w])."""
-        size = tf.cast(tf.shape(image)[:2], tf.float32)
-        scale = tf.minimum(self.short_side / tf.reduce_min(size),
-                           self.max_long_side / tf.reduce_max(size))
-        new_size = tf.cast(tf.round(size * scale), tf.int32)
-        resized = tf.image.resize(tf.cast(image, tf.float32), new_size)
-        normalised = (resized - self.mean) / self.std
+        sample = {"image": tf.cast(image, tf.float32), "boxes": tf.zeros([0, 4]),
+                  "scale": tf.ones([2])}
+        normalised = self.transform(sample, tf.zeros([2], tf.int64))["image"]
+        new_size = tf.shape(normalised)[:2]
         padded = tf.pad(normalised, [[0, self.canvas - new_size[0]],
                                      [0, self.canvas - new_size[1]], [0, 0]])
-        return padded, tf.concat([new_size, tf.cast(size, tf.int32)], 0)
+        return padded, tf.concat([new_size, tf.shape(image)[:2]], 0)
 
     def _preprocess(self, fn, elements):
         """fn mapped over a batch: (canvases [B, C, C, 3], sizes [B, 4])."""

@@ -3,6 +3,25 @@ import keras
 from keras import ops
 
 
+def _predictors(num_classes):
+    """The classifier over num_classes + 1 (index 0 = background) and the class-specific
+    box regressor shared by every RoI box head."""
+    classifier = keras.layers.Dense(
+        num_classes + 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+        name="classifier")
+    regressor = keras.layers.Dense(
+        (num_classes + 1) * 4, kernel_initializer=keras.initializers.RandomNormal(stddev=0.001),
+        name="regressor")
+    return classifier, regressor
+
+
+def _predict(head, x, batch, rois):
+    """x [batch * rois, D] -> (logits [batch, rois, K + 1], deltas [batch, rois, K + 1, 4])."""
+    k = head.num_classes + 1
+    return (ops.reshape(head.classifier(x), (batch, rois, k)),
+            ops.reshape(head.regressor(x), (batch, rois, k, 4)))
+
+
 @keras.saving.register_keras_serializable("tfdet")
 class FCBoxHead(keras.layers.Layer):
     """Flatten + `num_fc` fully connected layers of `fc_dim` with ReLU (the '2fc' head), then
@@ -19,12 +38,7 @@ class FCBoxHead(keras.layers.Layer):
         self.fcs = keras.Sequential(
             [keras.layers.Dense(fc_dim, activation="relu", name=f"fc{i + 1}")
              for i in range(num_fc)], name="fcs")
-        self.classifier = keras.layers.Dense(
-            num_classes + 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-            name="classifier")
-        self.regressor = keras.layers.Dense(
-            (num_classes + 1) * 4, kernel_initializer=keras.initializers.RandomNormal(
-                stddev=0.001), name="regressor")
+        self.classifier, self.regressor = _predictors(num_classes)
 
     def build(self, input_shape):
         flat = (None, input_shape[2] * input_shape[3] * input_shape[4])
@@ -35,10 +49,7 @@ class FCBoxHead(keras.layers.Layer):
     def call(self, pooled):
         shape = ops.shape(pooled)
         x = ops.reshape(pooled, (shape[0] * shape[1], -1))
-        x = self.fcs(x)
-        logits = ops.reshape(self.classifier(x), (shape[0], shape[1], self.num_classes + 1))
-        deltas = ops.reshape(self.regressor(x), (shape[0], shape[1], self.num_classes + 1, 4))
-        return logits, deltas
+        return _predict(self, self.fcs(x), shape[0], shape[1])
 
     def get_config(self):
         return dict(super().get_config(), num_classes=self.num_classes, fc_dim=self.fc_dim,
@@ -55,12 +66,7 @@ class Res5BoxHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.stage = stage
         self.num_classes = num_classes
-        self.classifier = keras.layers.Dense(
-            num_classes + 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-            name="classifier")
-        self.regressor = keras.layers.Dense(
-            (num_classes + 1) * 4, kernel_initializer=keras.initializers.RandomNormal(
-                stddev=0.001), name="regressor")
+        self.classifier, self.regressor = _predictors(num_classes)
 
     def build(self, input_shape):
         channels = self.stage.output_shape[-1]
@@ -71,6 +77,4 @@ class Res5BoxHead(keras.layers.Layer):
         shape = ops.shape(pooled)
         x = ops.reshape(pooled, (shape[0] * shape[1], shape[2], shape[3], shape[4]))
         x = ops.mean(self.stage(x, training=training), axis=(1, 2))
-        logits = ops.reshape(self.classifier(x), (shape[0], shape[1], self.num_classes + 1))
-        deltas = ops.reshape(self.regressor(x), (shape[0], shape[1], self.num_classes + 1, 4))
-        return logits, deltas
+        return _predict(self, x, shape[0], shape[1])

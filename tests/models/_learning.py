@@ -1,0 +1,38 @@
+"""Shared by the learning tests: train a quickstart-recipe model on the first 16 raccoon
+training images and score it on those same images."""
+import keras
+
+from tests.conftest import require_shared
+from tests.training.test_trainer import QUICKSTART
+from tfdet.config import load_experiment
+from tfdet.evaluation import compiled_predictor, evaluate_detector
+from tfdet.training import Trainer
+
+# The quickstart recipe at 192 px (padded to 256), LR constant after the warmup.
+SMALL_RACCOON = [
+    "DataConfig.train_limit = 16",
+    "DataConfig.short_side = (192,)", "DataConfig.max_long_side = 256",
+    "DataConfig.eval_short_side = 192", "DataConfig.pad_size = (256, 256)",
+    "ScheduleConfig.total_steps = 1000", "ScheduleConfig.milestones = (800,)",
+]
+
+
+def train_on_16_raccoons(bindings, steps):
+    """Trains `steps` steps from a fixed seed; returns (COCO metrics on the 16 images, the
+    last step's losses)."""
+    root = require_shared("raccoon")
+    exp = load_experiment(QUICKSTART, [
+        f"DataConfig.train = 'csv:{root}/data/train_labels.csv:{root}/images'",
+        *SMALL_RACCOON, *bindings])
+    images = exp.dataset(exp.data.train, exp.data.train_limit)
+    assert len(images) == 16 and images.class_names == ["raccoon"]
+    keras.utils.set_random_seed(0)
+    trainer = Trainer(lambda: exp.build_model(images.num_classes), exp.build_optimizer)
+    batches = iter(exp.train_pipeline(images, exp.train.global_batch_size))
+    for _ in range(steps):
+        losses, finite = trainer.train_step(next(batches))
+        assert finite, losses
+    metrics, _ = evaluate_detector(compiled_predictor(trainer.model),
+                                   exp.eval_pipeline(images, 8), images, verbose=False,
+                                   progress=False)
+    return metrics, losses
