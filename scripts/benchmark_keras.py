@@ -76,9 +76,12 @@ def train_step_speed(f):
 
 def two_stage_split(model, x, runs):
     """Cumulative timings of a Faster R-CNN: network (backbone, neck, RPN head), + proposals,
-    + RoIAlign and box head, + post-processing; returns the per-stage differences in ms."""
+    + RoIAlign and box head, + post-processing (+ the mask branch of a Mask R-CNN: RoIAlign,
+    mask head and class selection on the detections); returns per-stage differences in ms."""
     def upto(stage):
         def fn(images):
+            if stage == 4:
+                return model(images)
             *features, logits, deltas = model.network(images)
             if stage == 0:
                 return logits
@@ -91,8 +94,10 @@ def two_stage_split(model, x, runs):
             return model.postprocess(images, rois, valid, cls, box)
         return tf.function(fn)
 
-    cumulative = [timed(upto(stage), x, runs)[0] * 1000 for stage in range(4)]
     names = ["backbone+neck+rpn head", "proposals", "roi align+box head", "post-processing"]
+    if hasattr(model, "mask_head"):
+        names.append("mask branch")
+    cumulative = [timed(upto(stage), x, runs)[0] * 1000 for stage in range(len(names))]
     return {n: cumulative[i] - (cumulative[i - 1] if i else 0) for i, n in enumerate(names)}
 
 

@@ -1,4 +1,4 @@
-"""COCO box AP of a checkpoint or of an exported SavedModel.
+"""COCO box AP (and mask AP for Mask R-CNN) of a checkpoint or of an exported SavedModel.
 
   python scripts/eval.py --config configs/X.gin --checkpoint runs/X [--data SPEC]
   python scripts/eval.py --saved_model saved_models/X/1 --data SPEC
@@ -29,9 +29,11 @@ def evaluate_saved_model(path, dataset):
     import tqdm
 
     from tfdet.evaluation import CocoEvaluator
+    from tfdet.evaluation.runner import image_masks
 
     fn = tf.saved_model.load(path).signatures["serving_encoded"]
     evaluator = CocoEvaluator(dataset)
+    with_masks = "detection_masks" in fn.structured_outputs
     to_class = {float(c): k for k, c in enumerate(dataset.category_ids)}
     for ex in tqdm.tqdm(dataset.examples, desc="evaluating", leave=False):
         out = fn(encoded_images=tf.io.read_file(ex.path)[None])
@@ -39,9 +41,16 @@ def evaluate_saved_model(path, dataset):
         y1, x1, y2, x2 = np.moveaxis(out["detection_boxes"][0, :n].numpy(), -1, 0)
         boxes = np.stack([x1 * ex.width, y1 * ex.height, x2 * ex.width, y2 * ex.height], -1)
         classes = [to_class[float(c)] for c in out["detection_classes"][0, :n].numpy()]
+        masks = None
+        if with_masks:
+            masks = [image_masks(out["detection_masks"][0, :n], boxes, ex.height, ex.width)]
         evaluator.add_detections([ex.image_id], boxes[None], out["detection_scores"][:, :n],
-                                 np.asarray(classes, np.int64).reshape(1, n))
-    return evaluator.evaluate("bbox"), evaluator
+                                 np.asarray(classes, np.int64).reshape(1, n), masks=masks)
+    metrics = evaluator.evaluate("bbox")
+    if with_masks:
+        segm = evaluator.evaluate("segm")
+        metrics.update({f"mask_{name}": value for name, value in segm.items()})
+    return metrics, evaluator
 
 
 def main(_):
@@ -73,8 +82,9 @@ def main(_):
         source = checkpoint
     if f.results:
         evaluator.write_results(f.results)
-    print(json.dumps({"source": source, "AP": metrics["AP"], "AP50": metrics["AP50"],
-                      "AP75": metrics["AP75"]}))
+    keys = ["AP", "AP50", "AP75"] + (["mask_AP", "mask_AP50", "mask_AP75"]
+                                     if "mask_AP" in metrics else [])
+    print(json.dumps({"source": source, **{k: metrics[k] for k in keys}}))
 
 
 if __name__ == "__main__":

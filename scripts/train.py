@@ -84,8 +84,10 @@ def main(_):
                                        exp.eval_pipeline(eval_set), eval_set)
         with open(os.path.join(model_dir, f"eval_{result.step}.json"), "w") as out:
             json.dump(dict(metrics, data=exp.data.eval, step=result.step), out, indent=1)
+        masks = (f" mask AP {metrics['mask_AP']:.4f} mask AP50 {metrics['mask_AP50']:.4f}"
+                 if "mask_AP" in metrics else "")
         print(f"eval {exp.data.eval} at step {result.step}: AP {metrics['AP']:.4f} "
-              f"AP50 {metrics['AP50']:.4f}")
+              f"AP50 {metrics['AP50']:.4f}{masks}")
     print(f"final checkpoint: {result.checkpoint}")
 
 

@@ -116,7 +116,8 @@ class Experiment:
         return data.input_pipeline(
             dataset, transform, batch_size, training=True, max_boxes=d.max_boxes,
             size_divisor=d.size_divisor, pad_size=d.pad_size, shuffle_buffer=d.shuffle_buffer,
-            seed=self.train.seed, shard=shard, skip=skip)
+            seed=self.train.seed, shard=shard, skip=skip,
+            masks=models.predicts_masks(self.model.name))
 
     def eval_pipeline(self, dataset, batch_size=1):
         d = self.data

@@ -9,7 +9,7 @@ A name without its schedule suffix (retinanet_r50_fpn) is the same architecture 
 """
 import numpy as np
 
-from tfdet.detectors import FasterRCNN, RetinaNet
+from tfdet.detectors import FasterRCNN, MaskRCNN, RetinaNet
 
 _X101_64X4D = dict(depth=101, variant="d", groups=64, group_width=4)
 _R50_VD = dict(depth=50, variant="d")
@@ -18,6 +18,8 @@ _R101_VD = dict(depth=101, variant="d")
 # proposals in training and 6000 / 1000 at test, 14x14 RoIAlign (adaptive sampling) on C4.
 _C4 = dict(neck="c4", train_pre_nms_top_k=12000, train_post_nms_top_k=2000,
            test_pre_nms_top_k=6000, test_post_nms_top_k=1000, roi_size=14, sampling_ratio=0)
+# C4 Mask R-CNN (mask_rcnn_r50_1x.yml): the mask head is a deconv on the res5 RoI maps.
+_C4_MASK = dict(_C4, mask_num_convs=0)
 
 # name -> (detector class, architecture settings, schedule)
 _ZOO = {
@@ -38,10 +40,19 @@ _ZOO = {
     "faster_rcnn_r101_vd_fpn_2x": (FasterRCNN, _R101_VD, "2x"),
     "faster_rcnn_x101_vd_64x4d_fpn_1x": (FasterRCNN, _X101_64X4D, "1x"),
     "faster_rcnn_x101_vd_64x4d_fpn_2x": (FasterRCNN, _X101_64X4D, "2x"),
+    "mask_rcnn_r50_1x": (MaskRCNN, dict(depth=50, **_C4_MASK), "1x"),
+    "mask_rcnn_r50_2x": (MaskRCNN, dict(depth=50, **_C4_MASK), "2x"),
+    "mask_rcnn_r50_fpn_1x": (MaskRCNN, dict(depth=50), "1x"),
+    "mask_rcnn_r50_fpn_2x": (MaskRCNN, dict(depth=50), "2x"),
+    "mask_rcnn_r50_vd_fpn_2x": (MaskRCNN, _R50_VD, "2x"),
+    "mask_rcnn_r101_fpn_1x": (MaskRCNN, dict(depth=101), "1x"),
+    "mask_rcnn_r101_vd_fpn_1x": (MaskRCNN, _R101_VD, "1x"),
+    "mask_rcnn_x101_vd_64x4d_fpn_1x": (MaskRCNN, _X101_64X4D, "1x"),
+    "mask_rcnn_x101_vd_64x4d_fpn_2x": (MaskRCNN, _X101_64X4D, "2x"),
 }
 _SCHEDULES = ("_1x", "_2x")
 # Foreground classes; the R-CNN heads add the background (81 outputs for COCO).
-_DEFAULT_CLASSES = {RetinaNet: 80, FasterRCNN: 80}
+_DEFAULT_CLASSES = {RetinaNet: 80, FasterRCNN: 80, MaskRCNN: 80}
 
 
 def list_models():
@@ -57,6 +68,11 @@ def resolve(name):
         if name + suffix in _ZOO:
             return name + suffix
     raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+
+
+def predicts_masks(name):
+    """Whether the row predicts instance masks (its training data needs them)."""
+    return issubclass(_ZOO[resolve(name)][0], MaskRCNN)
 
 
 def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):

@@ -54,12 +54,19 @@ def _faster_rcnn():
                       test_post_nms_top_k=100)
 
 
-@pytest.fixture(scope="module", params=["retinanet", "faster_rcnn"])
+def _mask_rcnn():
+    return models.get("mask_rcnn_r50_fpn", num_classes=3, depth=18, norm="bn",
+                      fpn_channels=32, fc_dim=64, mask_conv_dim=16, test_pre_nms_top_k=200,
+                      test_post_nms_top_k=100)
+
+
+@pytest.fixture(scope="module", params=["retinanet", "faster_rcnn", "mask_rcnn"])
 def exported(request, tmp_path_factory):
     import keras
 
     keras.utils.set_random_seed(1)
-    model = {"retinanet": _retinanet, "faster_rcnn": _faster_rcnn}[request.param]()
+    model = {"retinanet": _retinanet, "faster_rcnn": _faster_rcnn,
+             "mask_rcnn": _mask_rcnn}[request.param]()
     sample = data.load_sample_dataset("val")
     path = str(tmp_path_factory.mktemp("export") / "model" / "1")
     export_saved_model(model, path, sample.category_ids, sample.class_names, SHORT, LONG,
@@ -81,18 +88,23 @@ def _keras_reference(model, sample, n_images):
         n = int(out["num_detections"][0])
         refs.append({"boxes": boxes[:n, [1, 0, 3, 2]] / [h, w, h, w],
                      "scores": out["scores"][0, :n].numpy(),
-                     "classes": np.asarray(sample.category_ids)[out["classes"][0, :n].numpy()]})
+                     "classes": np.asarray(sample.category_ids)[out["classes"][0, :n].numpy()],
+                     "masks": out["masks"][0, :n].numpy() if "masks" in out else None})
     return refs
 
 
-def _assert_same_detections(ref, boxes, scores, classes, num, top=20):
+def _assert_same_detections(ref, boxes, scores, classes, num, masks=None, top=20):
     assert int(num) == len(ref["scores"]) > 0
     for i in range(min(top, int(num))):
         # Match on (class, score): ties in NMS order may differ, values must not.
         j = np.flatnonzero((ref["classes"] == classes[i])
                            & (np.abs(ref["scores"] - scores[i]) < 1e-4))
         assert j.size, (i, scores[i], classes[i])
-        assert np.min(np.abs(ref["boxes"][j] - boxes[i]).max(-1)) < 2e-3
+        error = np.abs(ref["boxes"][j] - boxes[i]).max(-1)
+        assert np.min(error) < 2e-3
+        if masks is not None:  # the per-box mask of that same detection
+            np.testing.assert_allclose(masks[i], ref["masks"][j[np.argmin(error)]], atol=2e-3)
+    assert (masks is None) == (ref["masks"] is None)
 
 
 def test_saved_model_matches_keras_in_a_process_without_tfdet(exported, tmp_path):
@@ -111,7 +123,9 @@ def test_saved_model_matches_keras_in_a_process_without_tfdet(exported, tmp_path
         assert got[f"detection_classes_{i}"].dtype == np.float32
         _assert_same_detections(ref, got[f"detection_boxes_{i}"][0],
                                 got[f"detection_scores_{i}"][0],
-                                got[f"detection_classes_{i}"][0], got[f"num_detections_{i}"][0])
+                                got[f"detection_classes_{i}"][0], got[f"num_detections_{i}"][0],
+                                got[f"detection_masks_{i}"][0]
+                                if f"detection_masks_{i}" in got else None)
         n = int(got[f"num_detections_{i}"][0])
         assert set(got[f"detection_classes_{i}"][0, :n]) <= set(map(float, sample.category_ids))
         assert not got[f"detection_boxes_{i}"][0, n:].any()  # padding rows are zero

@@ -5,11 +5,15 @@ A batch is a dict of padded tensors, so every step has static rank:
   boxes [B, M, 4] float32 xyxy in input pixels, classes [B, M] int32 (-1 = padding),
   is_crowd / difficult [B, M] bool, num_boxes [B] int32, image_id [B] int64,
   original_size [B, 2] int32 (h, w of the file), image_size [B, 2] int32 (h, w after resizing,
-  before padding), scale [B, 2] float32 (y, x: input pixels per original pixel).
+  before padding), scale [B, 2] float32 (y, x: input pixels per original pixel),
+  and with `masks=True`: masks [B, M, H, W] uint8 (0 / 1) instance masks in input pixels,
+  rasterised from the COCO polygons / RLE (an instance without a segmentation is all zero).
 """
+import json
 import logging
 
 import numpy as np
+from pycocotools import mask as mask_utils
 import tensorflow as tf
 
 from tfdet.data.example import DetectionDataset
@@ -19,12 +23,16 @@ AUTOTUNE = tf.data.AUTOTUNE
 logger = logging.getLogger("tfdet.data")
 
 
-def raw_elements(dataset: DetectionDataset):
-    """Elements before decoding: image path (or TFRecord bytes) and the annotations."""
+def raw_elements(dataset: DetectionDataset, masks=False):
+    """Elements before decoding: image path (or TFRecord bytes) and the annotations; with
+    masks, `segmentation` [N] strings (each box's COCO segmentation as JSON, or empty)."""
     if dataset.tfrecord_pattern:
         files, _ = shard_files(dataset.tfrecord_pattern)
-        return tf.data.TFRecordDataset(files, num_parallel_reads=AUTOTUNE).map(
+        ds = tf.data.TFRecordDataset(files, num_parallel_reads=AUTOTUNE).map(
             parse_record, num_parallel_calls=AUTOTUNE)
+        if not masks:
+            ds = ds.map(lambda e: {k: v for k, v in e.items() if k != "segmentation"})
+        return ds
     examples = dataset.examples
     if not examples:
         raise ValueError(f"{dataset.name}: no usable images ({dataset.skipped.summary()})")
@@ -34,14 +42,52 @@ def raw_elements(dataset: DetectionDataset):
         flat = np.concatenate([np.asarray(v, dtype).reshape((-1,) + inner) for v in values])
         return tf.RaggedTensor.from_row_lengths(flat, lengths)
 
-    return tf.data.Dataset.from_tensor_slices({
+    elements = {
         "path": [ex.path for ex in examples],
         "image_id": np.asarray([ex.image_id for ex in examples], np.int64),
         "boxes": ragged([ex.boxes for ex in examples], np.float32, (4,)),
         "classes": ragged([ex.classes for ex in examples], np.int32),
         "is_crowd": ragged([ex.is_crowd for ex in examples], bool),
         "difficult": ragged([ex.difficult for ex in examples], bool),
-    })
+    }
+    if masks:
+        if not any(ex.masks for ex in examples):
+            raise ValueError(f"{dataset.name}: the model needs instance masks and this data "
+                             f"set has none (use COCO JSON with segmentations)")
+        elements["segmentation"] = ragged(
+            [[_segmentation_json(m) for m in (ex.masks or [None] * ex.num_boxes)]
+             for ex in examples], object)
+    return tf.data.Dataset.from_tensor_slices(elements)
+
+
+def _segmentation_json(segmentation):
+    return "" if segmentation is None else json.dumps(segmentation)
+
+
+def rasterize_segmentations(segmentations, height, width):
+    """[N] JSON strings of COCO segmentations (polygon lists, RLE dicts; '' for none) ->
+    [N, height, width] uint8 masks (numpy; pycocotools does the drawing)."""
+    height, width = int(height), int(width)
+    out = np.zeros((len(segmentations), height, width), np.uint8)
+    for i, text in enumerate(segmentations):
+        text = text.decode() if isinstance(text, bytes) else text
+        if not text:
+            continue
+        segmentation = json.loads(text)
+        if isinstance(segmentation, list):  # polygons [[x1, y1, x2, y2, ...], ...]
+            polygons = [p for p in segmentation if len(p) >= 6]
+            if not polygons:
+                continue
+            rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+        elif isinstance(segmentation.get("counts"), list):  # uncompressed RLE
+            rle = mask_utils.frPyObjects(segmentation, height, width)
+        else:
+            rle = dict(segmentation, counts=segmentation["counts"].encode())
+        decoded = mask_utils.decode(rle)
+        if decoded.shape != (height, width):
+            raise ValueError(f"RLE of size {decoded.shape} on a {height}x{width} image")
+        out[i] = decoded
+    return out
 
 
 def decode_image(encoded):
@@ -55,7 +101,7 @@ def _to_sample(element):
     encoded = element["encoded"] if "encoded" in element else tf.io.read_file(element["path"])
     image = decode_image(encoded)
     size = tf.shape(image)[:2]
-    return {
+    sample = {
         "image": tf.cast(image, tf.float32),
         "boxes": element["boxes"],
         "classes": element["classes"],
@@ -65,6 +111,13 @@ def _to_sample(element):
         "original_size": size,
         "scale": tf.ones([2], tf.float32),
     }
+    if "segmentation" in element:
+        masks = tf.numpy_function(rasterize_segmentations,
+                                  [element["segmentation"], size[0], size[1]], tf.uint8,
+                                  stateful=False)
+        masks.set_shape([None, None, None])
+        sample["masks"] = masks
+    return sample
 
 
 def _finish(sample, max_boxes, min_box_size, drop_difficult):
@@ -77,10 +130,15 @@ def _finish(sample, max_boxes, min_box_size, drop_difficult):
     out = {k: v for k, v in sample.items() if k != "image"}
     out["images"] = sample["image"]  # the batch key
     out["image_size"] = tf.shape(sample["image"])[:2]
-    for key in ("boxes", "classes", "is_crowd", "difficult"):
+    keys = ("boxes", "classes", "is_crowd", "difficult") + (("masks",) if "masks" in sample
+                                                             else ())
+    for key in keys:
         out[key] = tf.boolean_mask(sample[key], keep)[:max_boxes]
     n = tf.shape(out["boxes"])[0]
     pad = max_boxes - n
+    if "masks" in sample:
+        out["masks"] = tf.pad(out["masks"], [[0, pad], [0, 0], [0, 0]])
+        out["masks"].set_shape([max_boxes, None, None])
     out["boxes"] = tf.pad(out["boxes"], [[0, pad], [0, 0]])
     out["classes"] = tf.pad(out["classes"], [[0, pad]], constant_values=-1)
     out["is_crowd"] = tf.pad(out["is_crowd"], [[0, pad]])
@@ -99,24 +157,27 @@ def _pad_to_divisor(batch, size_divisor):
     pw = (w + size_divisor - 1) // size_divisor * size_divisor
     out = dict(batch)
     out["images"] = tf.pad(images, [[0, 0], [0, ph - h], [0, pw - w], [0, 0]])
+    if "masks" in batch:
+        out["masks"] = tf.pad(batch["masks"], [[0, 0], [0, 0], [0, ph - h], [0, pw - w]])
     return out
 
 
 def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training,
                    max_boxes=100, size_divisor=32, pad_size=None, shuffle_buffer=1024,
                    seed=None, drop_difficult=False, min_box_size=1.0, shard=None, skip=0,
-                   num_parallel_calls=AUTOTUNE):
+                   masks=False, num_parallel_calls=AUTOTUNE):
     """Batches of `dataset` through `transform` (a `(sample, seed) -> sample` callable).
 
     training: shuffles, repeats forever and drops the last partial batch; otherwise one pass in
     order. seed: makes shuffling and the random transforms deterministic. pad_size: (H, W) to
     pad every batch to (static shapes for XLA); default pads to the batch's largest image
     rounded up to size_divisor. shard: (num_shards, index) for multi-worker input.
+    masks: also rasterise the instance masks (Mask R-CNN); the transforms carry them along.
     skip: elements to pass over before the first one, cheaply, before decoding; a seeded
     pipeline resumed with skip = steps * batch_size continues exactly where it stopped.
     Images that fail to decode at run time are dropped with a logged warning, never a crash.
     """
-    ds = raw_elements(dataset)
+    ds = raw_elements(dataset, masks)
     if shard is not None:
         ds = ds.shard(*shard)
     if training:
@@ -137,6 +198,8 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
     # Only images vary in size; every other key already has its final shape.
     padded_shapes = {k: spec.shape for k, spec in ds.element_spec.items()}
     padded_shapes["images"] = [None, None, 3] if pad_size is None else [*pad_size, 3]
+    if masks:
+        padded_shapes["masks"] = [max_boxes] + padded_shapes["images"][:2]
     ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes, drop_remainder=training)
     if pad_size is None:
         ds = ds.map(lambda b: _pad_to_divisor(b, size_divisor), num_parallel_calls=AUTOTUNE)

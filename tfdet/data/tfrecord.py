@@ -88,6 +88,7 @@ _FEATURES = {
     "image/object/class/label": tf.io.VarLenFeature(tf.int64),
     "image/object/is_crowd": tf.io.VarLenFeature(tf.int64),
     "image/object/difficult": tf.io.VarLenFeature(tf.int64),
+    "image/object/segmentation": tf.io.VarLenFeature(tf.string),
 }
 
 
@@ -114,6 +115,9 @@ def parse_record(serialized):
         "classes": tf.cast(dense["image/object/class/label"], tf.int32),
         "is_crowd": flag("image/object/is_crowd"),
         "difficult": flag("image/object/difficult"),
+        "segmentation": tf.cond(
+            tf.size(dense["image/object/segmentation"]) == n,
+            lambda: dense["image/object/segmentation"], lambda: tf.fill([n], "")),
     }
 
 

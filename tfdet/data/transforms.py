@@ -4,7 +4,8 @@ A transform is a callable `(sample, seed) -> sample`. `sample` is a dict:
   image [H, W, 3] float32 RGB in 0..255 (until Normalize), boxes [N, 4] float32 xyxy pixels of
   the current image, classes [N] int32, is_crowd [N] bool, difficult [N] bool,
   original_size [2] int32 (h, w of the file), scale [2] float32 (y, x factors from the
-  original to the current image), plus pass-through keys such as image_id.
+  original to the current image), optionally masks [N, H, W] uint8 instance masks (Mask
+  R-CNN; resized and flipped with the image), plus pass-through keys such as image_id.
 `seed` is a shape-[2] int tensor; the same seed gives the same result, so a pipeline is
 deterministic when seeded, whatever the parallelism.
 """
@@ -25,7 +26,19 @@ def _rescale(sample, new_h, new_w, method):
     out["image"] = tf.image.resize(sample["image"], tf.stack([new_h, new_w]), method=method)
     out["boxes"] = sample["boxes"] * tf.stack([sx, sy, sx, sy])
     out["scale"] = sample["scale"] * tf.stack([sy, sx])
+    if "masks" in sample:
+        out["masks"] = resize_masks(sample["masks"], new_h, new_w)
     return out
+
+
+def resize_masks(masks, height, width):
+    """[N, h, w] uint8 0 / 1 masks -> [N, height, width], bilinear then thresholded at 0.5."""
+    n = tf.shape(masks)[0]
+    # One spare channel: the resize op refuses an image with no channels (no instances).
+    channels_last = tf.pad(tf.transpose(tf.cast(masks, tf.float32), [1, 2, 0]),
+                           [[0, 0], [0, 0], [0, 1]])
+    resized = tf.image.resize(channels_last, tf.stack([height, width]), method="bilinear")
+    return tf.cast(tf.transpose(resized[..., :n], [2, 0, 1]) >= 0.5, tf.uint8)
 
 
 def _pick(options, seed):
@@ -82,6 +95,9 @@ class RandomHorizontalFlip:
         out["image"] = tf.cond(flip, lambda: tf.reverse(sample["image"], [1]),
                                lambda: sample["image"])
         out["boxes"] = tf.where(flip, flipped_boxes, sample["boxes"])
+        if "masks" in sample:
+            out["masks"] = tf.cond(flip, lambda: tf.reverse(sample["masks"], [2]),
+                                   lambda: sample["masks"])
         return out
 
 

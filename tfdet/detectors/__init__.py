@@ -1,3 +1,4 @@
-"""Detectors composed of backbones, necks and heads."""
+"""Detectors: a backbone, a neck and heads with their training losses and post-processing."""
 from tfdet.detectors.faster_rcnn import FasterRCNN
+from tfdet.detectors.mask_rcnn import MaskRCNN
 from tfdet.detectors.retinanet import RetinaNet

@@ -148,12 +148,29 @@ class FasterRCNN(keras.Model):
         R-CNN classification (softmax CE) and class-specific box losses over 512 sampled RoIs
         per image (ground truth added to the proposals). Crowd boxes and padding never match.
         """
+        gt = self.ground_truth(batch)
+        *pyramid, rpn_logits, rpn_deltas = self.network(batch["images"], training=training)
+        losses, sample = self.rpn_losses_and_rois(batch["images"], gt, rpn_logits, rpn_deltas)
+        logits, deltas = self.box_head(self.roi_features(pyramid, sample["rois"]),
+                                       training=training)
+        losses.update(self.box_losses(logits, deltas, sample, gt))
+        losses["total_loss"] = tf.add_n(list(losses.values()))
+        return losses
+
+    @staticmethod
+    def ground_truth(batch):
+        """boxes [B, M, 4] float32, classes [B, M] (padding -> 0) and valid [B, M] (neither
+        padding nor crowd) from a pipeline batch."""
+        return {"boxes": tf.cast(batch["boxes"], tf.float32),
+                "classes": tf.maximum(batch["classes"], 0),
+                "valid": (batch["classes"] >= 0) & ~tf.cast(batch["is_crowd"], tf.bool)}
+
+    def rpn_losses_and_rois(self, images, gt, rpn_logits, rpn_deltas):
+        """RPN losses, and the sampled RoIs for the box head: a dict of rois [B, S, 4],
+        chosen [B, S] (a real sample), is_positive [B, S], matched [B, S] (ground-truth
+        index) and classes [B, S] (1..K, 0 = background), S = roi_batch_per_image."""
         c = self.config
-        images = batch["images"]
-        gt_boxes = tf.cast(batch["boxes"], tf.float32)
-        gt_valid = (batch["classes"] >= 0) & ~tf.cast(batch["is_crowd"], tf.bool)
-        gt_classes = tf.maximum(batch["classes"], 0)
-        *pyramid, rpn_logits, rpn_deltas = self.network(images, training=training)
+        gt_boxes, gt_valid = gt["boxes"], gt["valid"]
         rpn_logits = tf.cast(rpn_logits, tf.float32)
         rpn_deltas = tf.cast(rpn_deltas, tf.float32)
         num_images = tf.cast(tf.shape(images)[0], tf.float32)
@@ -170,11 +187,13 @@ class FasterRCNN(keras.Model):
         positive_f = tf.cast(positive, tf.float32)
         normalizer = c["rpn_batch_per_image"] * num_images
         bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=positive_f, logits=rpn_logits)
-        rpn_class_loss = tf.reduce_sum(bce * sampled) / normalizer
         targets = ops.encode_boxes(tf.gather(gt_boxes, matched, batch_dims=1), anchors[None])
-        rpn_box_loss = tf.reduce_sum(smooth_l1_loss(rpn_deltas, targets,
-                                                    c["rpn_smooth_l1_beta"])
-                                     * positive_f[..., None]) / normalizer
+        losses = {
+            "rpn_class_loss": tf.reduce_sum(bce * sampled) / normalizer,
+            "rpn_box_loss": tf.reduce_sum(
+                smooth_l1_loss(rpn_deltas, targets, c["rpn_smooth_l1_beta"])
+                * positive_f[..., None]) / normalizer,
+        }
 
         # R-CNN: proposals plus ground truth, sampled.
         proposals, proposal_valid = self.proposals(images, rpn_logits, rpn_deltas, True,
@@ -189,27 +208,37 @@ class FasterRCNN(keras.Model):
         priority = (tf.cast(positive, tf.float32) * 2.0 + tf.cast(negative, tf.float32)) * (
             1.0 + tf.random.uniform(tf.shape(labels)))
         index, chosen = _select(priority, c["roi_batch_per_image"])
-        rois = tf.stop_gradient(tf.gather(rois, index, batch_dims=1))
         is_positive = tf.gather(positive, index, batch_dims=1) & chosen
         matched = tf.gather(matched, index, batch_dims=1)
-        roi_classes = tf.where(is_positive, tf.gather(gt_classes, matched, batch_dims=1) + 1, 0)
+        sample = {
+            "rois": tf.stop_gradient(tf.gather(rois, index, batch_dims=1)),
+            "chosen": chosen,
+            "is_positive": is_positive,
+            "matched": matched,
+            "classes": tf.where(is_positive,
+                                tf.gather(gt["classes"], matched, batch_dims=1) + 1, 0),
+        }
+        return losses, sample
 
-        logits, deltas = self.box_head(self.roi_features(pyramid, rois), training=training)
+    def box_losses(self, logits, deltas, sample, gt):
+        """Softmax CE over the sampled RoIs and smooth-L1 on the positives' class deltas, both
+        divided by the sampled RoIs (averaged over replicas)."""
+        c = self.config
         logits = tf.cast(logits, tf.float32)
-        chosen_f = tf.cast(chosen, tf.float32)
+        chosen_f = tf.cast(sample["chosen"], tf.float32)
         num_rois = tf.maximum(replica_mean(tf.reduce_sum(chosen_f)), 1.0)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=roi_classes, logits=logits)
-        rcnn_class_loss = tf.reduce_sum(ce * chosen_f) / num_rois
-        class_deltas = tf.gather(tf.cast(deltas, tf.float32), roi_classes, batch_dims=2)
-        box_targets = ops.encode_boxes(tf.gather(gt_boxes, matched, batch_dims=1), rois,
-                                       c["box_weights"])
-        rcnn_box_loss = tf.reduce_sum(
-            smooth_l1_loss(class_deltas, box_targets, c["roi_smooth_l1_beta"])
-            * tf.cast(is_positive, tf.float32)[..., None]) / num_rois
-        losses = {"rpn_class_loss": rpn_class_loss, "rpn_box_loss": rpn_box_loss,
-                  "rcnn_class_loss": rcnn_class_loss, "rcnn_box_loss": rcnn_box_loss}
-        losses["total_loss"] = tf.add_n(list(losses.values()))
-        return losses
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=sample["classes"],
+                                                            logits=logits)
+        class_deltas = tf.gather(tf.cast(deltas, tf.float32), sample["classes"], batch_dims=2)
+        box_targets = ops.encode_boxes(
+            tf.gather(gt["boxes"], sample["matched"], batch_dims=1), sample["rois"],
+            c["box_weights"])
+        box_loss = smooth_l1_loss(class_deltas, box_targets, c["roi_smooth_l1_beta"])
+        return {
+            "rcnn_class_loss": tf.reduce_sum(ce * chosen_f) / num_rois,
+            "rcnn_box_loss": tf.reduce_sum(
+                box_loss * tf.cast(sample["is_positive"], tf.float32)[..., None]) / num_rois,
+        }
 
     def get_config(self):
         return dict(self.config, name=self.name)

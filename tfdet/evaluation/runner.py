@@ -1,4 +1,5 @@
-"""Runs a detector over a data set and scores it with COCO metrics.
+"""Runs a detector over a data set and scores it with COCO metrics (box, and mask AP for
+detectors that predict masks).
 
 Works on anything that maps a batch of pipeline images to the detection dict (a Keras detector,
 or its tf.function), so a checkpoint and an export go through the same scoring.
@@ -7,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from tfdet import ops
 from tfdet.evaluation.coco import CocoEvaluator
 
 
@@ -28,14 +30,35 @@ def to_original_pixels(boxes, scale, original_size):
     return np.clip(out, 0, np.stack([w, h, w, h], -1))
 
 
+def image_masks(box_masks, boxes, height, width, threshold=0.5):
+    """Per-box mask probabilities [N, m, m] and their boxes [N, 4] xyxy original pixels ->
+    [N, height, width] uint8 binary image masks (pasted with ops.paste_masks)."""
+    pasted = ops.paste_masks(np.asarray(box_masks, np.float32)[None],
+                             np.asarray(boxes, np.float32)[None], int(height), int(width))
+    return (pasted[0].numpy() >= threshold).astype(np.uint8)
+
+
 def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True):
-    """COCO box metrics of `predict(images) -> detection dict` over an eval pipeline of
-    `dataset` (a DetectionDataset). Returns (metrics dict, CocoEvaluator)."""
+    """COCO metrics of `predict(images) -> detection dict` over an eval pipeline of `dataset`
+    (a DetectionDataset): box AP, plus mask AP as `mask_AP`, `mask_AP50`, ... when the
+    detections carry `masks` (per-box probabilities, pasted into the original image).
+    Returns (metrics dict, CocoEvaluator)."""
     evaluator = CocoEvaluator(dataset)
+    with_masks = False
     for batch in tqdm.tqdm(pipeline, desc="evaluating", disable=not progress, leave=False):
         detections = predict(batch["images"])
         boxes = to_original_pixels(detections["boxes"], batch["scale"], batch["original_size"])
+        counts = detections["num_detections"].numpy()
+        masks = None
+        if "masks" in detections:
+            with_masks = True
+            masks = [image_masks(detections["masks"][b, :n], boxes[b, :n], *size)
+                     for b, (n, size) in enumerate(zip(counts,
+                                                       batch["original_size"].numpy()))]
         evaluator.add_detections(batch["image_id"].numpy(), boxes, detections["scores"].numpy(),
-                                 detections["classes"].numpy(),
-                                 detections["num_detections"].numpy())
-    return evaluator.evaluate("bbox", verbose=verbose), evaluator
+                                 detections["classes"].numpy(), counts, masks)
+    metrics = evaluator.evaluate("bbox", verbose=verbose)
+    if with_masks:
+        segm = evaluator.evaluate("segm", verbose=verbose)
+        metrics.update({f"mask_{name}": value for name, value in segm.items()})
+    return metrics, evaluator

@@ -6,7 +6,9 @@ Signatures (tag `serve`):
 Both resize (keeping aspect, as in training), normalise, pad and post-process in the graph and
 return detection_boxes [batch, N, 4] normalised [ymin, xmin, ymax, xmax] of the original image,
 detection_scores [batch, N], detection_classes [batch, N] float32 (the data set's category
-ids), num_detections [batch] float32. Rows past num_detections are zero.
+ids), num_detections [batch] float32, and for Mask R-CNN detection_masks [batch, N, m, m]:
+each box's mask probabilities in its box (the OD API's per-box layout; paste them into the
+image with the box, as `tfdet.ops.paste_masks` does). Rows past num_detections are zero.
 """
 import json
 import os
@@ -64,12 +66,16 @@ class DetectionServingModule(tf.Module):
         valid = tf.sequence_mask(n, tf.shape(boxes)[1])
         classes = tf.gather(self.category_ids, detections["classes"])
         zeros = tf.zeros_like(detections["scores"])
-        return {
-            "detection_boxes": boxes * tf.cast(valid, tf.float32)[..., None],
+        valid_f = tf.cast(valid, tf.float32)
+        outputs = {
+            "detection_boxes": boxes * valid_f[..., None],
             "detection_scores": tf.where(valid, detections["scores"], zeros),
             "detection_classes": tf.where(valid, classes, zeros),
             "num_detections": tf.cast(n, tf.float32),
         }
+        if "masks" in detections:
+            outputs["detection_masks"] = detections["masks"] * valid_f[..., None, None]
+        return outputs
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def serve_images(self, images):

@@ -73,8 +73,14 @@ class Res5BoxHead(keras.layers.Layer):
         self.classifier.build((None, channels))
         self.regressor.build((None, channels))
 
-    def call(self, pooled, training=False):
+    def call(self, pooled, training=False, return_features=False):
+        """return_features: also the res5 maps [B, R, h', w', C'] (the C4 mask head's input)."""
         shape = ops.shape(pooled)
         x = ops.reshape(pooled, (shape[0] * shape[1], shape[2], shape[3], shape[4]))
-        x = ops.mean(self.stage(x, training=training), axis=(1, 2))
-        return _predict(self, x, shape[0], shape[1])
+        features = self.stage(x, training=training)
+        outputs = _predict(self, ops.mean(features, axis=(1, 2)), shape[0], shape[1])
+        if not return_features:
+            return outputs
+        size = ops.shape(features)
+        return (*outputs, ops.reshape(features, (shape[0], shape[1], size[1], size[2],
+                                                 size[3])))

@@ -10,7 +10,7 @@ Both are stock TF ops (gathers and matmuls), so they export to TF Serving.
 """
 import tensorflow as tf
 
-from tfdet.ops.roi_align import roi_align
+from tfdet.ops.roi_align import _roi_align_flat
 
 
 def mask_targets(masks, boxes, matched, size=28, threshold=0.5):
@@ -18,18 +18,18 @@ def mask_targets(masks, boxes, matched, size=28, threshold=0.5):
     to size x size by RoIAlign (aligned, one sample per bin, as detectron2 does for bitmasks),
     then binarised at `threshold`.
 
-    masks: [B, M, H, W] (0 / 1) full-image instance masks; boxes: [B, R, 4] xyxy RoIs in the
-    same pixels; matched: [B, R] int32 index of each RoI's instance.
+    masks: [B, M, H, W] (0 / 1, uint8 or float) full-image instance masks; boxes: [B, R, 4]
+    xyxy RoIs in the same pixels; matched: [B, R] int32 index of each RoI's instance.
+    Each RoI reads its instance straight from the masks (no per-RoI copy of a full mask).
     """
-    masks = tf.cast(masks, tf.float32)
-    chosen = tf.gather(masks, matched, batch_dims=1)  # [B, R, H, W]
-    shape = tf.shape(chosen)
-    # Each RoI reads its own instance: fold R into the batch, one RoI per image.
-    flat = tf.reshape(chosen, [shape[0] * shape[1], shape[2], shape[3], 1])
-    rois = tf.reshape(tf.cast(boxes, tf.float32), [-1, 1, 4])
-    crops = roi_align(flat, rois, size, 1.0, sampling_ratio=1, aligned=True)
-    crops = tf.reshape(crops, [shape[0], shape[1], size, size])
-    return tf.cast(crops >= threshold, tf.float32)
+    shape = tf.shape(masks)
+    height, width = shape[2], shape[3]
+    flat = tf.reshape(masks, [shape[0], shape[1] * height * width, 1])
+    per_roi = tf.ones(tf.shape(matched), tf.int32)
+    crops = _roi_align_flat(flat, boxes, per_roi * height, per_roi * width,
+                            tf.cast(matched, tf.int32) * height * width,
+                            tf.cast(per_roi, tf.float32), (size, size), 1, True)
+    return tf.cast(crops[..., 0] >= threshold, tf.float32)
 
 
 def _paste_weights(start, end, mask_size, image_size):

@@ -89,6 +89,8 @@ def _roi_align_flat(flat, boxes, heights, widths, bases, scales, output_size, sa
     num_taps = shape[4] * shape[5]
     # One gather of every tap, then one batched dot product per bin: [1, T] x [T, C].
     values = tf.gather(flat, tf.reshape(index, [batch, -1]), batch_dims=1)
+    if not values.dtype.is_floating:  # e.g. uint8 masks: gathered small, then cast
+        values = tf.cast(values, tf.float32)
     values = tf.reshape(values, [-1, num_taps, channels])
     weight = tf.reshape(weight, [-1, 1, num_taps])
     pooled = tf.matmul(tf.cast(weight, values.dtype), values)

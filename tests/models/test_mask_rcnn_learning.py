@@ -1,0 +1,62 @@
+"""Mask R-CNN learns: ResNet-18 FPN from scratch on the five coco128 images that show only
+giraffes or zebras (11 instances) reaches box and mask AP50 >= 0.8 on them.
+
+The quickstart recipe (trainable BN, AdamW 1e-3, 50-step warmup) at 256 px, batch 4, with a
+64-channel FPN and mask head, a 256-wide 2fc head and 128 sampled RoIs, about 1 s per step on
+2 cores. Measured while writing it (box AP50 / mask AP50): with a constant LR, 0.93 / 0.85
+after 150 steps in one run and 0.93 / 0.75 in another; with the LR x0.1 for the last quarter
+of 150 steps, 0.93 / 0.81 at step 100 and 0.93 / 0.86 at 150. Hence 200 steps with the decay.
+"""
+import dataclasses
+
+import keras
+import numpy as np
+
+from tests.conftest import require_shared
+from tests.training.test_trainer import QUICKSTART
+from tfdet.config import load_experiment
+from tfdet.evaluation import compiled_predictor, evaluate_detector
+from tfdet.training import Trainer
+
+STEPS = 200
+CLASSES = ("giraffe", "zebra")
+
+
+def _only(dataset, names):
+    """The images whose every instance is one of `names`, with classes renumbered 0..n-1."""
+    keep = [dataset.class_names.index(n) for n in names]
+    examples = [dataclasses.replace(ex, classes=np.asarray([keep.index(c) for c in ex.classes],
+                                                           np.int32))
+                for ex in dataset.examples if set(ex.classes.tolist()) <= set(keep)]
+    return dataclasses.replace(dataset, examples=examples, class_names=list(names),
+                               category_ids=[dataset.category_ids[k] for k in keep])
+
+
+def test_mask_rcnn_r18_reaches_box_and_mask_ap50_08_on_coco128_giraffes_and_zebras():
+    root = require_shared("coco128")
+    exp = load_experiment(QUICKSTART, [
+        f"DataConfig.train = 'coco:{root}/annotations/instances_train2017_first128.json:"
+        f"{root}/images/train2017'",
+        "DataConfig.short_side = (256,)", "DataConfig.max_long_side = 256",
+        "DataConfig.eval_short_side = 256", "DataConfig.pad_size = (256, 256)",
+        "DataConfig.size_divisor = 32",
+        f"ScheduleConfig.total_steps = {STEPS}", f"ScheduleConfig.milestones = ({STEPS * 3 // 4},)",
+        "TrainConfig.global_batch_size = 4",
+        "ModelConfig.name = 'mask_rcnn_r50_fpn_1x'",
+        "ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
+        "'fpn_channels': 64, 'fc_dim': 256, 'roi_batch_per_image': 128, "
+        "'mask_conv_dim': 64, 'train_pre_nms_top_k': 600, 'train_post_nms_top_k': 300, "
+        "'test_pre_nms_top_k': 300, 'test_post_nms_top_k': 100}",
+    ])
+    images = _only(exp.dataset(exp.data.train), CLASSES)
+    assert [ex.image_id for ex in images.examples] == [25, 34, 72, 144, 154]
+    keras.utils.set_random_seed(0)
+    trainer = Trainer(lambda: exp.build_model(images.num_classes), exp.build_optimizer)
+    batches = iter(exp.train_pipeline(images, exp.train.global_batch_size))
+    for _ in range(STEPS):
+        losses, finite = trainer.train_step(next(batches))
+        assert finite, losses
+    metrics, _ = evaluate_detector(compiled_predictor(trainer.model),
+                                   exp.eval_pipeline(images, 5), images, verbose=False,
+                                   progress=False)
+    assert metrics["AP50"] >= 0.8 and metrics["mask_AP50"] >= 0.8, (metrics, losses)

@@ -1,0 +1,44 @@
+"""RoI mask head (He et al. 2017): pooled RoI features -> per-class mask logits."""
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable("tfdet")
+class MaskHead(keras.layers.Layer):
+    """`num_convs` 3x3 convs of `conv_dim` with ReLU, a 2x2 stride-2 transposed conv of
+    `conv_dim` with ReLU, then a 1x1 conv to num_classes + 1 mask logits (index 0 is the
+    background, as the classifier's; the loss and inference read the RoI's own class).
+
+    FPN models: 4 convs on 14x14 RoIs -> 28x28 masks. C4 models: no convs, on the res5
+    output of the box head (7x7) -> 14x14 masks.
+    Input [B, R, h, w, C]; returns [B, R, 2h, 2w, num_classes + 1] logits.
+    """
+
+    def __init__(self, num_classes, num_convs=4, conv_dim=256, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.num_convs = num_convs
+        self.conv_dim = conv_dim
+        init = keras.initializers.HeNormal()  # MSRA fan-in, as the zoo's mask head
+        layers = [keras.layers.Conv2D(conv_dim, 3, padding="same", activation="relu",
+                                      kernel_initializer=init, name=f"conv{i + 1}")
+                  for i in range(num_convs)]
+        layers.append(keras.layers.Conv2DTranspose(conv_dim, 2, strides=2, activation="relu",
+                                                   kernel_initializer=init, name="deconv"))
+        layers.append(keras.layers.Conv2D(num_classes + 1, 1, kernel_initializer=init,
+                                          name="mask_logits"))
+        self.layers_ = keras.Sequential(layers, name="mask_layers")
+
+    def build(self, input_shape):
+        self.layers_.build((None, input_shape[2], input_shape[3], input_shape[4]))
+
+    def call(self, pooled):
+        shape = ops.shape(pooled)
+        x = ops.reshape(pooled, (shape[0] * shape[1], shape[2], shape[3], shape[4]))
+        logits = self.layers_(x)
+        out = ops.shape(logits)
+        return ops.reshape(logits, (shape[0], shape[1], out[1], out[2], out[3]))
+
+    def get_config(self):
+        return dict(super().get_config(), num_classes=self.num_classes,
+                    num_convs=self.num_convs, conv_dim=self.conv_dim)
