@@ -1,4 +1,5 @@
-"""COCO box AP (and mask AP for Mask R-CNN) of a checkpoint or of an exported SavedModel.
+"""COCO box AP (and mask AP for Mask R-CNN), or VOC mAP for configs with
+`DataConfig.metric = 'voc'`, of a checkpoint or of an exported SavedModel.
 
   python scripts/eval.py --config configs/X.gin --checkpoint runs/X [--data SPEC]
   python scripts/eval.py --saved_model saved_models/X/1 --data SPEC
@@ -56,7 +57,7 @@ def evaluate_saved_model(path, dataset):
 def main(_):
     from tfdet.config import load_experiment
     from tfdet.data import load_dataset
-    from tfdet.evaluation import compiled_predictor, evaluate_detector
+    from tfdet.evaluation import compiled_predictor, evaluate_detector, headline
     from tfdet.training import read_run_info, resolve_checkpoint, restore_model
 
     f = flags.FLAGS
@@ -78,13 +79,13 @@ def main(_):
         model = restore_model(exp.build_model(info["num_classes"]), checkpoint)
         metrics, evaluator = evaluate_detector(compiled_predictor(model),
                                                exp.eval_pipeline(dataset, f.batch_size),
-                                               dataset)
+                                               dataset, metric=exp.data.metric)
         source = checkpoint
     if f.results:
+        if not hasattr(evaluator, "write_results"):
+            raise SystemExit("--results writes COCO results; this config scores VOC mAP")
         evaluator.write_results(f.results)
-    keys = ["AP", "AP50", "AP75"] + (["mask_AP", "mask_AP50", "mask_AP75"]
-                                     if "mask_AP" in metrics else [])
-    print(json.dumps({"source": source, **{k: metrics[k] for k in keys}}))
+    print(json.dumps({"source": source, **headline(metrics)}))
 
 
 if __name__ == "__main__":

@@ -43,10 +43,9 @@ def main(_):
         raise SystemExit("give --checkpoint (or --untrained_num_classes for a speed test)")
     base = f.output or os.path.join("saved_models",
                                     os.path.splitext(os.path.basename(f.config))[0])
-    d = exp.data
     path = export_saved_model(model, next_version_dir(base), info["category_ids"],
-                              info["class_names"], d.eval_short_side, d.max_long_side,
-                              d.size_divisor)
+                              info["class_names"], transform=exp.eval_transform(),
+                              canvas=exp.serving_canvas(), size_divisor=exp.data.size_divisor)
     print(f"SavedModel: {os.path.abspath(path)}")
 
 

@@ -31,8 +31,8 @@ def main(_):
     import tensorflow as tf
 
     from tfdet.config import load_experiment
-    from tfdet.evaluation import compiled_predictor, evaluate_detector
-    from tfdet.training import Trainer, get_strategy, write_run_info
+    from tfdet.evaluation import compiled_predictor, evaluate_detector, headline
+    from tfdet.training import Trainer, get_strategy, uses_l2_gradients, write_run_info
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     f = flags.FLAGS
@@ -48,8 +48,11 @@ def main(_):
     model_dir = f.model_dir or os.path.join(
         "runs", os.path.splitext(os.path.basename(f.config))[0])
 
-    train_set = exp.dataset(exp.data.train, exp.data.train_limit)
-    eval_set = exp.dataset(exp.data.eval) if f.eval else None
+    try:
+        train_set = exp.dataset(exp.data.train, exp.data.train_limit)
+        eval_set = exp.dataset(exp.data.eval) if f.eval else None
+    except FileNotFoundError as err:  # the data set is not where the config says
+        raise SystemExit(f"error: {err}") from None
     print(f"training data {exp.data.train}: {len(train_set)} images, {train_set.num_classes} "
           f"classes; {train_set.skipped.summary()}")
     write_run_info(model_dir, train_set, exp.config_text)
@@ -72,7 +75,7 @@ def main(_):
 
     trainer = Trainer(lambda: exp.build_model(train_set.num_classes), exp.build_optimizer,
                       strategy, model_dir,
-                      weight_decay=t.weight_decay if t.optimizer == "sgd" else 0.0,
+                      weight_decay=t.weight_decay if uses_l2_gradients(t.optimizer) else 0.0,
                       nonfinite=t.nonfinite, keep_checkpoints=t.keep_checkpoints)
     result = trainer.fit(make_dataset, exp.schedule.total_steps, t.global_batch_size,
                          checkpoint_every=t.checkpoint_every, log_every=t.log_every,
@@ -81,13 +84,12 @@ def main(_):
         print(f"skipped {result.skipped_steps} steps with a non-finite loss")
     if eval_set is not None:
         metrics, _ = evaluate_detector(compiled_predictor(trainer.model),
-                                       exp.eval_pipeline(eval_set), eval_set)
+                                       exp.eval_pipeline(eval_set), eval_set,
+                                       metric=exp.data.metric)
         with open(os.path.join(model_dir, f"eval_{result.step}.json"), "w") as out:
             json.dump(dict(metrics, data=exp.data.eval, step=result.step), out, indent=1)
-        masks = (f" mask AP {metrics['mask_AP']:.4f} mask AP50 {metrics['mask_AP50']:.4f}"
-                 if "mask_AP" in metrics else "")
-        print(f"eval {exp.data.eval} at step {result.step}: AP {metrics['AP']:.4f} "
-              f"AP50 {metrics['AP50']:.4f}{masks}")
+        numbers = " ".join(f"{k} {v:.4f}" for k, v in headline(metrics).items())
+        print(f"eval {exp.data.eval} at step {result.step}: {numbers}")
     print(f"final checkpoint: {result.checkpoint}")
 
 

@@ -1,18 +1,30 @@
 """Every zoo row has its config file, and the file builds the row it is named after with the
-schedule its suffix names."""
+schedule the zoo documents for it."""
 import pathlib
 
 from tfdet import models
 from tfdet.config import load_experiment
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+# Rows without a 1x / 2x suffix: (iterations, images per iteration, metric), from the zoo's
+# configs (ssd_vgg16_300.yml: 400k x 32; ssd_vgg16_300_voc.yml: 120k x 32;
+# ssd_mobilenet_v1_voc.yml: 28k x 64).
+OTHER_SCHEDULES = {
+    "ssd_vgg16_300": (400000, 32, "coco"), "ssd_vgg16_512": (400000, 32, "coco"),
+    "ssd_vgg16_300_voc": (120000, 32, "voc"), "ssd_vgg16_512_voc": (120000, 32, "voc"),
+    "ssd_mobilenet_v1_voc": (28000, 64, "voc"),
+}
 
 
 def test_every_row_has_a_config_naming_it():
     for name in models.list_models():
         exp = load_experiment(str(CONFIGS / f"{name}.gin"))
         assert exp.model.name == name
-        steps = {"_1x": (90000, 180000), "_2x": (180000, 360000)}[name[-3:]]
-        assert exp.schedule.total_steps in steps, name  # FPN at 16 / C4 at 8 images a step
-        assert exp.schedule.total_steps * exp.train.global_batch_size in (
-            90000 * 16, 180000 * 16), name
+        steps, batch = exp.schedule.total_steps, exp.train.global_batch_size
+        if name in OTHER_SCHEDULES:
+            assert (steps, batch, exp.data.metric) == OTHER_SCHEDULES[name], name
+            continue
+        # 1x = 90k iterations of 16 images (C4 rows: 180k of 8), 2x twice that.
+        epochs = {"_1x": 1, "_2x": 2}[name[-3:]]
+        assert steps * batch == epochs * 90000 * 16, name
+        assert exp.data.metric == "coco"

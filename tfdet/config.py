@@ -42,7 +42,12 @@ class DataConfig:
     short_side: one size or several (multi-scale training picks one per image);
     pad_size: (H, W) to pad every training batch to (one static shape), else padded to the
     batch's largest image rounded up to size_divisor. train_limit: use only the first N
-    training images (quick runs and tests)."""
+    training images (quick runs and tests).
+    augment: 'standard' (resize keeping aspect + flip: R-CNN, RetinaNet), 'ssd'
+    (photometric distortion, expand, min-IoU crop, flip, square resize to square_size) or
+    'square' (square resize and flip only: SSD models on small data).
+    mean / std: per RGB channel in 0..255 units. metric: 'coco' (box / mask AP) or 'voc'
+    (VOC2007 11-point mAP at IoU 0.5)."""
 
     train: str = COCO_TRAIN
     eval: str = COCO_VAL
@@ -55,6 +60,12 @@ class DataConfig:
     max_boxes: int = 100
     shuffle_buffer: int = 1024
     train_limit: Optional[int] = None
+    augment: str = "standard"
+    square_size: int = 300
+    ssd_allow_no_crop: bool = True
+    mean: Sequence[float] = data.IMAGENET_MEAN
+    std: Sequence[float] = data.IMAGENET_STD
+    metric: str = "coco"
 
 
 @gin.configurable
@@ -69,6 +80,7 @@ class ScheduleConfig:
     gamma: float = 0.1
     warmup_steps: int = 500
     warmup_factor: float = 1 / 3
+    factors: Optional[Sequence[float]] = None  # explicit LR multipliers per interval
 
 
 @gin.configurable
@@ -109,20 +121,45 @@ class Experiment:
             dataset = dataclasses.replace(dataset, examples=dataset.examples[:limit])
         return dataset
 
+    def train_transform(self):
+        d = self.data
+        if d.augment in ("ssd", "square"):
+            return data.ssd_transforms(True, d.square_size, d.mean, d.std, d.flip_prob,
+                                       d.ssd_allow_no_crop, distort=d.augment == "ssd")
+        if d.augment != "standard":
+            raise ValueError(f"DataConfig.augment must be 'standard', 'ssd' or 'square', got "
+                             f"{d.augment!r}")
+        return data.detection_transforms(True, tuple(d.short_side), d.max_long_side,
+                                         d.flip_prob, d.mean, d.std)
+
+    def eval_transform(self):
+        """The evaluation (and serving) preprocessing: resize and normalise."""
+        d = self.data
+        if d.augment in ("ssd", "square"):
+            return data.ssd_transforms(False, d.square_size, d.mean, d.std)
+        return data.detection_transforms(False, d.eval_short_side, d.max_long_side,
+                                         mean=d.mean, std=d.std)
+
+    def serving_canvas(self):
+        """The largest padded input the eval transform makes (the export's canvas side)."""
+        d = self.data
+        if d.augment in ("ssd", "square"):
+            return d.square_size
+        return -(-d.max_long_side // d.size_divisor) * d.size_divisor
+
     def train_pipeline(self, dataset, batch_size, skip=0, shard=None):
         d = self.data
-        transform = data.detection_transforms(True, tuple(d.short_side), d.max_long_side,
-                                              d.flip_prob)
+        # SSD's square inputs are one static shape already.
+        pad_size = (d.square_size,) * 2 if d.augment in ("ssd", "square") else d.pad_size
         return data.input_pipeline(
-            dataset, transform, batch_size, training=True, max_boxes=d.max_boxes,
-            size_divisor=d.size_divisor, pad_size=d.pad_size, shuffle_buffer=d.shuffle_buffer,
-            seed=self.train.seed, shard=shard, skip=skip,
+            dataset, self.train_transform(), batch_size, training=True,
+            max_boxes=d.max_boxes, size_divisor=d.size_divisor, pad_size=pad_size,
+            shuffle_buffer=d.shuffle_buffer, seed=self.train.seed, shard=shard, skip=skip,
             masks=models.predicts_masks(self.model.name))
 
     def eval_pipeline(self, dataset, batch_size=1):
         d = self.data
-        transform = data.detection_transforms(False, d.eval_short_side, d.max_long_side)
-        return data.input_pipeline(dataset, transform, batch_size, training=False,
+        return data.input_pipeline(dataset, self.eval_transform(), batch_size, training=False,
                                    max_boxes=d.max_boxes, size_divisor=d.size_divisor)
 
     # -- model and optimisation ----------------------------------------------------------------
@@ -138,7 +175,7 @@ class Experiment:
             base_lr = schedules.scaled_lr(s.base_lr, s.base_batch_size,
                                           global_batch_size or t.global_batch_size)
         return schedules.WarmupPiecewise(base_lr, s.milestones, s.gamma, s.warmup_steps,
-                                         s.warmup_factor)
+                                         s.warmup_factor, s.factors)
 
     def build_optimizer(self, global_batch_size=None):
         t = self.train
@@ -160,10 +197,16 @@ def _check_exists(spec):
     kind, _, rest = spec.partition(":")
     if kind in ("sample", "tfrecord") or not rest:
         return
-    missing = [p for p in rest.split(":") if p and not os.path.exists(p.split("+")[0])]
+    parts = rest.split(":")
+    if kind == "voc":  # roots joined by '+', then the split name
+        paths = parts[0].split("+")
+    else:
+        paths = [p for p in parts if p]
+    missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         raise FileNotFoundError(
-            f"data set {spec!r}: not found: {', '.join(missing)}. Put the data there, pass "
+            f"data set {spec!r}: not found: {', '.join(missing)} (relative to "
+            f"{os.getcwd()}). Put the data there, pass "
             f"another spec (--train_data / --eval_data / --data), or run on the built-in "
             f"data with --train_data sample --eval_data sample:val")
 

@@ -9,7 +9,7 @@ A name without its schedule suffix (retinanet_r50_fpn) is the same architecture 
 """
 import numpy as np
 
-from tfdet.detectors import FasterRCNN, MaskRCNN, RetinaNet
+from tfdet.detectors import SSD, FasterRCNN, MaskRCNN, RetinaNet
 
 _X101_64X4D = dict(depth=101, variant="d", groups=64, group_width=4)
 _R50_VD = dict(depth=50, variant="d")
@@ -20,6 +20,23 @@ _C4 = dict(neck="c4", train_pre_nms_top_k=12000, train_post_nms_top_k=2000,
            test_pre_nms_top_k=6000, test_post_nms_top_k=1000, roi_size=14, sampling_ratio=0)
 # C4 Mask R-CNN (mask_rcnn_r50_1x.yml): the mask head is a deconv on the res5 RoI maps.
 _C4_MASK = dict(_C4, mask_num_convs=0)
+
+# SSD (PaddleDetection ssd_vgg16_300 / _512 / ssd_mobilenet_v1_voc). The VOC VGG configs lay
+# out each cell's priors in Caffe's order (min_max_aspect_ratios_order), the COCO ones not.
+_SSD512 = dict(image_size=512, base_size=512,
+               extras=((256, 512, 1, 2, 3), (128, 256, 1, 2, 3), (128, 256, 1, 2, 3),
+                       (128, 256, 1, 2, 3), (128, 256, 1, 1, 4)),
+               min_sizes=(20, 51, 133, 215, 296, 378, 460),
+               max_sizes=(51, 133, 215, 296, 378, 460, 542),
+               aspect_ratios=((2,), (2, 3), (2, 3), (2, 3), (2, 3), (2,), (2,)),
+               steps=(8, 16, 32, 64, 128, 256, 512))
+_VOC = dict(num_classes=20)
+_SSD_MOBILENET = dict(backbone="mobilenet_v1", extras=((256, 512), (128, 256), (128, 256),
+                                                       (64, 128)),
+                      min_sizes=(60, 105, 150, 195, 240, 285),
+                      max_sizes=((), 150, 195, 240, 285, 300),
+                      aspect_ratios=((2,), (2, 3), (2, 3), (2, 3), (2, 3), (2, 3)), steps=None,
+                      head_kernel=1, norm="bn")
 
 # name -> (detector class, architecture settings, schedule)
 _ZOO = {
@@ -49,10 +66,16 @@ _ZOO = {
     "mask_rcnn_r101_vd_fpn_1x": (MaskRCNN, _R101_VD, "1x"),
     "mask_rcnn_x101_vd_64x4d_fpn_1x": (MaskRCNN, _X101_64X4D, "1x"),
     "mask_rcnn_x101_vd_64x4d_fpn_2x": (MaskRCNN, _X101_64X4D, "2x"),
+    "ssd_vgg16_300": (SSD, {}, "400k"),
+    "ssd_vgg16_512": (SSD, _SSD512, "400k"),
+    "ssd_vgg16_300_voc": (SSD, dict(_VOC, min_max_order=True), "120k"),
+    "ssd_vgg16_512_voc": (SSD, dict(_SSD512, min_max_order=True, **_VOC), "120k"),
+    "ssd_mobilenet_v1_voc": (SSD, dict(_SSD_MOBILENET, **_VOC), "28k"),
 }
 _SCHEDULES = ("_1x", "_2x")
 # Foreground classes; the R-CNN heads add the background (81 outputs for COCO).
-_DEFAULT_CLASSES = {RetinaNet: 80, FasterRCNN: 80, MaskRCNN: 80}
+# (A row's own num_classes, e.g. 20 for the VOC rows, comes first.)
+_DEFAULT_CLASSES = {RetinaNet: 80, FasterRCNN: 80, MaskRCNN: 80, SSD: 80}
 
 
 def list_models():
@@ -76,13 +99,16 @@ def predicts_masks(name):
 
 
 def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):
-    """Builds a zoo model (weights created by one forward pass at build_size x build_size)."""
+    """Builds a zoo model (weights created by one forward pass at build_size x build_size,
+    or at the model's fixed input size)."""
     cls, settings, _ = _ZOO[resolve(name)]
     kwargs = dict(settings)
     kwargs.update(overrides)
-    kwargs["num_classes"] = num_classes or _DEFAULT_CLASSES[cls]
+    kwargs["num_classes"] = num_classes or settings.get("num_classes") or _DEFAULT_CLASSES[cls]
     model = cls(name=resolve(name), **kwargs)
-    model(np.zeros((1, build_size, build_size, 3), np.float32))
+    # Models with one fixed input size (SSD) are built at that size.
+    size = getattr(model, "fixed_input_size", None) or build_size
+    model(np.zeros((1, size, size, 3), np.float32))
     if weights:
         model.load_weights(weights)
     return model

@@ -60,28 +60,47 @@ def _mask_rcnn():
                       test_post_nms_top_k=100)
 
 
-@pytest.fixture(scope="module", params=["retinanet", "faster_rcnn", "mask_rcnn"])
+def _ssd():
+    model = models.get("ssd_mobilenet_v1_voc", num_classes=3, image_size=SSD_SIZE, width=0.25)
+    # Background logit bias -2: an untrained model then scores its classes above 0.01.
+    bias = model.head.class_convs.layers[0].bias
+    bias.assign(tf.tile(tf.constant([-2.0, 0, 0, 0]), [bias.shape[0] // 4]))
+    return model
+
+
+SSD_SIZE = 160
+# model -> (builder, eval transform, canvas, size divisor)
+MODELS = {
+    "retinanet": (_retinanet, data.detection_transforms(False, SHORT, LONG), LONG, DIVISOR),
+    "faster_rcnn": (_faster_rcnn, data.detection_transforms(False, SHORT, LONG), LONG,
+                    DIVISOR),
+    "mask_rcnn": (_mask_rcnn, data.detection_transforms(False, SHORT, LONG), LONG, DIVISOR),
+    "ssd": (_ssd, data.ssd_transforms(False, SSD_SIZE, (127.5,) * 3, (127.5,) * 3),
+            SSD_SIZE, 1),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
 def exported(request, tmp_path_factory):
     import keras
 
     keras.utils.set_random_seed(1)
-    model = {"retinanet": _retinanet, "faster_rcnn": _faster_rcnn,
-             "mask_rcnn": _mask_rcnn}[request.param]()
+    build, transform, canvas, divisor = MODELS[request.param]
+    model = build()
     sample = data.load_sample_dataset("val")
     path = str(tmp_path_factory.mktemp("export") / "model" / "1")
-    export_saved_model(model, path, sample.category_ids, sample.class_names, SHORT, LONG,
-                       DIVISOR)
-    return model, sample, path
+    export_saved_model(model, path, sample.category_ids, sample.class_names,
+                       transform=transform, canvas=canvas, size_divisor=divisor)
+    return model, sample, path, transform, divisor
 
 
-def _keras_reference(model, sample, n_images):
+def _keras_reference(model, sample, n_images, transform, divisor):
     """Detections of the Keras model through the eval pipeline, as the export should give."""
     subset = data.DetectionDataset(sample.name, sample.examples[:n_images], sample.class_names,
                                    sample.category_ids, sample.skipped)
-    transform = data.detection_transforms(False, SHORT, LONG)
     refs = []
     for batch in data.input_pipeline(subset, transform, 1, training=False,
-                                     size_divisor=DIVISOR):
+                                     size_divisor=divisor):
         out = model(batch["images"])
         h, w = (int(v) for v in batch["original_size"][0])
         boxes = to_original_pixels(out["boxes"], batch["scale"], batch["original_size"])[0]
@@ -108,7 +127,7 @@ def _assert_same_detections(ref, boxes, scores, classes, num, masks=None, top=20
 
 
 def test_saved_model_matches_keras_in_a_process_without_tfdet(exported, tmp_path):
-    model, sample, path = exported
+    model, sample, path, transform, divisor = exported
     images = [ex.path for ex in sample.examples[:3]]
     env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}
     out = subprocess.run([sys.executable, "-c", CLIENT, path, *images], capture_output=True,
@@ -117,9 +136,9 @@ def test_saved_model_matches_keras_in_a_process_without_tfdet(exported, tmp_path
     assert json.loads(out.stdout.strip().splitlines()[-1])["signatures"] == [
         "serving_default", "serving_encoded"]
     got = np.load(str(pathlib.Path(path).parent / "client.npz"))
-    refs = _keras_reference(model, sample, 3)
+    refs = _keras_reference(model, sample, 3, transform, divisor)
     for i, ref in enumerate(refs):
-        assert got[f"detection_boxes_{i}"].shape == (1, 100, 4)
+        assert got[f"detection_boxes_{i}"].shape == (1, model.config["max_detections"], 4)
         assert got[f"detection_classes_{i}"].dtype == np.float32
         _assert_same_detections(ref, got[f"detection_boxes_{i}"][0],
                                 got[f"detection_scores_{i}"][0],

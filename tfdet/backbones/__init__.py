@@ -1,2 +1,4 @@
 """Backbones: images -> multi-scale features."""
+from tfdet.backbones.mobilenet import mobilenet_v1
 from tfdet.backbones.resnet import resnet, resnet_stage
+from tfdet.backbones.vgg import vgg16

@@ -8,12 +8,20 @@ from tfdet.data.sample import load_sample_dataset
 from tfdet.data.specs import load_dataset
 from tfdet.data.tfrecord import read_tfrecord_annotations, write_tfrecords
 from tfdet.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     Compose,
     Normalize,
     RandomHorizontalFlip,
     ResizeKeepAspect,
     ResizeSquare,
     detection_transforms,
+)
+from tfdet.data.ssd_augment import (
+    MinIoURandomCrop,
+    PhotometricDistort,
+    RandomExpand,
+    ssd_transforms,
 )
 from tfdet.data.validate import AnnotationError
 from tfdet.data.voc import VOC_CLASSES, read_voc

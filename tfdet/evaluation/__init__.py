@@ -1,4 +1,9 @@
 """Evaluation: COCO box / mask AP (pycocotools) and Pascal VOC mAP."""
 from tfdet.evaluation.coco import METRIC_NAMES, CocoEvaluator, coco_from_dict, format_table
 from tfdet.evaluation.voc import VocEvaluator, average_precision
-from tfdet.evaluation.runner import compiled_predictor, evaluate_detector, to_original_pixels
+from tfdet.evaluation.runner import (
+    compiled_predictor,
+    evaluate_detector,
+    headline,
+    to_original_pixels,
+)

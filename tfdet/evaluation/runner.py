@@ -10,6 +10,7 @@ import tqdm
 
 from tfdet import ops
 from tfdet.evaluation.coco import CocoEvaluator
+from tfdet.evaluation.voc import VocEvaluator
 
 
 def compiled_predictor(model):
@@ -38,27 +39,43 @@ def image_masks(box_masks, boxes, height, width, threshold=0.5):
     return (pasted[0].numpy() >= threshold).astype(np.uint8)
 
 
-def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True):
-    """COCO metrics of `predict(images) -> detection dict` over an eval pipeline of `dataset`
-    (a DetectionDataset): box AP, plus mask AP as `mask_AP`, `mask_AP50`, ... when the
-    detections carry `masks` (per-box probabilities, pasted into the original image).
-    Returns (metrics dict, CocoEvaluator)."""
-    evaluator = CocoEvaluator(dataset)
+def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, metric="coco"):
+    """Metrics of `predict(images) -> detection dict` over an eval pipeline of `dataset`
+    (a DetectionDataset). metric 'coco': box AP, plus mask AP as `mask_AP`, `mask_AP50`, ...
+    when the detections carry `masks` (per-box probabilities, pasted into the original
+    image); 'voc': the VOC2007 11-point mAP at IoU 0.5 (`mAP`, `AP/<class>`).
+    Returns (metrics dict, the evaluator)."""
+    if metric not in ("coco", "voc"):
+        raise ValueError(f"metric must be 'coco' or 'voc', got {metric!r}")
+    evaluator = CocoEvaluator(dataset) if metric == "coco" else VocEvaluator(dataset)
     with_masks = False
     for batch in tqdm.tqdm(pipeline, desc="evaluating", disable=not progress, leave=False):
         detections = predict(batch["images"])
         boxes = to_original_pixels(detections["boxes"], batch["scale"], batch["original_size"])
         counts = detections["num_detections"].numpy()
         masks = None
-        if "masks" in detections:
+        if "masks" in detections and metric == "coco":
             with_masks = True
             masks = [image_masks(detections["masks"][b, :n], boxes[b, :n], *size)
                      for b, (n, size) in enumerate(zip(counts,
                                                        batch["original_size"].numpy()))]
+        extra = {"masks": masks} if masks is not None else {}
         evaluator.add_detections(batch["image_id"].numpy(), boxes, detections["scores"].numpy(),
-                                 detections["classes"].numpy(), counts, masks)
+                                 detections["classes"].numpy(), counts, **extra)
+    if metric == "voc":
+        return evaluator.evaluate(verbose=verbose), evaluator
     metrics = evaluator.evaluate("bbox", verbose=verbose)
     if with_masks:
         segm = evaluator.evaluate("segm", verbose=verbose)
         metrics.update({f"mask_{name}": value for name, value in segm.items()})
     return metrics, evaluator
+
+
+def headline(metrics):
+    """The headline numbers of a metrics dict: {'AP', 'AP50', 'AP75'} (+ the mask ones) for
+    COCO, {'mAP'} for VOC."""
+    if "mAP" in metrics:
+        return {"mAP": metrics["mAP"]}
+    keys = ["AP", "AP50", "AP75"] + (["mask_AP", "mask_AP50", "mask_AP75"]
+                                     if "mask_AP" in metrics else [])
+    return {k: metrics[k] for k in keys}

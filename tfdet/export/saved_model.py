@@ -3,7 +3,8 @@
 Signatures (tag `serve`):
   serving_default(images: uint8 [batch, height, width, 3])
   serving_encoded(encoded_images: string [batch])  JPEG / PNG / GIF / BMP bytes, any sizes
-Both resize (keeping aspect, as in training), normalise, pad and post-process in the graph and
+Both resize and normalise (the evaluation transform of the model's config), pad and
+post-process in the graph and
 return detection_boxes [batch, N, 4] normalised [ymin, xmin, ymax, xmax] of the original image,
 detection_scores [batch, N], detection_classes [batch, N] float32 (the data set's category
 ids), num_detections [batch] float32, and for Mask R-CNN detection_masks [batch, N, m, m]:
@@ -15,23 +16,20 @@ import os
 
 import tensorflow as tf
 
-from tfdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, detection_transforms
 
 
 class DetectionServingModule(tf.Module):
     """Wraps a detector with in-graph pre- and post-processing; see the module docstring."""
 
-    def __init__(self, model, category_ids, short_side=800, max_long_side=1333,
-                 size_divisor=128, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    def __init__(self, model, category_ids, transform, canvas, size_divisor=128):
         super().__init__()
         self.model = model
         self.category_ids = tf.constant([float(c) for c in category_ids], tf.float32)
         # The evaluation pipeline's own resize + normalise, so serving matches evaluation.
-        self.transform = detection_transforms(False, short_side, max_long_side, mean=mean,
-                                              std=std)
+        self.transform = transform
         self.size_divisor = int(size_divisor)
         # Every resized image fits this canvas; images of one batch are stacked on it.
-        self.canvas = int(-(-max_long_side // size_divisor) * size_divisor)
+        self.canvas = int(canvas)
 
     def _preprocess_one(self, image):
         """uint8 [h, w, 3] -> (normalised image on the canvas, [new_h, new_w, h, w])."""
@@ -91,12 +89,15 @@ class DetectionServingModule(tf.Module):
         return self._detect(*self._preprocess(decode_and_preprocess, encoded_images))
 
 
-def export_saved_model(model, output_dir, category_ids, class_names=None, short_side=800,
-                       max_long_side=1333, size_divisor=128, mean=IMAGENET_MEAN,
-                       std=IMAGENET_STD):
-    """Writes the SavedModel to output_dir (and assets.extra/labels.json); returns the path."""
-    module = DetectionServingModule(model, category_ids, short_side, max_long_side,
-                                    size_divisor, mean, std)
+def export_saved_model(model, output_dir, category_ids, class_names=None, *, transform, canvas,
+                       size_divisor=128):
+    """Writes the SavedModel to output_dir (and assets.extra/labels.json); returns the path.
+
+    transform: the evaluation transform (`Experiment.eval_transform()`, e.g.
+    `data.detection_transforms(False, 800, 1333)`); canvas: a side every transformed image
+    fits in (`Experiment.serving_canvas()`); size_divisor: each batch is padded to a multiple
+    of it, as the evaluation pipeline pads."""
+    module = DetectionServingModule(model, category_ids, transform, canvas, size_divisor)
     signatures = {"serving_default": module.serve_images.get_concrete_function(),
                   "serving_encoded": module.serve_encoded.get_concrete_function()}
     tf.saved_model.save(module, output_dir, signatures=signatures)

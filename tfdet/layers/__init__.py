@@ -1,2 +1,3 @@
 """Keras layers with weights used across backbones, necks and heads."""
 from tfdet.layers.norm import NORM_KINDS, AffineChannel, make_norm
+from tfdet.layers.l2norm import L2Normalization

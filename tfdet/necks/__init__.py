@@ -1,2 +1,3 @@
-"""Necks: multi-scale feature fusion."""
+"""Necks: multi-scale feature fusion and extra feature levels."""
 from tfdet.necks.fpn import fpn
+from tfdet.necks.ssd_extras import ssd_extra_layers

@@ -26,3 +26,4 @@ from tfdet.ops.nms import (
 )
 from tfdet.ops.roi_align import multilevel_roi_align, roi_align, roi_levels
 from tfdet.ops.masks import mask_targets, paste_masks
+from tfdet.ops.priors import expand_aspect_ratios, priors_per_cell, ssd_priors

@@ -11,14 +11,24 @@ _NORM_PARAMS = ("gamma", "beta", "scale", "offset")
 
 
 def build_optimizer(kind, learning_rate, momentum=0.9, weight_decay=1e-4):
-    """kind 'sgd' (momentum, L2 through `l2_gradients`) or 'adamw' (decoupled decay)."""
+    """kind 'sgd' (momentum), 'rmsprop' (Paddle's RMSProp: rho 0.95, epsilon 1e-6; the
+    MobileNet-SSD recipe) -- both with L2 through `l2_gradients` -- or 'adamw' (decoupled
+    decay)."""
     if kind == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=momentum)
+    if kind == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate, rho=0.95, momentum=momentum,
+                                        epsilon=1e-6)
     if kind == "adamw":
         optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
         optimizer.exclude_from_weight_decay(var_names=list(_NORM_PARAMS))
         return optimizer
-    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {kind!r}")
+    raise ValueError(f"optimizer must be 'sgd', 'rmsprop' or 'adamw', got {kind!r}")
+
+
+def uses_l2_gradients(kind):
+    """Whether weight decay is added to the gradients (L2), not decoupled in the optimizer."""
+    return kind in ("sgd", "rmsprop")
 
 
 def decayed(variable):

@@ -1,0 +1,149 @@
+"""SSD (Liu et al. 2016): VGG16 (conv4_3 with L2Norm, fc7) or MobileNetV1 (C4, C5), extra
+layers, multibox heads over fixed prior boxes, softmax classification.
+
+`model(images)` takes normalised square images [B, S, S, 3] (S = image_size) and returns
+the detection dict: boxes [B, max_detections, 4] xyxy in input pixels, scores, classes int32
+(contiguous 0..K-1), num_detections int32. `compute_losses(batch)` returns the multibox loss
+(smooth-L1 on positives + softmax CE on positives and mined negatives, over the positive
+count). Defaults follow PaddleDetection's ssd_vgg16_300 (REFERENCE.md).
+"""
+import keras
+import tensorflow as tf
+
+from tfdet import ops
+from tfdet.backbones import mobilenet_v1, vgg16
+from tfdet.heads import SSDHead
+from tfdet.layers import L2Normalization
+from tfdet.losses import hard_negatives, replica_mean, smooth_l1_loss
+from tfdet.necks import ssd_extra_layers
+
+VGG16_300_EXTRAS = ((256, 512, 1, 2, 3), (128, 256, 1, 2, 3), (128, 256, 0, 1, 3),
+                    (128, 256, 0, 1, 3))
+
+
+@keras.saving.register_keras_serializable("tfdet")
+class SSD(keras.Model):
+    """SSD; see the module docstring. num_classes excludes the background.
+
+    backbone 'vgg16' (conv4_3 L2-normalised with a learned scale, fc7, then `extras` with
+    biases and ReLU) or 'mobilenet_v1' (C4, C5, then `extras` with `norm`). Prior sizes are
+    in pixels of `base_size` and scale with image_size / base_size.
+    """
+
+    def __init__(self, num_classes=80, backbone="vgg16", image_size=300, base_size=300,
+                 extras=VGG16_300_EXTRAS, l2norm_scale=20.0, norm="bn", width=1.0,
+                 min_sizes=(30, 60, 111, 162, 213, 264), max_sizes=(60, 111, 162, 213, 264, 315),
+                 aspect_ratios=((2,), (2, 3), (2, 3), (2, 3), (2,), (2,)),
+                 steps=(8, 16, 32, 64, 100, 300), offset=0.5, flip=True, clip=False,
+                 min_max_order=False, head_kernel=3, positive_iou=0.5, neg_pos_ratio=3.0,
+                 box_weights=(10.0, 10.0, 5.0, 5.0), score_threshold=0.01, nms_iou=0.45,
+                 pre_nms_top_k=400, max_detections=200, **kwargs):
+        super().__init__(**kwargs)
+        config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
+        for key in ("extras", "min_sizes", "max_sizes", "aspect_ratios", "steps",
+                    "box_weights"):
+            config[key] = _freeze(config[key])
+        self.config = config
+        self.num_classes = num_classes
+        if backbone == "vgg16":
+            body = vgg16(image_size)
+            conv4_3, fc7 = body.outputs
+            features = [L2Normalization(l2norm_scale, name="conv4_3_norm")(conv4_3), fc7]
+            extra = ssd_extra_layers(fc7, extras)
+        elif backbone == "mobilenet_v1":
+            body = mobilenet_v1(width, norm, image_size)
+            features = list(body.outputs[1:])
+            extra = ssd_extra_layers(features[-1], extras, norm=norm)
+        else:
+            raise ValueError(f"backbone must be 'vgg16' or 'mobilenet_v1', got {backbone!r}")
+        features += extra
+        sizes = [int(f.shape[1]) for f in features]
+        if len(sizes) != len(min_sizes):
+            raise ValueError(f"{len(sizes)} feature maps ({sizes}) but {len(min_sizes)} "
+                             f"prior sizes")
+        scale = image_size / base_size
+        self.priors = tf.constant(ops.ssd_priors(
+            sizes, image_size, [m * scale for m in min_sizes],
+            [m * scale if m else None for m in max_sizes], aspect_ratios,
+            [s * scale if s else None for s in steps] if steps else None, offset, flip, clip,
+            min_max_order))
+        per_cell = [ops.priors_per_cell(r, m, flip) for r, m in zip(aspect_ratios, max_sizes)]
+        self.head = SSDHead(num_classes, per_cell, head_kernel, name="head")
+        logits, deltas = self.head(features)
+        self.network = keras.Model(body.input, [logits, deltas], name="ssd_network")
+        self.feature_sizes = tuple(sizes)
+
+    @property
+    def fixed_input_size(self):
+        """SSD takes square images of exactly this side."""
+        return self.config["image_size"]
+
+    @property
+    def num_priors(self):
+        return int(self.priors.shape[0])
+
+    # -- inference ---------------------------------------------------------------------------
+    def call(self, images, training=False):
+        logits, deltas = self.network(images, training=training)
+        return self.postprocess(images, logits, deltas)
+
+    def postprocess(self, images, logits, deltas):
+        """Softmax, decoding against the priors, per-class top-k before NMS, per-class NMS,
+        the best max_detections over all classes."""
+        c = self.config
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        probs = tf.nn.softmax(tf.cast(logits, tf.float32))[..., 1:]  # [B, N, K]
+        boxes = ops.clip_boxes(ops.decode_boxes(tf.cast(deltas, tf.float32), self.priors[None],
+                                                c["box_weights"]), height, width)
+        # Only each class's pre_nms_top_k best priors enter its NMS (Paddle's nms_top_k).
+        k = min(c["pre_nms_top_k"], self.num_priors)
+        kth = tf.math.top_k(tf.transpose(probs, [0, 2, 1]), k).values[..., -1]  # [B, K]
+        probs = tf.where(probs >= kth[:, None, :], probs, 0.0)
+        return ops.batched_multiclass_nms(
+            boxes, probs, iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
+            max_per_class=c["max_detections"], max_total=c["max_detections"])
+
+    # -- training ----------------------------------------------------------------------------
+    def compute_losses(self, batch, training=True):
+        """Multibox loss: each ground truth's best prior and every prior at IoU >= 0.5 are
+        positive; the rest negative, of which the neg_pos_ratio x positives with the highest
+        CE are trained (hard negative mining). Smooth-L1 (beta 1) on the positives' encoded
+        boxes, softmax CE on positives and mined negatives, both divided by the positive count
+        (its mean over replicas). Crowd boxes and padding never match."""
+        c = self.config
+        boxes = tf.cast(batch["boxes"], tf.float32)
+        valid = (batch["classes"] >= 0) & ~tf.cast(batch["is_crowd"], tf.bool)
+        logits, deltas = self.network(batch["images"], training=training)
+        logits = tf.cast(logits, tf.float32)
+        deltas = tf.cast(deltas, tf.float32)
+        matched, labels = ops.argmax_match(ops.box_iou(self.priors[None], boxes),
+                                           c["positive_iou"], c["positive_iou"],
+                                           allow_low_quality=True, gt_valid=valid)
+        positive = labels == ops.POSITIVE
+        negative = labels == ops.NEGATIVE
+        classes = tf.where(positive,
+                           tf.gather(tf.maximum(batch["classes"], 0), matched, batch_dims=1) + 1,
+                           0)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=classes, logits=logits)
+        trained = positive | hard_negatives(ce, positive, negative, c["neg_pos_ratio"])
+        positive_f = tf.cast(positive, tf.float32)
+        num_positive = tf.maximum(replica_mean(tf.reduce_sum(positive_f)), 1.0)
+        targets = ops.encode_boxes(tf.gather(boxes, matched, batch_dims=1), self.priors[None],
+                                   c["box_weights"])
+        losses = {
+            "class_loss": tf.reduce_sum(ce * tf.cast(trained, tf.float32)) / num_positive,
+            "box_loss": tf.reduce_sum(smooth_l1_loss(deltas, targets, 1.0)
+                                      * positive_f[..., None]) / num_positive,
+        }
+        losses["total_loss"] = losses["class_loss"] + losses["box_loss"]
+        return losses
+
+    def get_config(self):
+        return dict(self.config, name=self.name)
+
+
+def _freeze(value):
+    """Nested lists -> nested tuples (hashable, gin- and JSON-friendly)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value

@@ -1,0 +1,30 @@
+"""SSD's extra feature layers: after the backbone's last map, pairs of a 1x1 conv and a 3x3
+(or k x k) conv with a stride, each adding one smaller map to predict from."""
+import keras
+
+from tfdet.layers.norm import make_norm
+
+
+def ssd_extra_layers(x, specs, norm=None, name="extra"):
+    """specs: [[filters1, filters2, padding, stride, kernel], ...] as PaddleDetection's VGG
+    (e.g. [256, 512, 1, 2, 3]: 1x1 conv of 256, then 3x3 / 2 conv of 512 with padding 1);
+    [filters1, filters2] means padding 1, stride 2, kernel 3 (the MobileNet blocks).
+    norm: None (convs with bias and ReLU, VGG) or a norm kind (conv, norm, ReLU).
+    Returns the list of the extra maps."""
+    outputs = []
+    for i, spec in enumerate(specs, start=1):
+        filters1, filters2, padding, stride, kernel = (list(spec) + [1, 2, 3])[:5]
+        for j, (filters, size, s, pad) in enumerate(((filters1, 1, 1, 0),
+                                                     (filters2, kernel, stride, padding)),
+                                                    start=1):
+            layer = f"{name}{i}_{j}"
+            if pad:
+                x = keras.layers.ZeroPadding2D(pad, name=f"{layer}_pad")(x)
+            x = keras.layers.Conv2D(filters, size, s, use_bias=norm is None,
+                                    activation="relu" if norm is None else None,
+                                    name=f"{layer}_conv")(x)
+            if norm is not None:
+                x = make_norm(norm, f"{layer}_norm")(x)
+                x = keras.layers.ReLU(name=f"{layer}_relu")(x)
+        outputs.append(x)
+    return outputs

@@ -1,0 +1,54 @@
+"""SSD prior (default) boxes, as PaddlePaddle's prior_box / multi_box_head lay them out.
+
+    ssd_priors(feature_sizes, image_size, min_sizes, max_sizes, aspect_ratios, steps,
+               offset=0.5, flip=True, clip=False, min_max_order=False)
+        -> [N, 4] float32 xyxy input pixels
+
+Cells are row-major per map, maps in order; within a cell the priors are the expanded aspect
+ratios [1, r1, 1/r1, r2, 1/r2, ...] at min_size (w = min * sqrt(r), h = min / sqrt(r)), then
+the sqrt(min * max) square when the map has a max size; with min_max_order (Caffe's order,
+Paddle's `min_max_aspect_ratios_order`) the two squares come first. SSD300: 8,732 priors.
+"""
+import numpy as np
+
+
+def expand_aspect_ratios(ratios, flip=True):
+    """[1] + each ratio (and its inverse with flip), without repeats (Paddle's order)."""
+    out = [1.0]
+    for r in ratios:
+        for value in ((r, 1.0 / r) if flip else (r,)):
+            if all(abs(value - v) > 1e-6 for v in out):
+                out.append(float(value))
+    return out
+
+
+def priors_per_cell(ratios, has_max, flip=True):
+    return len(expand_aspect_ratios(ratios, flip)) + int(bool(has_max))
+
+
+def ssd_priors(feature_sizes, image_size, min_sizes, max_sizes, aspect_ratios, steps=None,
+               offset=0.5, flip=True, clip=False, min_max_order=False):
+    """Priors for square maps of `feature_sizes` on an image_size x image_size input.
+
+    max_sizes[k] may be None / [] (no extra square on that map); steps[k] None or 0 means
+    image_size / feature_sizes[k]. clip: clip to the image, as Paddle's `clip` option."""
+    boxes = []
+    for k, size in enumerate(feature_sizes):
+        step = steps[k] if steps and steps[k] else image_size / size
+        m = float(min_sizes[k])
+        shapes = [(m * np.sqrt(r), m / np.sqrt(r))
+                  for r in expand_aspect_ratios(aspect_ratios[k], flip)]
+        top = max_sizes[k] if max_sizes else None
+        if top:
+            side = np.sqrt(m * float(top))
+            shapes.insert(1 if min_max_order else len(shapes), (side, side))
+        shapes = np.asarray(shapes, np.float64)  # [A, 2] (w, h)
+        centres = (np.arange(size) + offset) * step
+        cy, cx = np.meshgrid(centres, centres, indexing="ij")
+        c = np.stack([cx, cy], -1).reshape(-1, 1, 2)
+        half = shapes[None] / 2
+        boxes.append(np.concatenate([c - half, c + half], -1).reshape(-1, 4))
+    boxes = np.concatenate(boxes, 0)
+    if clip:
+        boxes = np.clip(boxes, 0, image_size)
+    return boxes.astype(np.float32)
