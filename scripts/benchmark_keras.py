@@ -22,6 +22,8 @@ import tfdet  # noqa: E402
 flags.DEFINE_string("model", "retinanet_r50_fpn", "zoo name")
 flags.DEFINE_string("sizes", "512x512", "comma-separated HxW input sizes")
 flags.DEFINE_integer("runs", 10, "timed runs per size (after 3 warm-up runs)")
+flags.DEFINE_bool("size_cycle", False, "with --train_batch: time single steps through the "
+                  "sizes twice, printing how often the step was traced")
 flags.DEFINE_integer("train_batch", 0, "instead: time a training step (SGD, the zoo's frozen "
                      "norm) on batches of this many random images with two boxes each")
 
@@ -55,6 +57,19 @@ def timed(fn, x, runs):
     return np.median(times), min(times)
 
 
+def size_cycle(trainer, batches, passes=2):
+    """Times single training steps over batches of different sizes, `passes` times in order:
+    shows whether a new input size recompiles the step (YOLOv3's random size per batch)."""
+    for p in range(passes):
+        for batch in batches:
+            start = time.perf_counter()
+            trainer.train_step(batch)
+            took = time.perf_counter() - start
+            size = "x".join(str(v) for v in batch["images"].shape[1:3])
+            print(f"pass {p + 1} {size}: {took * 1000:.0f} ms; step traced "
+                  f"{trainer._train_step.experimental_get_tracing_count()} time(s) so far")
+
+
 def train_step_speed(f):
     import keras
 
@@ -63,12 +78,17 @@ def train_step_speed(f):
     trainer = Trainer(lambda: tfdet.models.get(f.model),
                       lambda: keras.optimizers.SGD(0.01, momentum=0.9), weight_decay=1e-4)
     n = f.train_batch
+    batches = []
     for size in f.sizes.split(","):
         h, w = (int(v) for v in size.split("x"))
-        batch = {"images": tf.random.normal([n, h, w, 3], seed=1),
-                 "boxes": tf.constant([[[10.0, 20.0, 200.0, 220.0], [100.0, 50.0, 400.0, 300.0]]]
-                                      * n),
-                 "classes": tf.constant([[3, 17]] * n), "is_crowd": tf.zeros([n, 2], tf.bool)}
+        batches.append(
+            {"images": tf.random.normal([n, h, w, 3], seed=1),
+             "boxes": tf.constant([[[10.0, 20.0, 200.0, 220.0], [100.0, 50.0, 300.0, 300.0]]] * n),
+             "classes": tf.constant([[3, 17]] * n), "is_crowd": tf.zeros([n, 2], tf.bool)})
+    if f.size_cycle:
+        return size_cycle(trainer, batches)
+    for batch in batches:
+        h, w = batch["images"].shape[1:3]
         step, _ = timed(lambda b: trainer.train_step(b)[0], batch, f.runs)
         print(f"{trainer.model.name} train step batch {n} {h}x{w}: median {step * 1000:.0f} ms "
               f"= {n / step:.2f} images/s over {f.runs} steps ({os.cpu_count()} CPUs)")

@@ -8,11 +8,13 @@ from tfdet.config import load_experiment
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 # Rows without a 1x / 2x suffix: (iterations, images per iteration, metric), from the zoo's
 # configs (ssd_vgg16_300.yml: 400k x 32; ssd_vgg16_300_voc.yml: 120k x 32;
-# ssd_mobilenet_v1_voc.yml: 28k x 64).
+# ssd_mobilenet_v1_voc.yml: 28k x 64; yolov3_darknet.yml: 500k x 64).
 OTHER_SCHEDULES = {
     "ssd_vgg16_300": (400000, 32, "coco"), "ssd_vgg16_512": (400000, 32, "coco"),
     "ssd_vgg16_300_voc": (120000, 32, "voc"), "ssd_vgg16_512_voc": (120000, 32, "voc"),
     "ssd_mobilenet_v1_voc": (28000, 64, "voc"),
+    **{f"yolov3_{b}{v}": (500000, 64, "voc" if v else "coco")
+       for b in ("darknet53", "mobilenet_v1", "r34") for v in ("", "_voc")},
 }
 
 

@@ -19,6 +19,7 @@ from tfdet.training import optimizers, schedules
 
 COCO_TRAIN = "coco:data/coco/annotations/instances_train2017.json:data/coco/train2017"
 COCO_VAL = "coco:data/coco/annotations/instances_val2017.json:data/coco/val2017"
+_SQUARE = ("ssd", "yolo", "square")  # recipes with square inputs of DataConfig.square_size
 
 
 @gin.configurable
@@ -45,7 +46,9 @@ class DataConfig:
     training images (quick runs and tests).
     augment: 'standard' (resize keeping aspect + flip: R-CNN, RetinaNet), 'ssd'
     (photometric distortion, expand, min-IoU crop, flip, square resize to square_size) or
-    'square' (square resize and flip only: SSD models on small data).
+    'square' (square resize and flip only: SSD / YOLO models on small data) or 'yolo'
+    (SSD's per-image steps at square_size, then per batch mixup while the step is below
+    mixup_until_step and a random square size from yolo_sizes).
     mean / std: per RGB channel in 0..255 units. metric: 'coco' (box / mask AP) or 'voc'
     (VOC2007 11-point mAP at IoU 0.5)."""
 
@@ -63,6 +66,8 @@ class DataConfig:
     augment: str = "standard"
     square_size: int = 300
     ssd_allow_no_crop: bool = True
+    yolo_sizes: Sequence[int] = tuple(range(320, 609, 32))
+    mixup_until_step: Optional[int] = None
     mean: Sequence[float] = data.IMAGENET_MEAN
     std: Sequence[float] = data.IMAGENET_STD
     metric: str = "coco"
@@ -123,19 +128,19 @@ class Experiment:
 
     def train_transform(self):
         d = self.data
-        if d.augment in ("ssd", "square"):
+        if d.augment in _SQUARE:
             return data.ssd_transforms(True, d.square_size, d.mean, d.std, d.flip_prob,
-                                       d.ssd_allow_no_crop, distort=d.augment == "ssd")
+                                       d.ssd_allow_no_crop, distort=d.augment != "square")
         if d.augment != "standard":
-            raise ValueError(f"DataConfig.augment must be 'standard', 'ssd' or 'square', got "
-                             f"{d.augment!r}")
+            raise ValueError(f"DataConfig.augment must be 'standard', 'ssd', 'yolo' or "
+                             f"'square', got {d.augment!r}")
         return data.detection_transforms(True, tuple(d.short_side), d.max_long_side,
                                          d.flip_prob, d.mean, d.std)
 
     def eval_transform(self):
         """The evaluation (and serving) preprocessing: resize and normalise."""
         d = self.data
-        if d.augment in ("ssd", "square"):
+        if d.augment in _SQUARE:
             return data.ssd_transforms(False, d.square_size, d.mean, d.std)
         return data.detection_transforms(False, d.eval_short_side, d.max_long_side,
                                          mean=d.mean, std=d.std)
@@ -143,19 +148,23 @@ class Experiment:
     def serving_canvas(self):
         """The largest padded input the eval transform makes (the export's canvas side)."""
         d = self.data
-        if d.augment in ("ssd", "square"):
+        if d.augment in _SQUARE:
             return d.square_size
         return -(-d.max_long_side // d.size_divisor) * d.size_divisor
 
     def train_pipeline(self, dataset, batch_size, skip=0, shard=None):
         d = self.data
         # SSD's square inputs are one static shape already.
-        pad_size = (d.square_size,) * 2 if d.augment in ("ssd", "square") else d.pad_size
+        pad_size = (d.square_size,) * 2 if d.augment in _SQUARE else d.pad_size
+        batch_transform = None
+        if d.augment == "yolo":
+            batch_transform = data.YoloBatchAugment(tuple(d.yolo_sizes), d.mixup_until_step,
+                                                    seed=self.train.seed or 0)
         return data.input_pipeline(
             dataset, self.train_transform(), batch_size, training=True,
             max_boxes=d.max_boxes, size_divisor=d.size_divisor, pad_size=pad_size,
             shuffle_buffer=d.shuffle_buffer, seed=self.train.seed, shard=shard, skip=skip,
-            masks=models.predicts_masks(self.model.name))
+            masks=models.predicts_masks(self.model.name), batch_transform=batch_transform)
 
     def eval_pipeline(self, dataset, batch_size=1):
         d = self.data

@@ -9,7 +9,7 @@ A name without its schedule suffix (retinanet_r50_fpn) is the same architecture 
 """
 import numpy as np
 
-from tfdet.detectors import SSD, FasterRCNN, MaskRCNN, RetinaNet
+from tfdet.detectors import SSD, FasterRCNN, MaskRCNN, RetinaNet, YOLOv3
 
 _X101_64X4D = dict(depth=101, variant="d", groups=64, group_width=4)
 _R50_VD = dict(depth=50, variant="d")
@@ -71,11 +71,17 @@ _ZOO = {
     "ssd_vgg16_300_voc": (SSD, dict(_VOC, min_max_order=True), "120k"),
     "ssd_vgg16_512_voc": (SSD, dict(_SSD512, min_max_order=True, **_VOC), "120k"),
     "ssd_mobilenet_v1_voc": (SSD, dict(_SSD_MOBILENET, **_VOC), "28k"),
+    "yolov3_darknet53": (YOLOv3, {}, "270e"),
+    "yolov3_mobilenet_v1": (YOLOv3, dict(backbone="mobilenet_v1"), "270e"),
+    "yolov3_r34": (YOLOv3, dict(backbone="resnet", depth=34), "270e"),
+    "yolov3_darknet53_voc": (YOLOv3, dict(_VOC), "270e"),
+    "yolov3_mobilenet_v1_voc": (YOLOv3, dict(_VOC, backbone="mobilenet_v1"), "270e"),
+    "yolov3_r34_voc": (YOLOv3, dict(_VOC, backbone="resnet", depth=34), "270e"),
 }
 _SCHEDULES = ("_1x", "_2x")
 # Foreground classes; the R-CNN heads add the background (81 outputs for COCO).
 # (A row's own num_classes, e.g. 20 for the VOC rows, comes first.)
-_DEFAULT_CLASSES = {RetinaNet: 80, FasterRCNN: 80, MaskRCNN: 80, SSD: 80}
+_DEFAULT_CLASSES = {RetinaNet: 80, FasterRCNN: 80, MaskRCNN: 80, SSD: 80, YOLOv3: 80}
 
 
 def list_models():

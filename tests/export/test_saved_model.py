@@ -68,6 +68,11 @@ def _ssd():
     return model
 
 
+def _yolov3():
+    # Objectness prior 0.5 and untrained classes near 0.5: scores about 0.25 > 0.01.
+    return models.get("yolov3_mobilenet_v1", num_classes=3, width=0.25, objectness_prior=0.5)
+
+
 SSD_SIZE = 160
 # model -> (builder, eval transform, canvas, size divisor)
 MODELS = {
@@ -77,6 +82,7 @@ MODELS = {
     "mask_rcnn": (_mask_rcnn, data.detection_transforms(False, SHORT, LONG), LONG, DIVISOR),
     "ssd": (_ssd, data.ssd_transforms(False, SSD_SIZE, (127.5,) * 3, (127.5,) * 3),
             SSD_SIZE, 1),
+    "yolov3": (_yolov3, data.ssd_transforms(False, 160), 160, 32),
 }
 
 

@@ -24,5 +24,6 @@ from tfdet.data.ssd_augment import (
     ssd_transforms,
 )
 from tfdet.data.validate import AnnotationError
+from tfdet.data.yolo_augment import YoloBatchAugment
 from tfdet.data.voc import VOC_CLASSES, read_voc
 from tfdet.data.yolo import read_yolo

@@ -165,7 +165,7 @@ def _pad_to_divisor(batch, size_divisor):
 def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training,
                    max_boxes=100, size_divisor=32, pad_size=None, shuffle_buffer=1024,
                    seed=None, drop_difficult=False, min_box_size=1.0, shard=None, skip=0,
-                   masks=False, num_parallel_calls=AUTOTUNE):
+                   masks=False, batch_transform=None, num_parallel_calls=AUTOTUNE):
     """Batches of `dataset` through `transform` (a `(sample, seed) -> sample` callable).
 
     training: shuffles, repeats forever and drops the last partial batch; otherwise one pass in
@@ -173,6 +173,8 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
     pad every batch to (static shapes for XLA); default pads to the batch's largest image
     rounded up to size_divisor. shard: (num_shards, index) for multi-worker input.
     masks: also rasterise the instance masks (Mask R-CNN); the transforms carry them along.
+    batch_transform: `(batch, step) -> batch` applied to each padded batch, step counted
+    from skip // batch_size (e.g. YOLOv3's mixup and random input size).
     skip: elements to pass over before the first one, cheaply, before decoding; a seeded
     pipeline resumed with skip = steps * batch_size continues exactly where it stopped.
     Images that fail to decode at run time are dropped with a logged warning, never a crash.
@@ -201,6 +203,10 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
     if masks:
         padded_shapes["masks"] = [max_boxes] + padded_shapes["images"][:2]
     ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes, drop_remainder=training)
+    if batch_transform is not None:
+        first = skip // batch_size
+        ds = ds.enumerate(first).map(lambda step, batch: batch_transform(batch, step),
+                                     num_parallel_calls=AUTOTUNE)
     if pad_size is None:
         ds = ds.map(lambda b: _pad_to_divisor(b, size_divisor), num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)

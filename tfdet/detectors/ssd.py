@@ -95,13 +95,10 @@ class SSD(keras.Model):
         probs = tf.nn.softmax(tf.cast(logits, tf.float32))[..., 1:]  # [B, N, K]
         boxes = ops.clip_boxes(ops.decode_boxes(tf.cast(deltas, tf.float32), self.priors[None],
                                                 c["box_weights"]), height, width)
-        # Only each class's pre_nms_top_k best priors enter its NMS (Paddle's nms_top_k).
-        k = min(c["pre_nms_top_k"], self.num_priors)
-        kth = tf.math.top_k(tf.transpose(probs, [0, 2, 1]), k).values[..., -1]  # [B, K]
-        probs = tf.where(probs >= kth[:, None, :], probs, 0.0)
         return ops.batched_multiclass_nms(
             boxes, probs, iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
-            max_per_class=c["max_detections"], max_total=c["max_detections"])
+            max_per_class=c["max_detections"], max_total=c["max_detections"],
+            pre_nms_top_k=c["pre_nms_top_k"])
 
     # -- training ----------------------------------------------------------------------------
     def compute_losses(self, batch, training=True):

@@ -1,3 +1,4 @@
 """Necks: multi-scale feature fusion and extra feature levels."""
 from tfdet.necks.fpn import fpn
 from tfdet.necks.ssd_extras import ssd_extra_layers
+from tfdet.necks.yolo_fpn import yolo_fpn

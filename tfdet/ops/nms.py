@@ -44,16 +44,21 @@ def batched_nms(boxes, scores, iou_threshold=0.5, max_output_size=100,
 
 
 def batched_multiclass_nms(boxes, scores, iou_threshold=0.5, score_threshold=0.05,
-                           max_per_class=100, max_total=100):
+                           max_per_class=100, max_total=100, pre_nms_top_k=None):
     """Per-class NMS for a batch, padded to `max_total` detections per image.
 
     boxes: [B, N, 4] shared by all classes, or [B, N, C, 4] class-specific; scores [B, N, C].
+    pre_nms_top_k: only each class's k best boxes enter its NMS (Paddle's nms_top_k).
     Returns a dict: boxes [B, max_total, 4] xyxy, scores [B, max_total], classes
     [B, max_total] int32 (column index into `scores`), num_detections [B] int32; rows past
     num_detections are zero. Detections are sorted by score.
     """
     boxes = tf.cast(box_ops.as_float(boxes), tf.float32)
     scores = tf.cast(box_ops.as_float(scores), tf.float32)
+    if pre_nms_top_k:
+        k = tf.minimum(pre_nms_top_k, tf.shape(scores)[1])
+        kth = tf.math.top_k(tf.transpose(scores, [0, 2, 1]), k).values[..., -1]  # [B, C]
+        scores = tf.where(scores >= kth[:, None, :], scores, 0.0)
     if boxes.shape.rank == 3:
         boxes = boxes[:, :, None, :]
     out_boxes, out_scores, out_classes, num = tf.image.combined_non_max_suppression(

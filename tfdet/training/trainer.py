@@ -140,7 +140,9 @@ class Trainer:
 
         Returns (losses dict of floats for the global batch, finite bool)."""
         if self._train_step is None:
-            @tf.function(jit_compile=self.jit_compile)
+            # reduce_retracing: after a second input size the step is traced once for any
+            # size (YOLOv3's random input size per batch), not once per size.
+            @tf.function(jit_compile=self.jit_compile, reduce_retracing=True)
             def step_fn(batch):
                 losses, finite = self.strategy.run(self._replica_step, args=(batch,))
                 losses = {k: self.strategy.reduce("SUM", v, axis=None)
