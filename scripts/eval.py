@@ -72,7 +72,10 @@ def main(_):
         exp = load_experiment(f.config, f.gin_bindings)
         checkpoint = resolve_checkpoint(f.checkpoint)
         info = read_run_info(checkpoint)
-        dataset = exp.dataset(f.data or exp.data.eval)
+        try:
+            dataset = exp.dataset(f.data or exp.data.eval)
+        except FileNotFoundError as err:  # the data set is not where the config says
+            raise SystemExit(f"error: {err}") from None
         if [int(c) for c in dataset.category_ids] != info["category_ids"]:
             raise SystemExit(f"the data's categories {dataset.category_ids} differ from the "
                              f"checkpoint's {info['category_ids']} ({checkpoint})")

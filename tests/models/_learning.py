@@ -1,5 +1,5 @@
-"""Shared by the learning tests: train a quickstart-recipe model on the first 16 raccoon
-training images and score it on those same images."""
+"""Shared by the learning tests: train a model from a fixed seed and score it on its own
+training images (by default a quickstart-recipe model on the first 16 raccoon images)."""
 import keras
 
 from tests.conftest import require_shared
@@ -26,6 +26,12 @@ def train_on_16_raccoons(bindings, steps):
         *SMALL_RACCOON, *bindings])
     images = exp.dataset(exp.data.train, exp.data.train_limit)
     assert len(images) == 16 and images.class_names == ["raccoon"]
+    return train_and_score(exp, images, steps)
+
+
+def train_and_score(exp, images, steps, eval_batch=8):
+    """Trains exp's model on `images` for `steps` steps from a fixed seed; returns (COCO
+    metrics on those images, the last step's losses)."""
     keras.utils.set_random_seed(0)
     trainer = Trainer(lambda: exp.build_model(images.num_classes), exp.build_optimizer)
     batches = iter(exp.train_pipeline(images, exp.train.global_batch_size))
@@ -33,6 +39,6 @@ def train_on_16_raccoons(bindings, steps):
         losses, finite = trainer.train_step(next(batches))
         assert finite, losses
     metrics, _ = evaluate_detector(compiled_predictor(trainer.model),
-                                   exp.eval_pipeline(images, 8), images, verbose=False,
+                                   exp.eval_pipeline(images, eval_batch), images, verbose=False,
                                    progress=False)
     return metrics, losses

@@ -14,20 +14,26 @@ R101_BODY = 42_500_160 - 23_508_032  # torchvision resnet101 less fc, less the R
 X101_BODY = 83_455_272 - 2_049_000 + VD_STEM - 23_508_032
 
 
-def test_every_faster_rcnn_row_builds_with_the_reference_count():
-    rows = [n for n in models.list_models() if n.startswith("faster_rcnn_")]
-    assert len(rows) == 13
+def check_row_counts(prefix, num_rows, fpn_reference, c4_reference):
+    """Every row named prefix* builds with its reference count (FPN or C4) plus its
+    backbone's difference from the R50 body; one build per distinct architecture."""
+    rows = [n for n in models.list_models() if n.startswith(prefix)]
+    assert len(rows) == num_rows
     expected = {(50, "b", 1): 0, (50, "d", 1): VD_STEM, (101, "b", 1): R101_BODY,
                 (101, "d", 1): R101_BODY + VD_STEM, (101, "d", 64): X101_BODY}
     built = {}
     for name in rows:
-        model_cls, settings, _ = models._ZOO[name]
+        _, settings, _ = models._ZOO[name]
         c4 = settings.get("neck") == "c4"
         key = (settings["depth"], settings.get("variant", "b"), settings.get("groups", 1))
         if (key, c4) not in built:
             built[key, c4] = count(models.get(name))
-        reference = FASTER_R50_C4_81 if c4 else FASTER_R50_FPN_81
+        reference = c4_reference if c4 else fpn_reference
         assert built[key, c4] == reference + expected[key], name
+
+
+def test_every_faster_rcnn_row_builds_with_the_reference_count():
+    check_row_counts("faster_rcnn_", 13, FASTER_R50_FPN_81, FASTER_R50_C4_81)
     assert models.get("faster_rcnn_r50").name == "faster_rcnn_r50_1x"
     assert models.get("faster_rcnn_r50_fpn").name == "faster_rcnn_r50_fpn_1x"
 

@@ -7,10 +7,9 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import require_shared
-from tests.models.test_faster_rcnn import (FASTER_R50_C4_81, R101_BODY, VD_STEM, X101_BODY)
+from tests.models.test_faster_rcnn import FASTER_R50_C4_81, check_row_counts
 from tfdet import data, models, ops
 from tfdet.evaluation import evaluate_detector
-from tfdet.layers.norm import count_params_without_norm_statistics as count
 
 MASK_R50_FPN_81 = 44_400_693  # REFERENCE.md, 80 classes + background
 # C4: a 2x2 deconv 2048 -> 256 and a 1x1 conv 256 -> 81 on the res5 RoI maps.
@@ -18,19 +17,7 @@ MASK_R50_C4_81 = FASTER_R50_C4_81 + (2048 * 256 * 4 + 256) + (256 * 81 + 81)
 
 
 def test_every_mask_rcnn_row_builds_with_the_reference_count():
-    rows = [n for n in models.list_models() if n.startswith("mask_rcnn_")]
-    assert len(rows) == 9
-    expected = {(50, "b", 1): 0, (50, "d", 1): VD_STEM, (101, "b", 1): R101_BODY,
-                (101, "d", 1): R101_BODY + VD_STEM, (101, "d", 64): X101_BODY}
-    built = {}
-    for name in rows:
-        _, settings, _ = models._ZOO[name]
-        c4 = settings.get("neck") == "c4"
-        key = (settings["depth"], settings.get("variant", "b"), settings.get("groups", 1))
-        if (key, c4) not in built:
-            built[key, c4] = count(models.get(name))
-        reference = MASK_R50_C4_81 if c4 else MASK_R50_FPN_81
-        assert built[key, c4] == reference + expected[key], name
+    check_row_counts("mask_rcnn_", 9, MASK_R50_FPN_81, MASK_R50_C4_81)
     assert models.predicts_masks("mask_rcnn_r50_fpn")
     assert not models.predicts_masks("faster_rcnn_r50_fpn")
 
