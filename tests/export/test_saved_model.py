@@ -63,7 +63,7 @@ def _mask_rcnn():
 def _ssd():
     model = models.get("ssd_mobilenet_v1_voc", num_classes=3, image_size=SSD_SIZE, width=0.25)
     # Background logit bias -2: an untrained model then scores its classes above 0.01.
-    bias = model.head.class_convs.layers[0].bias
+    bias = model.head.class_convs[0].bias
     bias.assign(tf.tile(tf.constant([-2.0, 0, 0, 0]), [bias.shape[0] // 4]))
     return model
 

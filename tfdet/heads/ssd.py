@@ -16,22 +16,25 @@ class SSDHead(keras.layers.Layer):
         self.priors_per_cell = tuple(int(a) for a in priors_per_cell)
         self.kernel_size = kernel_size
         k = num_classes + 1
-        self.box_convs = keras.Sequential(
-            [keras.layers.Conv2D(a * 4, kernel_size, padding="same", name=f"box{i}")
-             for i, a in enumerate(self.priors_per_cell)], name="box_convs")
-        self.class_convs = keras.Sequential(
-            [keras.layers.Conv2D(a * k, kernel_size, padding="same", name=f"class{i}")
-             for i, a in enumerate(self.priors_per_cell)], name="class_convs")
+        # One attribute per conv so each is tracked for checkpoints (the maps differ in
+        # channels, so the convs are not one Sequential).
+        self.box_convs, self.class_convs = [], []
+        for i, a in enumerate(self.priors_per_cell):
+            box = keras.layers.Conv2D(a * 4, kernel_size, padding="same", name=f"box{i}")
+            cls = keras.layers.Conv2D(a * k, kernel_size, padding="same", name=f"class{i}")
+            setattr(self, f"box{i}", box)
+            setattr(self, f"class{i}", cls)
+            self.box_convs.append(box)
+            self.class_convs.append(cls)
 
     def build(self, input_shape):
-        for shape, box, cls in zip(input_shape, self.box_convs.layers,
-                                   self.class_convs.layers):
+        for shape, box, cls in zip(input_shape, self.box_convs, self.class_convs):
             box.build(tuple(shape))
             cls.build(tuple(shape))
 
     def call(self, features):
         logits, deltas = [], []
-        for x, box, cls in zip(features, self.box_convs.layers, self.class_convs.layers):
+        for x, box, cls in zip(features, self.box_convs, self.class_convs):
             batch = ops.shape(x)[0]
             deltas.append(ops.reshape(box(x), (batch, -1, 4)))
             logits.append(ops.reshape(cls(x), (batch, -1, self.num_classes + 1)))

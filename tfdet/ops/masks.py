@@ -10,7 +10,7 @@ Both are stock TF ops (gathers and matmuls), so they export to TF Serving.
 """
 import tensorflow as tf
 
-from tfdet.ops.roi_align import _roi_align_flat
+from tfdet.ops.roi_align import roi_align_flat
 
 
 def mask_targets(masks, boxes, matched, size=28, threshold=0.5):
@@ -26,7 +26,7 @@ def mask_targets(masks, boxes, matched, size=28, threshold=0.5):
     height, width = shape[2], shape[3]
     flat = tf.reshape(masks, [shape[0], shape[1] * height * width, 1])
     per_roi = tf.ones(tf.shape(matched), tf.int32)
-    crops = _roi_align_flat(flat, boxes, per_roi * height, per_roi * width,
+    crops = roi_align_flat(flat, boxes, per_roi * height, per_roi * width,
                             tf.cast(matched, tf.int32) * height * width,
                             tf.cast(per_roi, tf.float32), (size, size), 1, True)
     return tf.cast(crops[..., 0] >= threshold, tf.float32)

@@ -46,10 +46,11 @@ def _axis_samples(start, size, bins, grid, max_grid, limit):
             frac * weight)
 
 
-def _roi_align_flat(flat, boxes, heights, widths, bases, scales, output_size, sampling_ratio,
+def roi_align_flat(flat, boxes, heights, widths, bases, scales, output_size, sampling_ratio,
                     aligned):
     """RoIAlign on features flattened to flat [B, N, C]; each RoI reads the map of size
-    heights x widths [B, R] starting at row `bases` [B, R], at `scales` [B, R]."""
+    heights x widths [B, R] starting at row `bases` [B, R], at `scales` [B, R]. The shared
+    core of roi_align, multilevel_roi_align and ops.mask_targets (one instance mask per RoI)."""
     oh, ow = output_size
     boxes = tf.cast(boxes, tf.float32)
     offset = 0.5 if aligned else 0.0
@@ -108,7 +109,7 @@ def roi_align(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1
     shape = tf.shape(features)
     flat = tf.reshape(features, [shape[0], shape[1] * shape[2], shape[3]])
     per_roi = tf.ones(tf.shape(boxes)[:2], tf.int32)
-    return _roi_align_flat(flat, boxes, per_roi * shape[1], per_roi * shape[2], per_roi * 0,
+    return roi_align_flat(flat, boxes, per_roi * shape[1], per_roi * shape[2], per_roi * 0,
                            tf.cast(per_roi, tf.float32) * spatial_scale, _pair(output_size),
                            sampling_ratio, aligned)
 
@@ -138,6 +139,6 @@ def multilevel_roi_align(features, boxes, output_size, min_level=2, sampling_rat
     level = roi_levels(boxes, min_level, max_level, canonical_level, canonical_size) - min_level
     scales = tf.gather(tf.constant([2.0 ** -(min_level + i) for i in range(len(features))]),
                        level)
-    return _roi_align_flat(flat, boxes, tf.gather(heights, level), tf.gather(widths, level),
+    return roi_align_flat(flat, boxes, tf.gather(heights, level), tf.gather(widths, level),
                            tf.gather(starts, level), scales, _pair(output_size),
                            sampling_ratio, aligned)
