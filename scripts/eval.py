@@ -30,7 +30,7 @@ def evaluate_saved_model(path, dataset):
     import tqdm
 
     from tfdet.evaluation import CocoEvaluator
-    from tfdet.evaluation.runner import image_masks
+    from tfdet.evaluation.runner import coco_metrics, image_masks
 
     fn = tf.saved_model.load(path).signatures["serving_encoded"]
     evaluator = CocoEvaluator(dataset)
@@ -47,11 +47,7 @@ def evaluate_saved_model(path, dataset):
             masks = [image_masks(out["detection_masks"][0, :n], boxes, ex.height, ex.width)]
         evaluator.add_detections([ex.image_id], boxes[None], out["detection_scores"][:, :n],
                                  np.asarray(classes, np.int64).reshape(1, n), masks=masks)
-    metrics = evaluator.evaluate("bbox")
-    if with_masks:
-        segm = evaluator.evaluate("segm")
-        metrics.update({f"mask_{name}": value for name, value in segm.items()})
-    return metrics, evaluator
+    return coco_metrics(evaluator, with_masks), evaluator
 
 
 def main(_):

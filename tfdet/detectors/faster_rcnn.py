@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfdet import ops
 from tfdet.backbones import resnet, resnet_stage
+from tfdet.detectors.ground_truth import ground_truth
 from tfdet.heads import FCBoxHead, Res5BoxHead, RPNHead
 from tfdet.losses import replica_mean, smooth_l1_loss
 from tfdet.necks import fpn
@@ -148,7 +149,7 @@ class FasterRCNN(keras.Model):
         R-CNN classification (softmax CE) and class-specific box losses over 512 sampled RoIs
         per image (ground truth added to the proposals). Crowd boxes and padding never match.
         """
-        gt = self.ground_truth(batch)
+        gt = ground_truth(batch)
         *pyramid, rpn_logits, rpn_deltas = self.network(batch["images"], training=training)
         losses, sample = self.rpn_losses_and_rois(batch["images"], gt, rpn_logits, rpn_deltas)
         logits, deltas = self.box_head(self.roi_features(pyramid, sample["rois"]),
@@ -156,14 +157,6 @@ class FasterRCNN(keras.Model):
         losses.update(self.box_losses(logits, deltas, sample, gt))
         losses["total_loss"] = tf.add_n(list(losses.values()))
         return losses
-
-    @staticmethod
-    def ground_truth(batch):
-        """boxes [B, M, 4] float32, classes [B, M] (padding -> 0) and valid [B, M] (neither
-        padding nor crowd) from a pipeline batch."""
-        return {"boxes": tf.cast(batch["boxes"], tf.float32),
-                "classes": tf.maximum(batch["classes"], 0),
-                "valid": (batch["classes"] >= 0) & ~tf.cast(batch["is_crowd"], tf.bool)}
 
     def rpn_losses_and_rois(self, images, gt, rpn_logits, rpn_deltas):
         """RPN losses, and the sampled RoIs for the box head: a dict of rois [B, S, 4],

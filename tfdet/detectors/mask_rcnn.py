@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tfdet import ops
 from tfdet.detectors.faster_rcnn import FasterRCNN, _select
+from tfdet.detectors.ground_truth import ground_truth
 from tfdet.heads import MaskHead
 from tfdet.losses import replica_mean
 
@@ -71,7 +72,7 @@ class MaskRCNN(FasterRCNN):
         ground-truth class's mask logits against the matched instance's mask cropped to the
         RoI (ops.mask_targets), averaged over the positive RoIs' pixels (over replicas)."""
         c = self.config
-        gt = self.ground_truth(batch)
+        gt = ground_truth(batch)
         *pyramid, rpn_logits, rpn_deltas = self.network(batch["images"], training=training)
         losses, sample = self.rpn_losses_and_rois(batch["images"], gt, rpn_logits, rpn_deltas)
         pooled = self.roi_features(pyramid, sample["rois"])

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tfdet import ops
 from tfdet.backbones import resnet
+from tfdet.detectors.ground_truth import ground_truth
 from tfdet.losses import replica_mean, sigmoid_focal_loss, smooth_l1_loss
 from tfdet.heads import RetinaNetHead
 from tfdet.necks import fpn
@@ -83,9 +84,9 @@ class RetinaNet(keras.Model):
         images = batch["images"]
         logits, deltas = self.raw_outputs(images, training=training)
         anchors, _ = self.anchors(tf.shape(images)[1], tf.shape(images)[2])
-        valid = (batch["classes"] >= 0) & ~tf.cast(batch["is_crowd"], tf.bool)
+        gt = ground_truth(batch)
         labels, class_targets, box_targets = self.assign_targets(
-            anchors, batch["boxes"], tf.maximum(batch["classes"], 0), valid)
+            anchors, gt["boxes"], gt["classes"], gt["valid"])
         positive = tf.cast(labels == 1, tf.float32)
         counted = tf.cast(labels >= 0, tf.float32)
         num_positive = tf.maximum(replica_mean(tf.reduce_sum(positive)), 1.0)

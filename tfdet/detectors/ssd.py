@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfdet import ops
 from tfdet.backbones import mobilenet_v1, vgg16
+from tfdet.detectors.ground_truth import ground_truth
 from tfdet.heads import SSDHead
 from tfdet.layers import L2Normalization
 from tfdet.losses import hard_negatives, replica_mean, smooth_l1_loss
@@ -108,8 +109,8 @@ class SSD(keras.Model):
         boxes, softmax CE on positives and mined negatives, both divided by the positive count
         (its mean over replicas). Crowd boxes and padding never match."""
         c = self.config
-        boxes = tf.cast(batch["boxes"], tf.float32)
-        valid = (batch["classes"] >= 0) & ~tf.cast(batch["is_crowd"], tf.bool)
+        gt = ground_truth(batch)
+        boxes, valid = gt["boxes"], gt["valid"]
         logits, deltas = self.network(batch["images"], training=training)
         logits = tf.cast(logits, tf.float32)
         deltas = tf.cast(deltas, tf.float32)
@@ -119,7 +120,7 @@ class SSD(keras.Model):
         positive = labels == ops.POSITIVE
         negative = labels == ops.NEGATIVE
         classes = tf.where(positive,
-                           tf.gather(tf.maximum(batch["classes"], 0), matched, batch_dims=1) + 1,
+                           tf.gather(gt["classes"], matched, batch_dims=1) + 1,
                            0)
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=classes, logits=logits)
         trained = positive | hard_negatives(ce, positive, negative, c["neg_pos_ratio"])

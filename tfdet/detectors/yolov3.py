@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tfdet import ops
 from tfdet.backbones import darknet53, mobilenet_v1, resnet
+from tfdet.detectors.ground_truth import ground_truth
 from tfdet.necks import yolo_fpn
 
 COCO_ANCHORS = ((10, 13), (16, 30), (33, 23), (30, 61), (62, 45), (59, 119), (116, 90),
@@ -128,11 +129,12 @@ class YOLOv3(keras.Model):
         images = batch["images"]
         height = tf.cast(tf.shape(images)[1], tf.float32)
         width = tf.cast(tf.shape(images)[2], tf.float32)
-        gt = tf.cast(batch["boxes"], tf.float32)
-        valid = (batch["classes"] >= 0) & ~tf.cast(batch["is_crowd"], tf.bool)
-        valid &= (gt[..., 2] > gt[..., 0]) & (gt[..., 3] > gt[..., 1])
+        truth = ground_truth(batch)
+        gt = truth["boxes"]
+        # Empty boxes too are skipped: log(w / anchor) needs w > 0.
+        valid = truth["valid"] & (gt[..., 2] > gt[..., 0]) & (gt[..., 3] > gt[..., 1])
         gt_scores = tf.cast(batch.get("scores", tf.ones_like(gt[..., 0])), tf.float32)
-        classes = tf.maximum(batch["classes"], 0)
+        classes = truth["classes"]
         gw, gh = gt[..., 2] - gt[..., 0], gt[..., 3] - gt[..., 1]
         gx, gy = (gt[..., 0] + gt[..., 2]) / 2, (gt[..., 1] + gt[..., 3]) / 2
         anchors = tf.constant(c["anchors"], tf.float32)  # [9, 2]

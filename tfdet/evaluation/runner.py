@@ -64,11 +64,17 @@ def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, m
                                  detections["classes"].numpy(), counts, **extra)
     if metric == "voc":
         return evaluator.evaluate(verbose=verbose), evaluator
+    return coco_metrics(evaluator, with_masks, verbose), evaluator
+
+
+def coco_metrics(evaluator, with_masks, verbose=True):
+    """A CocoEvaluator's box metrics, plus its mask metrics as `mask_AP`, ... when the
+    detections carried masks."""
     metrics = evaluator.evaluate("bbox", verbose=verbose)
     if with_masks:
         segm = evaluator.evaluate("segm", verbose=verbose)
         metrics.update({f"mask_{name}": value for name, value in segm.items()})
-    return metrics, evaluator
+    return metrics
 
 
 def headline(metrics):
