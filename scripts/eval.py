@@ -3,6 +3,8 @@
 
   python scripts/eval.py --config configs/X.gin --checkpoint runs/X [--data SPEC]
   python scripts/eval.py --saved_model saved_models/X/1 --data SPEC
+  python scripts/eval.py --score_results RESULTS.json --data coco:ANN.json --iou_type bbox|segm
+      [--json OUT.json]     # scores an existing results file; needs no images
 The SavedModel path feeds each image's file bytes to `serving_encoded`, as a client would.
 """
 import json
@@ -21,6 +23,27 @@ flags.DEFINE_string("saved_model", None, "an exported SavedModel folder instead 
 flags.DEFINE_string("data", None, "data spec (default: the config's eval data)")
 flags.DEFINE_integer("batch_size", 1, "images per batch (checkpoint path)")
 flags.DEFINE_string("results", None, "write the COCO results JSON here")
+flags.DEFINE_string("score_results", None,
+                    "score this COCO results JSON against --data coco:ANN.json (no images "
+                    "needed) and print pycocotools' summary")
+flags.DEFINE_enum("iou_type", "bbox", ["bbox", "segm"], "what --score_results scores")
+flags.DEFINE_string("json", None, "write the metrics here as JSON")
+
+
+def score_results_file(results_path, data_spec, iou_type):
+    """pycocotools' numbers for a results file against a COCO annotation file, through the
+    scoring function that every tfdet evaluation uses. Returns (stats, printed summary)."""
+    from tfdet.data.coco import load_coco_json
+    from tfdet.evaluation.coco import load_results, score_coco
+
+    kind, _, rest = data_spec.partition(":")
+    if kind != "coco" or not rest:
+        raise SystemExit(f"--score_results needs --data coco:ANNOTATIONS.json, got {data_spec!r}")
+    ground_truth = load_coco_json(rest.split(":")[0])
+    results = load_results(results_path, ground_truth, iou_type)
+    if not results:
+        raise SystemExit(f"{results_path}: no detections to score")
+    return score_coco(ground_truth, results, iou_type)
 
 
 def evaluate_saved_model(path, dataset):
@@ -57,10 +80,28 @@ def main(_):
     from tfdet.training import read_run_info, resolve_checkpoint, restore_model
 
     f = flags.FLAGS
+    if f.score_results:
+        from tfdet.data.validate import AnnotationError
+        from tfdet.evaluation.coco import METRIC_NAMES, ResultsError
+
+        if not f.data:
+            raise SystemExit("--score_results needs --data coco:ANNOTATIONS.json")
+        try:
+            stats, printed = score_results_file(f.score_results, f.data, f.iou_type)
+        except (AnnotationError, ResultsError) as err:
+            raise SystemExit(f"error: {err}") from None
+        print(printed, end="")
+        report = {"stats": stats, "metrics": dict(zip(METRIC_NAMES, stats)),
+                  "iou_type": f.iou_type, "results": f.score_results, "data": f.data}
+        if f.json:
+            with open(f.json, "w", encoding="utf-8") as out:
+                json.dump(report, out, indent=1)
+        return
     if f.saved_model:
         if not f.data:
             raise SystemExit("--saved_model needs --data SPEC")
-        metrics, evaluator = evaluate_saved_model(f.saved_model, load_dataset(f.data))
+        metrics, evaluator = evaluate_saved_model(f.saved_model,
+                                                  load_dataset(f.data, keep_empty=True))
         source = f.saved_model
     else:
         if not (f.config and f.checkpoint):
@@ -69,7 +110,7 @@ def main(_):
         checkpoint = resolve_checkpoint(f.checkpoint)
         info = read_run_info(checkpoint)
         try:
-            dataset = exp.dataset(f.data or exp.data.eval)
+            dataset = exp.dataset(f.data or exp.data.eval, evaluation=True)
         except FileNotFoundError as err:  # the data set is not where the config says
             raise SystemExit(f"error: {err}") from None
         if [int(c) for c in dataset.category_ids] != info["category_ids"]:
@@ -84,6 +125,9 @@ def main(_):
         if not hasattr(evaluator, "write_results"):
             raise SystemExit("--results writes COCO results; this config scores VOC mAP")
         evaluator.write_results(f.results)
+    if f.json:
+        with open(f.json, "w", encoding="utf-8") as out:
+            json.dump(dict(metrics, source=source), out, indent=1)
     print(json.dumps({"source": source, **headline(metrics)}))
 
 

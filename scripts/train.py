@@ -50,7 +50,7 @@ def main(_):
 
     try:
         train_set = exp.dataset(exp.data.train, exp.data.train_limit)
-        eval_set = exp.dataset(exp.data.eval) if f.eval else None
+        eval_set = exp.dataset(exp.data.eval, evaluation=True) if f.eval else None
     except FileNotFoundError as err:  # the data set is not where the config says
         raise SystemExit(f"error: {err}") from None
     print(f"training data {exp.data.train}: {len(train_set)} images, {train_set.num_classes} "

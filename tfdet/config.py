@@ -118,10 +118,12 @@ class Experiment:
     config_text: str = ""
 
     # -- data --------------------------------------------------------------------------------
-    def dataset(self, spec, limit=None):
-        """A DetectionDataset from a spec; a missing COCO default stops with the paths."""
+    def dataset(self, spec, limit=None, evaluation=False):
+        """A DetectionDataset from a spec; a missing COCO default stops with the paths.
+        evaluation=True keeps images without boxes (pycocotools scores their false
+        positives too)."""
         _check_exists(spec)
-        dataset = data.load_dataset(spec)
+        dataset = data.load_dataset(spec, keep_empty=evaluation)
         if limit:
             dataset = dataclasses.replace(dataset, examples=dataset.examples[:limit])
         return dataset

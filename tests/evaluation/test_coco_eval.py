@@ -10,7 +10,9 @@ from pycocotools.cocoeval import COCOeval
 
 from tests.conftest import require_shared
 from tfdet import data
-from tfdet.evaluation import CocoEvaluator
+from tfdet.evaluation import METRIC_NAMES, CocoEvaluator
+
+ROOT = __import__('pathlib').Path(__file__).resolve().parents[2]
 
 
 def add_ground_truth_as_detections(evaluator, dataset, jitter=0.0, seed=0):
@@ -72,7 +74,7 @@ def test_matches_pycocotools_called_directly(tmp_path):
         gt = COCO(ann)
         ref = COCOeval(gt, gt.loadRes(res_file), "bbox")
         ref.evaluate(), ref.accumulate(), ref.summarize()
-    np.testing.assert_allclose([ours[k] for k in ours], ref.stats, atol=1e-9)
+    np.testing.assert_allclose([ours[k] for k in METRIC_NAMES], ref.stats, atol=1e-9)
     assert 0.2 < ours["AP"] < 0.95  # a non-trivial operating point
     assert json.load(open(res_file))[0].keys() >= {"image_id", "category_id", "bbox", "score"}
 
@@ -93,3 +95,114 @@ def test_segm_ap_from_masks():
     ev.add_detections([1], [[[10, 10, 40, 40]]], [[0.9]], [[0]], masks=[[half]])
     m = ev.evaluate("segm", verbose=False)
     assert m["AP50"] == pytest.approx(1.0) and m["AP75"] == pytest.approx(0.0)
+
+
+def pycocotools_stats(ann_file, res_file, iou_type):
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        gt = COCO(ann_file)
+        ref = COCOeval(gt, gt.loadRes(res_file), iou_type)
+        ref.evaluate(), ref.accumulate(), ref.summarize()
+    return list(ref.stats), printed.getvalue()
+
+
+def coco128_detections(ds, coco):
+    """Per image: jittered copies of the non-crowd ground truth (boxes and their real masks,
+    shifted), some dropped, plus false positives; seeded."""
+    rng = np.random.default_rng(3)
+    for ex in ds.examples:
+        anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=[ex.image_id]))
+                if not a["iscrowd"] and rng.uniform() < 0.85]
+        boxes, classes, masks = [], [], []
+        for a in anns:
+            x, y, w, h = a["bbox"]
+            jitter = rng.normal(0, 0.06, 4) * [w, h, w, h]
+            boxes.append([x + jitter[0], y + jitter[1], x + w + jitter[2], y + h + jitter[3]])
+            classes.append(ds.category_ids.index(a["category_id"]))
+            shift = rng.integers(-3, 4, 2)
+            masks.append(np.roll(coco.annToMask(a), tuple(shift), (0, 1)))
+        for _ in range(int(rng.integers(0, 3))):  # false positives
+            x, y = rng.uniform(0, ex.width - 40), rng.uniform(0, ex.height - 40)
+            boxes.append([x, y, x + 40, y + 30])
+            classes.append(int(rng.integers(0, 80)))
+            m = np.zeros((ex.height, ex.width), np.uint8)
+            m[int(y):int(y) + 30, int(x):int(x) + 40] = 1
+            masks.append(m)
+        n = len(boxes)
+        yield (ex.image_id, np.asarray(boxes, np.float32).reshape(1, n, 4),
+               rng.uniform(0.05, 1.0, (1, n)), np.asarray(classes).reshape(1, n), [masks])
+
+
+@pytest.fixture(scope="module")
+def coco128_evaluator():
+    root = require_shared("coco128")
+    ann = str(root / "annotations/instances_train2017_first128.json")
+    ds = data.read_coco(ann, str(root / "images/train2017"), keep_empty=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(ann)
+    # Real COCO annotations: crowd regions (RLE), polygons, areas that are not box areas.
+    assert sum(a["iscrowd"] for a in coco.dataset["annotations"]) == 10
+    ev = CocoEvaluator(ds)  # the data set's ground truth: the runner's and eval.py's path
+    for image_id, boxes, scores, classes, masks in coco128_detections(ds, coco):
+        ev.add_detections([image_id], boxes, scores, classes, masks=masks)
+    return ann, ev
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_data_set_evaluation_equals_pycocotools_on_the_files(coco128_evaluator, tmp_path,
+                                                             iou_type):
+    ann, ev = coco128_evaluator
+    ours = ev.evaluate(iou_type, verbose=False)
+    res_file = str(tmp_path / f"{iou_type}.json")
+    ev.write_results(res_file, iou_type)
+    ref, _ = pycocotools_stats(ann, res_file, iou_type)
+    assert 0.2 < ours["AP"] < 0.9 and ours["APs"] >= 0  # a real operating point
+    np.testing.assert_allclose([ours[k] for k in METRIC_NAMES], ref, rtol=0, atol=1e-12)
+    assert ours["images"] == 128 and "missing_images" not in ours
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_score_results_command_prints_what_pycocotools_prints(coco128_evaluator, tmp_path,
+                                                              iou_type):
+    import subprocess
+    import sys
+
+    ann, ev = coco128_evaluator
+    res_file = str(tmp_path / "results.json")
+    ev.write_results(res_file)  # boxes and masks together, as detectron2 writes them
+    out_json = tmp_path / "out.json"
+    run = subprocess.run([sys.executable, "scripts/eval.py", "--score_results", res_file,
+                          "--data", f"coco:{ann}", "--iou_type", iou_type,
+                          "--json", str(out_json)], capture_output=True, text=True,
+                         cwd=str(ROOT), timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    ref, printed = pycocotools_stats(ann, res_file, iou_type)
+    stats = json.loads(out_json.read_text())["stats"]
+    np.testing.assert_allclose(stats, ref, rtol=0, atol=1e-12)
+    summary = [line for line in printed.splitlines() if "Average" in line]
+    assert len(summary) == 12 and all(line in run.stdout for line in summary)
+
+
+def test_score_results_refuses_bad_files_clearly(coco128_evaluator, tmp_path):
+    import subprocess
+    import sys
+
+    ann, _ = coco128_evaluator
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"image_id": 1, "category_id": 1, "score": 0.5,
+                                "bbox": [0, 0, 5, 5]}]))
+    run = subprocess.run([sys.executable, "scripts/eval.py", "--score_results", str(bad),
+                          "--data", f"coco:{ann}"], capture_output=True, text=True,
+                         cwd=str(ROOT), timeout=300)
+    assert run.returncode != 0
+    assert "image_id 1 is not in the ground truth" in run.stderr and str(bad) in run.stderr
+
+
+def test_images_without_detections_are_reported():
+    ex = [data.make_example(i, f"{i}.jpg", 100, 100, [[0, 0, 50, 50]], [0]) for i in range(5)]
+    ds = data.DetectionDataset("five", ex, ["thing"], [1], data.SkipLog("five"))
+    ev = CocoEvaluator(ds)
+    for e in ex[:4]:  # a perfect predictor; one image never reached it
+        ev.add_detections([e.image_id], e.boxes[None], [[1.0]], [[0]])
+    m = ev.evaluate(verbose=False)
+    assert m["missing_images"] == 1 and m["images"] == 4
+    assert m["AP"] == pytest.approx(0.8, abs=0.01)  # the missing image's object is a miss

@@ -20,6 +20,29 @@ def test_average_precision_definitions():
     assert average_precision(recall, precision, False) == pytest.approx(0.5 + 0.5 * 2 / 3)
 
 
+def devkit_voc07_ap(rec, prec):
+    """py-faster-rcnn's voc_eval.voc_ap(use_07_metric=True), transcribed (the devkit's
+    VOCevaldet steps t=0:0.1:1 the same way in floating point)."""
+    ap = 0.0
+    for t in np.arange(0.0, 1.1, 0.1):
+        p = 0 if np.sum(rec >= t) == 0 else np.max(prec[rec >= t])
+        ap = ap + p / 11.0
+    return ap
+
+
+def test_11_point_thresholds_step_as_the_devkit():
+    # Recall exactly 0.3 (3 of 10) does not reach the devkit's 4th threshold,
+    # 0.30000000000000004: that point takes the precision at recall 0.5.
+    assert average_precision([0.3, 0.5], [1.0, 0.5], True) == pytest.approx(4.5 / 11, abs=1e-15)
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # random ranked lists over 10 objects: recalls land on k / 10
+        tp = (rng.uniform(size=int(rng.integers(1, 25))) < 0.5).astype(float)
+        rec = np.cumsum(tp) / 10.0
+        prec = np.cumsum(tp) / np.arange(1, len(tp) + 1)
+        assert average_precision(rec, prec, True) == pytest.approx(devkit_voc07_ap(rec, prec),
+                                                                   abs=1e-12)
+
+
 @pytest.mark.parametrize("use_07", [True, False])
 def test_hand_case_with_difficult_and_duplicate(use_07):
     ev = VocEvaluator(hand_dataset(), use_07_metric=use_07)

@@ -84,6 +84,8 @@ def read_coco(annotation_file, image_root=None, *, check_images=True, keep_empty
         x, y, w, h = (float(v) for v in bbox)
         raw.add([x, y, x + w, y + h], int(category), is_crowd=bool(ann.get("iscrowd", 0)),
                 mask=ann.get("segmentation"))
-    return make_dataset(os.path.basename(annotation_file), images, image_root,
-                        [categories[c] for c in category_ids], category_ids, log,
-                        check_images=check_images, keep_empty=keep_empty)
+    dataset = make_dataset(os.path.basename(annotation_file), images, image_root,
+                           [categories[c] for c in category_ids], category_ids, log,
+                           check_images=check_images, keep_empty=keep_empty)
+    dataset.coco_file = os.path.abspath(annotation_file)
+    return dataset

@@ -43,8 +43,11 @@ class SkipLog:
         self.source = source
         self.counts = collections.Counter()
         self.items = []
+        self.images = 0  # whole images left out as unusable (not boxes, not empty images)
 
-    def skip(self, what, reason):
+    def skip(self, what, reason, image=False):
+        """Counts and logs one skipped item; image=True for a whole unusable image."""
+        self.images += int(image)
         self.counts[reason] += 1
         self.items.append((str(what), reason))
         logger.warning("%s: skipped %s: %s", self.source, what, reason)
@@ -65,6 +68,8 @@ class DetectionDataset:
     """Examples plus the class map: class index k <-> data set id `category_ids[k]`.
 
     tfrecord_pattern is set when the images are read from TFRecord shards instead of paths.
+    coco_file is the COCO annotation file the examples came from (COCO data only): evaluation
+    scores against that file's own records, as pycocotools does when called on the file.
     """
 
     name: str
@@ -73,6 +78,7 @@ class DetectionDataset:
     category_ids: list
     skipped: SkipLog
     tfrecord_pattern: Optional[str] = None
+    coco_file: Optional[str] = None
 
     @property
     def num_classes(self):
@@ -82,12 +88,18 @@ class DetectionDataset:
         return len(self.examples)
 
     def to_coco(self):
-        """Ground truth as a COCO dict (xywh boxes, the data set's own category ids).
+        """Ground truth as a COCO dict (xywh boxes, the data set's own category ids) for the
+        images this data set holds.
 
-        Evaluation of any reader's data goes through this, so every format gets COCO metrics.
-        COCO has no `difficult`: VOC difficult objects are plain ground truth here (the VOC
-        evaluator handles them as the devkit does).
+        For COCO data (`coco_file`) these are the file's own image and annotation records,
+        untouched: `area` as annotated (the segmentation's area), boxes as written, crowd
+        regions and every annotation of a kept image, so scores equal pycocotools' on the
+        file. Other formats are converted from the examples: `area` is the segmentation's
+        area where there is one, else the box's. COCO has no `difficult`: VOC difficult objects
+        are plain ground truth here (the VOC evaluator handles them as the devkit does).
         """
+        if self.coco_file:
+            return self._coco_records()
         images, annotations = [], []
         ann_id = 1
         for ex in self.examples:
@@ -106,11 +118,49 @@ class DetectionDataset:
                 }
                 if ex.masks is not None and ex.masks[i] is not None:
                     ann["segmentation"] = ex.masks[i]
+                    ann["area"] = segmentation_area(ex.masks[i], ex.height, ex.width)
                 annotations.append(ann)
                 ann_id += 1
         categories = [{"id": int(c), "name": n} for c, n in zip(self.category_ids,
                                                                   self.class_names)]
         return {"images": images, "annotations": annotations, "categories": categories}
+
+    def _coco_records(self):
+        from tfdet.data.coco import load_coco_json  # the reader's structural checks
+
+        source = load_coco_json(self.coco_file)
+        kept = {int(ex.image_id) for ex in self.examples}
+        images = [img for img in source["images"] if img["id"] in kept]
+        annotations = [a for a in source.get("annotations", []) if a.get("image_id") in kept]
+        return {"images": images, "annotations": annotations,
+                "categories": source["categories"]}
+
+    @property
+    def source_images(self):
+        """How many images the source listed (None where unknown); with len(self), how many
+        the reader left out."""
+        if self.coco_file:
+            from tfdet.data.coco import load_coco_json
+
+            return len(load_coco_json(self.coco_file)["images"])
+        return None
+
+
+def segmentation_area(segmentation, height, width):
+    """Area in pixels of a COCO segmentation (polygons or RLE), as pycocotools measures it."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):
+        polygons = [p for p in segmentation if len(p) >= 6]
+        if not polygons:
+            return 0.0
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, int(height), int(width)))
+    elif isinstance(segmentation.get("counts"), list):
+        rle = mask_utils.frPyObjects(segmentation, int(height), int(width))
+    else:
+        rle = dict(segmentation, counts=segmentation["counts"].encode()
+                   if isinstance(segmentation["counts"], str) else segmentation["counts"])
+    return float(mask_utils.area(rle))
 
 
 def make_example(image_id, path, height, width, boxes, classes, is_crowd=None, difficult=None,

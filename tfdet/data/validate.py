@@ -88,7 +88,7 @@ def build_examples(raw_images, image_root, label_to_index, log: SkipLog, *, chec
         image_id = raw.image_id if raw.image_id is not None else first_id + n
         where = f"{raw.file_name} (image id {image_id})"
         if image_id in seen_ids:
-            log.skip(where, "duplicate image id")
+            log.skip(where, "duplicate image id", image=True)
             continue
         seen_ids.add(image_id)
         try:
@@ -98,14 +98,14 @@ def build_examples(raw_images, image_root, label_to_index, log: SkipLog, *, chec
             else:
                 height, width = raw.height, raw.width
         except UnsafePath:
-            log.skip(where, "path escapes the image root")
+            log.skip(where, "path escapes the image root", image=True)
             continue
         except InvalidImage as err:
-            log.skip(where, str(err))
+            log.skip(where, str(err), image=True)
             continue
         if raw.height and raw.width and (raw.height, raw.width) != (height, width):
             log.skip(where, f"annotated size {raw.height}x{raw.width} differs from the file's "
-                            f"{height}x{width}")
+                            f"{height}x{width}", image=True)
             continue
         keep = []
         for i, (box, label) in enumerate(zip(raw.boxes, raw.labels)):

@@ -1,5 +1,6 @@
 """Evaluation: COCO box / mask AP (pycocotools) and Pascal VOC mAP."""
-from tfdet.evaluation.coco import METRIC_NAMES, CocoEvaluator, coco_from_dict, format_table
+from tfdet.evaluation.coco import (METRIC_NAMES, CocoEvaluator, coco_from_dict, format_table,
+                                   score_coco)
 from tfdet.evaluation.voc import VocEvaluator, average_precision
 from tfdet.evaluation.runner import (
     compiled_predictor,

@@ -40,17 +40,93 @@ def format_table(metrics, iou_type="bbox"):
     return "\n".join(lines)
 
 
+def score_coco(ground_truth, results, iou_type="bbox", verbose=False):
+    """pycocotools' 12 numbers for a ground-truth dict and a results list, exactly as
+    `COCOeval(gt, gt.loadRes(results), iou_type)` computes them (the one scoring path of
+    training, checkpoint, SavedModel and results-file evaluation).
+
+    Returns (the 12 stats as floats, pycocotools' printed summary)."""
+    if iou_type not in ("bbox", "segm"):
+        raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
+    gt = coco_from_dict(ground_truth)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        dt = gt.loadRes(copy.deepcopy(list(results)))
+        ev = COCOeval(gt, dt, iou_type)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    if verbose:
+        print(printed.getvalue(), end="")
+    return [float(v) for v in ev.stats], printed.getvalue()
+
+
+def results_for(results, iou_type):
+    """A results list as pycocotools should score it for iou_type: segm results without their
+    `bbox`, since `loadRes` takes the area of a result from its box when it has one (mask
+    results would then be judged small / medium / large by their box; detectron2 drops the
+    box the same way)."""
+    if iou_type == "segm":
+        return [{k: v for k, v in r.items() if k != "bbox"} for r in results
+                if "segmentation" in r]
+    return list(results)
+
+
+class ResultsError(ValueError):
+    """A malformed COCO results file; the message names the file and the problem."""
+
+
+def load_results(path, ground_truth, iou_type="bbox"):
+    """Reads a COCO results JSON (a list of {image_id, category_id, score, bbox and / or
+    segmentation}) and checks it against the ground truth, with one clear error naming the
+    file and the first bad entry instead of pycocotools' bare assertions."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            results = json.load(f)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: results file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise ResultsError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(results, list):
+        raise ResultsError(f"{path}: a results file is a JSON list of detections")
+    need = "segmentation" if iou_type == "segm" else "bbox"
+    image_ids = {img["id"] for img in ground_truth["images"]}
+    category_ids = {c["id"] for c in ground_truth["categories"]}
+    for i, r in enumerate(results):
+        where = f"{path}: result #{i}"
+        if not isinstance(r, dict):
+            raise ResultsError(f"{where} is not an object")
+        for key in ("image_id", "category_id", "score", need):
+            if key not in r:
+                raise ResultsError(f"{where} has no {key!r} (needed for {iou_type} scoring)")
+        if r["image_id"] not in image_ids:
+            raise ResultsError(f"{where}: image_id {r['image_id']!r} is not in the ground truth")
+        if r["category_id"] not in category_ids:
+            raise ResultsError(f"{where}: category_id {r['category_id']!r} is not in the "
+                               f"ground truth's categories")
+        if need == "bbox" and (not isinstance(r["bbox"], list) or len(r["bbox"]) != 4):
+            raise ResultsError(f"{where}: bbox {r['bbox']!r} is not [x, y, width, height]")
+    return results
+
+
 class CocoEvaluator:
     """Accumulates detections and computes COCO metrics against ground truth.
 
     ground_truth: a COCO dict, the path of a COCO JSON file, or a DetectionDataset (its
-    `to_coco()`), which also gives the class-index -> category-id map. For a dict or file,
-    `category_ids` must give that map (class k -> category_ids[k]).
+    `to_coco()`: for COCO data the annotation file's own records), which also gives the
+    class-index -> category-id map. For a dict or file, `category_ids` must give that map
+    (class k -> category_ids[k]).
+
+    Every ground-truth image is scored: one that never received detections (e.g. dropped by
+    the input pipeline) counts as all misses and is reported as `missing_images` in the
+    metrics, as are images the data set's reader left out as unusable.
     """
 
     def __init__(self, ground_truth, category_ids=None):
+        self.reader_skipped = 0
         if hasattr(ground_truth, "to_coco"):
             category_ids = category_ids or ground_truth.category_ids
+            self.reader_skipped = getattr(ground_truth.skipped, "images", 0)
             ground_truth = ground_truth.to_coco()
         elif isinstance(ground_truth, str):
             with open(ground_truth, encoding="utf-8") as f:
@@ -60,9 +136,11 @@ class CocoEvaluator:
         self.gt = ground_truth
         self.category_ids = list(category_ids)
         self._results = []
+        self._seen = set()
 
     def reset(self):
         self._results = []
+        self._seen = set()
 
     def add_detections(self, image_ids, boxes, scores, classes, num_detections=None,
                        masks=None):
@@ -72,6 +150,7 @@ class CocoEvaluator:
         image_ids = np.asarray(image_ids).reshape(-1)
         boxes, scores, classes = np.asarray(boxes), np.asarray(scores), np.asarray(classes)
         for b, image_id in enumerate(image_ids):
+            self._seen.add(int(image_id))
             n = boxes.shape[1] if num_detections is None else int(np.asarray(num_detections)[b])
             for i in range(n):
                 x1, y1, x2, y2 = (float(v) for v in boxes[b, i])
@@ -89,28 +168,39 @@ class CocoEvaluator:
         """Detections so far as a COCO results list (data set category ids, xywh boxes)."""
         return list(self._results)
 
-    def write_results(self, path):
+    def write_results(self, path, iou_type=None):
+        """Writes the results JSON; with iou_type, in the form pycocotools scores for it (segm:
+        without boxes, see `results_for`), so `COCOeval` on the file gives `evaluate`'s
+        numbers."""
+        results = self._results if iou_type is None else results_for(self._results, iou_type)
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(self._results, f)
+            json.dump(results, f)
+
+    def missing_images(self):
+        """Ground-truth image ids that never received detections."""
+        return sorted({int(img["id"]) for img in self.gt["images"]} - self._seen)
 
     def evaluate(self, iou_type="bbox", verbose=True):
-        """COCO metrics as a dict of the 12 named numbers (-1 where no ground truth falls)."""
-        if not self._results:
+        """COCO metrics as a dict of the 12 named numbers (-1 where no ground truth falls),
+        plus `images` (how many were scored) and `missing_images` when some had no
+        detections run or were left out by the reader."""
+        results = results_for(self._results, iou_type)
+        if iou_type == "segm" and self._results and not results:
+            raise ValueError("segm evaluation needs detections added with masks")
+        missing = self.missing_images()
+        if missing or self.reader_skipped:
+            logger.warning("COCO evaluation: %d of %d images never received detections (ids %s"
+                           "%s) and %d were left out by the reader; they count as misses",
+                           len(missing), len(self.gt["images"]), missing[:10],
+                           ", ..." if len(missing) > 10 else "", self.reader_skipped)
+        extra = {"images": len(self.gt["images"]) - len(missing)}
+        if missing or self.reader_skipped:
+            extra["missing_images"] = len(missing) + self.reader_skipped
+        if not results:
             logger.warning("COCO evaluation: no detections; every metric is 0")
-            return {name: 0.0 for name in METRIC_NAMES}
-        gt = coco_from_dict(self.gt)
-        results = self._results
-        if iou_type == "segm":
-            results = [r for r in results if "segmentation" in r]
-            if not results:
-                raise ValueError("segm evaluation needs detections added with masks")
-        with contextlib.redirect_stdout(io.StringIO()):
-            dt = gt.loadRes(copy.deepcopy(results))
-            ev = COCOeval(gt, dt, iou_type)
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
-        metrics = {name: float(v) for name, v in zip(METRIC_NAMES, ev.stats)}
+            return dict({name: 0.0 for name in METRIC_NAMES}, **extra)
+        stats, _ = score_coco(self.gt, results, iou_type)
+        metrics = dict(zip(METRIC_NAMES, stats))
         if verbose:
             print(format_table(metrics, iou_type))
-        return metrics
+        return dict(metrics, **extra)

@@ -15,11 +15,13 @@ def average_precision(recall, precision, use_07_metric):
     """AP from a recall / precision curve (both [K], recall non-decreasing)."""
     recall, precision = np.asarray(recall, float), np.asarray(precision, float)
     if use_07_metric:
+        # The devkit's thresholds, 0:0.1:1 stepped in floating point (0.30000000000000004,
+        # ...), so a recall of exactly 0.3 does not reach the 4th point, as there.
         points = []
-        for t in np.linspace(0, 1, 11):
-            above = precision[recall >= t - 1e-12]
+        for t in np.arange(0.0, 1.1, 0.1):
+            above = precision[recall >= t]
             points.append(above.max() if above.size else 0.0)
-        return float(np.mean(points))
+        return float(np.sum(points) / 11.0)
     mrec = np.concatenate([[0.0], recall, [1.0]])
     mpre = np.concatenate([[0.0], precision, [0.0]])
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]  # precision envelope
