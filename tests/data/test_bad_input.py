@@ -166,3 +166,90 @@ def test_voc_hand_case_difficult_and_unknown_class(tmp_path):
     assert ex.difficult.tolist() == [False, True]
     with pytest.raises(data.AnnotationError, match="image-set list not found"):
         data.read_voc(str(tmp_path), "trainval")
+
+
+def png_claiming(width, height, payload=b""):
+    """A PNG whose header claims width x height, with `payload` as its (zlib) data."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(payload)) + chunk(b"IEND", b""))
+
+
+def test_images_that_do_not_decode_cleanly_are_skipped_by_name(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("TFDET_CACHE", str(tmp_path / "cache"))
+    from tfdet.data import image_check
+
+    monkeypatch.setattr(image_check, "_CACHE", image_check.ImageCheckCache())
+    images = tmp_path / "images"
+    images.mkdir()
+    write_jpeg(images / "good.jpg", 64, 96)
+    jpeg = (images / "good.jpg").read_bytes()
+    rng = np.random.default_rng(0)
+    bad = {
+        # cut in half with the end-of-image marker put back: decodes to grey without an error
+        "cut_eoi.jpg": jpeg[: len(jpeg) // 2] + b"\xff\xd9",
+        "scrambled.jpg": jpeg[:300] + rng.integers(0, 256, len(jpeg) - 302,
+                                                   dtype=np.uint8).tobytes() + b"\xff\xd9",
+        "bad_data.png": png_claiming(60, 40, b"\x00" * 17),  # too little pixel data
+        "huge_header.png": png_claiming(30000, 30000, b"\x00" * 100),  # 900 MP
+    }
+    for name, content in bad.items():
+        (images / name).write_bytes(content)
+    import struct
+
+    pixels = bytes(24 * 6)  # an 8x6 24-bit BMP, cut inside its pixel rows
+    bmp = (b"BM" + struct.pack("<IHHI", 54 + len(pixels), 0, 0, 54)
+           + struct.pack("<IiiHHIIiiII", 40, 8, 6, 1, 24, 0, len(pixels), 2835, 2835, 0, 0)
+           + pixels)
+    bad["cut.bmp"] = bmp[:54 + len(pixels) // 2]
+    gif = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00"
+           b"\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+    bad["cut.gif"] = gif[:30]
+    for name in ("cut.bmp", "cut.gif"):
+        (images / name).write_bytes(bad[name])
+    names = ["good.jpg"] + list(bad)
+    imgs = [{"id": i + 1, "file_name": n} for i, n in enumerate(names)]
+    anns = [{"id": i + 1, "image_id": i + 1, "category_id": 1, "bbox": [1, 1, 10, 10]}
+            for i in range(len(names))]
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps({"images": imgs, "annotations": anns,
+                                "categories": [{"id": 1, "name": "a"}]}))
+    ds = data.read_coco(str(path), str(images))
+    assert [os.path.basename(e.path) for e in ds.examples] == ["good.jpg"]
+    reasons = dict(ds.skipped.items)
+    assert "corrupt image data" in reasons["cut_eoi.jpg (image id 2)"]
+    assert "does not decode" in reasons["scrambled.jpg (image id 3)"]
+    assert "does not decode" in reasons["bad_data.png (image id 4)"]
+    assert "over the 100 MP limit" in reasons["huge_header.png (image id 5)"]
+    assert "does not decode (Input size should match" in reasons["cut.bmp (image id 6)"]
+    assert "does not decode (Invalid GIF data" in reasons["cut.gif (image id 7)"]
+    assert ds.skipped.images == 6
+    for name in bad:
+        assert any(name in r.getMessage() for r in caplog.records), name
+    # The results are cached by path, size and mtime: a second read decodes nothing.
+    calls = []
+    monkeypatch.setattr(image_check, "verify_image",
+                        lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(AssertionError))
+    assert len(data.read_coco(str(path), str(images))) == 1 and not calls
+    # A changed file is checked again.
+    (images / "cut_eoi.jpg").write_bytes(jpeg)
+    monkeypatch.undo()
+    monkeypatch.setenv("TFDET_CACHE", str(tmp_path / "cache"))
+    assert len(data.read_coco(str(path), str(images))) == 2
+
+
+def test_pixel_limit_is_configurable(tmp_path, monkeypatch):
+    from tfdet.data import image_check
+
+    write_jpeg(tmp_path / "a.jpg", 40, 60)
+    assert data.verify_image(str(tmp_path / "a.jpg")) == (40, 60)
+    monkeypatch.setenv("TFDET_MAX_IMAGE_PIXELS", "2000")
+    with pytest.raises(data.InvalidImage, match=r"60x40 = 0.0 MP is over the 0.002 MP limit"):
+        image_check.probe_image(str(tmp_path / "a.jpg"))

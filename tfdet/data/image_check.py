@@ -1,9 +1,32 @@
-"""Cheap checks of an image file before training meets it: format, size, truncation.
+"""Checks of an image file before training meets it.
 
-Reads the header and the last bytes only, so a 100k-image data set is checked in seconds.
+`probe_image` reads the header and the last bytes only (format, size, truncation, a pixel limit
+checked before anything is decoded). `verify_image` then decodes the whole file once with the
+decoder the input pipeline uses and refuses files that fail or that libjpeg reports as corrupt
+("Corrupt JPEG data": a JPEG cut short with its end marker restored, or with damaged data,
+decodes to grey or garbage without an error). `check_image` is `verify_image` cached by path,
+size and modification time (in `$TFDET_CACHE`, default `~/.cache/tfdet`), so a second run over
+the same files is fast.
+
+The pixel limit (width x height) defaults to 100 MP, above the largest real photos; set
+`TFDET_MAX_IMAGE_PIXELS` or pass `max_pixels` to change it.
 """
+import json
 import os
 import struct
+import tempfile
+import threading
+
+DEFAULT_MAX_PIXELS = 100_000_000
+# libjpeg's warnings about damaged data (TF decodes such files anyway, filling with grey).
+_CORRUPT_MARKERS = ("Corrupt JPEG data", "Premature end of JPEG file", "Invalid JPEG file",
+                    "Bogus marker", "Unsupported marker")
+
+
+def max_pixels_default():
+    """The pixel limit in force: TFDET_MAX_IMAGE_PIXELS, else DEFAULT_MAX_PIXELS."""
+    value = os.environ.get("TFDET_MAX_IMAGE_PIXELS")
+    return int(value) if value else DEFAULT_MAX_PIXELS
 
 
 class InvalidImage(ValueError):
@@ -39,11 +62,12 @@ def _jpeg_size(f):
         f.seek(length - 2, os.SEEK_CUR)
 
 
-def probe_image(path):
+def probe_image(path, max_pixels=None):
     """Returns (height, width) of a JPEG / PNG / GIF / BMP file, or raises InvalidImage.
 
     Raises for: a missing or empty file, an unknown format, a JPEG without its end-of-image
-    marker or a PNG without IEND (truncated files), and zero sizes.
+    marker or a PNG without IEND (truncated files), zero sizes, and more pixels than
+    max_pixels (default `max_pixels_default()`), read from the header: nothing is decoded.
     """
     try:
         size = os.path.getsize(path)
@@ -72,4 +96,132 @@ def probe_image(path):
             raise InvalidImage("not an image (unknown format: expected JPEG, PNG, GIF or BMP)")
     if width <= 0 or height <= 0:
         raise InvalidImage(f"image has size {width}x{height}")
+    limit = max_pixels_default() if max_pixels is None else max_pixels
+    if width * height > limit:
+        raise InvalidImage(f"image of {width}x{height} = {width * height / 1e6:.1f} MP is over "
+                           f"the {limit / 1e6:g} MP limit (TFDET_MAX_IMAGE_PIXELS)")
     return int(height), int(width)
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+def _decode_capturing_stderr(data):
+    """tf.io.decode_image on bytes, with what the C++ decoders print to stderr captured."""
+    import tensorflow as tf
+
+    with _STDERR_LOCK, tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            shape = tuple(int(d) for d in image.shape)
+            error = None
+        except Exception as err:  # noqa: BLE001 - any decoder failure makes the file unusable
+            shape, error = None, err
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        text = captured.read().decode("utf-8", "replace")
+    return shape, error, text
+
+
+def verify_image(path, max_pixels=None):
+    """probe_image, then one full decode with TensorFlow's decoder (what the pipeline uses).
+
+    Returns (height, width); raises InvalidImage for a file that does not decode, decodes to
+    another size than its header says, or that libjpeg reports as corrupt."""
+    height, width = probe_image(path, max_pixels)
+    with open(path, "rb") as f:
+        data = f.read()
+    shape, error, printed = _decode_capturing_stderr(data)
+    if error is not None:
+        message = getattr(error, "message", str(error)).strip().splitlines()[0]
+        message = message.split("}} ")[-1].replace(" [Op:DecodeImage]", "")
+        raise InvalidImage(f"does not decode ({message})")
+    corrupt = [line for line in printed.splitlines() if line.startswith(_CORRUPT_MARKERS)]
+    if corrupt:
+        raise InvalidImage(f"corrupt image data ({corrupt[0].strip()})")
+    other = "".join(line + "\n" for line in printed.splitlines()
+                    if line and not line.startswith(_CORRUPT_MARKERS))
+    if other:  # not ours to hide
+        os.write(2, other.encode())
+    if shape[:2] != (height, width):
+        raise InvalidImage(f"decodes to {shape[1]}x{shape[0]}, its header says "
+                           f"{width}x{height}")
+    return height, width
+
+
+class ImageCheckCache:
+    """verify_image results by real path, size and mtime, kept in one JSON file."""
+
+    def __init__(self, path=None):
+        if path is None:
+            root = os.environ.get("TFDET_CACHE") or os.path.join(
+                os.path.expanduser("~"), ".cache", "tfdet")
+            path = os.path.join(root, "image_checks.json")
+        self.path = path
+        self._entries = None
+        self._dirty = False
+
+    def _load(self):
+        if self._entries is None:
+            try:
+                with open(self.path, encoding="utf-8") as f:
+                    self._entries = json.load(f)
+                if not isinstance(self._entries, dict):
+                    self._entries = {}
+            except (OSError, ValueError):
+                self._entries = {}
+        return self._entries
+
+    def check(self, path, max_pixels=None):
+        """verify_image(path), from the cache when the file is unchanged."""
+        limit = max_pixels_default() if max_pixels is None else max_pixels
+        try:
+            stat = os.stat(path)
+        except OSError:
+            raise InvalidImage("image file not found") from None
+        key = os.path.realpath(path)
+        stamp = [stat.st_size, stat.st_mtime_ns, limit]
+        entry = self._load().get(key)
+        if entry and entry[0] == stamp:
+            if entry[1]:
+                raise InvalidImage(entry[1])
+            return tuple(entry[2])
+        try:
+            size = verify_image(path, limit)
+            self._entries[key] = [stamp, None, list(size)]
+        except InvalidImage as err:
+            self._entries[key] = [stamp, str(err), None]
+            raise
+        finally:
+            self._dirty = True
+        return size
+
+    def save(self):
+        """Writes the cache (atomically) if anything was checked."""
+        if not self._dirty:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            tmp = f"{self.path}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(self._entries, f)
+            os.replace(tmp, self.path)
+            self._dirty = False
+        except OSError:  # a read-only cache folder only costs the next run's time
+            pass
+
+
+_CACHE = ImageCheckCache()
+
+
+def check_image(path, max_pixels=None):
+    """verify_image through the process-wide cache (see the module docstring)."""
+    return _CACHE.check(path, max_pixels)
+
+
+def save_check_cache():
+    _CACHE.save()

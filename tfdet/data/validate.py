@@ -2,7 +2,8 @@
 
 Readers parse their own format into `RawImage` records; `build_examples` turns them into
 Examples, skipping and counting (with a warning naming the file) whatever a training run must
-not meet: images that are missing, empty, not images or truncated, paths that escape the image
+not meet: images that are missing, empty, not images, truncated, over the pixel limit or that
+do not decode cleanly (each is decoded once; see image_check), paths that escape the image
 root, duplicate ids, boxes that are NaN, inverted or outside the image, unknown categories, and
 (unless asked to keep them) images left without boxes.
 """
@@ -14,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from tfdet.data.example import DetectionDataset, SkipLog, make_example
-from tfdet.data.image_check import InvalidImage, probe_image
+from tfdet.data.image_check import InvalidImage, check_image, save_check_cache
 
 
 class AnnotationError(ValueError):
@@ -94,7 +95,7 @@ def build_examples(raw_images, image_root, label_to_index, log: SkipLog, *, chec
         try:
             path = resolve_image_path(image_root, raw.file_name)
             if check_images or raw.height is None or raw.width is None:
-                height, width = probe_image(path)
+                height, width = check_image(path)
             else:
                 height, width = raw.height, raw.width
         except UnsafePath:
@@ -127,6 +128,7 @@ def build_examples(raw_images, image_root, label_to_index, log: SkipLog, *, chec
             [label_to_index[raw.labels[i]] for i in keep],
             [raw.is_crowd[i] for i in keep], [raw.difficult[i] for i in keep],
             masks if any(m is not None for m in masks) else None))
+    save_check_cache()
     return examples
 
 

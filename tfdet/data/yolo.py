@@ -3,7 +3,7 @@ import glob
 import os
 
 from tfdet.data.example import SkipLog
-from tfdet.data.image_check import InvalidImage, probe_image
+from tfdet.data.image_check import InvalidImage, check_image
 from tfdet.data.validate import AnnotationError, RawImage, make_dataset
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -32,9 +32,9 @@ def read_yolo(image_dir, label_dir, names=None, *, keep_empty=False):
         label_file = os.path.join(label_dir, stem + ".txt")
         if os.path.isfile(label_file):
             try:
-                height, width = probe_image(image_path)
+                height, width = check_image(image_path)
             except InvalidImage as err:
-                log.skip(image_path, str(err))
+                log.skip(image_path, str(err), image=True)
                 continue
             raw.height, raw.width = height, width
             with open(label_file, encoding="utf-8") as f:
@@ -56,6 +56,6 @@ def read_yolo(image_dir, label_dir, names=None, *, keep_empty=False):
     if names is None:
         found = sorted({label for raw in raws for label in raw.labels})
         names = [str(i) for i in range(found[-1] + 1)] if found else []
-    # Labelled images were probed above; build_examples probes only the rest.
+    # Labelled images were checked above; build_examples checks only the rest.
     return make_dataset(log.source, raws, image_dir, names, list(range(len(names))), log,
                         check_images=False, keep_empty=keep_empty)
