@@ -89,14 +89,23 @@ def test_coco_bad_entries_are_skipped_and_counted(coco_dir, caplog):
     assert any("../../etc/passwd" in r.getMessage() for r in caplog.records)
 
 
-def test_pipeline_survives_image_corrupted_after_reading(coco_dir):
+def test_pipeline_survives_image_corrupted_after_reading(coco_dir, caplog):
     path, images = coco_dir
     ds = data.read_coco(str(path), str(images))
-    (images / "corrupt_later.jpg").write_bytes(b"\xff\xd8\xff garbage \xff\xd9")
-    batches = list(data.input_pipeline(ds, Compose([ResizeSquare(32)]), 2, training=False))
+    for name in ("corrupt_later.jpg", "good2.jpg"):  # the last image and one in the middle
+        (images / name).write_bytes(b"\xff\xd8\xff garbage \xff\xd9")
+    pipeline = data.input_pipeline(ds, Compose([ResizeSquare(32)]), 2, training=False)
+    batches = list(pipeline)
     ids = sorted(int(i) for b in batches for i in b["image_id"].numpy())
-    corrupt_id = next(e.image_id for e in ds.examples if e.path.endswith("corrupt_later.jpg"))
-    assert corrupt_id not in ids and len(ids) == 4
+    corrupt = {e.image_id for e in ds.examples if e.path.endswith(("corrupt_later.jpg",
+                                                                   "good2.jpg"))}
+    assert not corrupt & set(ids) and len(ids) == 3
+    # Each drop is counted and logged with its file (the last one once the pass ends).
+    assert pipeline.drop_monitor.finish() == 2
+    assert set(map(os.path.basename, pipeline.drop_monitor.dropped_files)) == {
+        "corrupt_later.jpg", "good2.jpg"}
+    assert any("dropped" in r.getMessage() and "good2.jpg" in r.getMessage()
+               for r in caplog.records)
     # Grayscale and RGBA images came out as 3-channel RGB.
     assert all(b["images"].shape[-1] == 3 for b in batches)
 
@@ -253,3 +262,16 @@ def test_pixel_limit_is_configurable(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDET_MAX_IMAGE_PIXELS", "2000")
     with pytest.raises(data.InvalidImage, match=r"60x40 = 0.0 MP is over the 0.002 MP limit"):
         image_check.probe_image(str(tmp_path / "a.jpg"))
+
+
+def test_training_where_no_image_decodes_stops_with_an_error(coco_dir):
+    path, images = coco_dir
+    ds = data.read_coco(str(path), str(images))
+    for ex in ds.examples:  # every file broken after the reader's check
+        with open(ex.path, "wb") as f:
+            f.write(b"\xff\xd8\xff garbage \xff\xd9")
+    pipeline = data.input_pipeline(ds, Compose([ResizeSquare(32)]), 2, training=True, seed=0)
+    pipeline.drop_monitor.patience = 20
+    with pytest.raises(Exception, match=r"no image came through the input pipeline in 20 "
+                                        r"elements in a row; the last that failed: .*\.(jpg|png)"):
+        next(iter(pipeline))

@@ -9,8 +9,10 @@ A batch is a dict of padded tensors, so every step has static rank:
   and with `masks=True`: masks [B, M, H, W] uint8 (0 / 1) instance masks in input pixels,
   rasterised from the COCO polygons / RLE (an instance without a segmentation is all zero).
 """
+import collections
 import json
 import logging
+import threading
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -120,6 +122,74 @@ def _to_sample(element):
     return sample
 
 
+class DataError(RuntimeError):
+    """The input pipeline cannot make progress (no image decodes); names the files."""
+
+
+# A 1x1 PNG that stands in for an element once the pipeline has given up on its data, so the
+# element reaches the monitor, which raises (an error raised before ignore_errors is ignored).
+_STAND_IN_PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02"
+                 b"\x00\x00\x00\x90wS\xde\x00\x00\x00\x0cIDAT\x08\x99c```\x00\x00\x00\x04\x00\x01"
+                 b"\xa3\n\x15\xe3\x00\x00\x00\x00IEND\xaeB`\x82")  # tf.io.encode_png of one black pixel
+
+
+class DropMonitor:
+    """Counts and names the elements the pipeline drops (images that stopped decoding after
+    the reader checked them), and stops a pipeline that makes no progress.
+
+    `mark` runs on every element before decoding, in order; `confirm` on every element that
+    came through. Positions marked but never confirmed were dropped: each is logged with its
+    file and counted in `dropped` / `dropped_files`. After `patience` elements in a row without
+    one coming through, the next element is let through as a stand-in and `confirm` raises
+    DataError naming the last files that failed, instead of the pipeline spinning forever.
+    """
+
+    def __init__(self, name, patience=1000):
+        self.name = name
+        self.patience = patience
+        self.dropped = 0
+        self.dropped_files = collections.Counter()
+        self._pending = collections.deque()
+        self._last_position = None
+        self._lock = threading.Lock()
+
+    def mark(self, position, key):
+        position, key = int(position), key.numpy().decode("utf-8", "replace")
+        with self._lock:
+            if self._last_position is not None and position <= self._last_position:
+                self._pending.clear()  # a new pass over the data
+            self._last_position = position
+            self._pending.append((position, key))
+            return len(self._pending) > self.patience
+
+    def confirm(self, position, gave_up):
+        position = int(position)
+        with self._lock:
+            lost = []
+            while self._pending and self._pending[0][0] < position:
+                lost.append(self._pending.popleft()[1])
+            if self._pending and self._pending[0][0] == position:
+                self._pending.popleft()
+        for key in lost:
+            self.dropped += 1
+            self.dropped_files[key] += 1
+            logger.warning("%s: dropped %s: it failed to decode or transform (%d dropped so "
+                           "far)", self.name, key, self.dropped)
+        if bool(gave_up):
+            raise DataError(
+                f"{self.name}: no image came through the input pipeline in {self.patience} "
+                f"elements in a row; the last that failed: "
+                f"{', '.join(list(self.dropped_files)[-5:]) or 'unknown'}")
+        return position
+
+    def finish(self):
+        """At the end of a finite pass: what was marked and never came through was dropped
+        (the last elements have no successor to reveal them). Returns the dropped count."""
+        self.confirm(2**62, False)
+        self._last_position = None
+        return self.dropped
+
+
 def _finish(sample, max_boxes, min_box_size, drop_difficult):
     """Drops boxes made degenerate by transforms, pads the box tensors to max_boxes."""
     boxes = sample["boxes"]
@@ -177,7 +247,9 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
     from skip // batch_size (e.g. YOLOv3's mixup and random input size).
     skip: elements to pass over before the first one, cheaply, before decoding; a seeded
     pipeline resumed with skip = steps * batch_size continues exactly where it stopped.
-    Images that fail to decode at run time are dropped with a logged warning, never a crash.
+    Images that fail to decode at run time (the readers decoded each once, so only files
+    changed since) are dropped, each logged with its file and counted in the returned
+    dataset's `drop_monitor`; a pipeline where nothing decodes stops with DataError.
     """
     ds = raw_elements(dataset, masks)
     if shard is not None:
@@ -186,17 +258,38 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     base_seed = tf.constant([0 if seed is None else seed, 7], tf.int64)
 
-    def load(index, element):
+    monitor = DropMonitor(dataset.name)
+
+    def mark(index, element):
+        key = element["path"] if "path" in element else tf.strings.join(
+            ["record of image id ", tf.strings.as_string(element["image_id"])])
+        gave_up = tf.py_function(monitor.mark, [index, key], tf.bool)
+        gave_up.set_shape([])
+        return index, element, gave_up
+
+    def load(index, element, gave_up):
         if seed is None:
             element_seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
         else:
             element_seed = tf.random.experimental.stateless_fold_in(base_seed, index)
+        original = element
+        element = dict(element)
+        element["encoded"] = tf.cond(
+            gave_up, lambda: tf.constant(_STAND_IN_PNG),
+            lambda: original["encoded"] if "encoded" in original
+            else tf.io.read_file(original["path"]))
         sample = transform(_to_sample(element), element_seed)
-        return _finish(sample, max_boxes, min_box_size, drop_difficult)
+        out = _finish(sample, max_boxes, min_box_size, drop_difficult)
+        return index, gave_up, out
 
-    ds = ds.enumerate().skip(skip)
+    def confirm(index, gave_up, out):
+        checked = tf.py_function(monitor.confirm, [index, gave_up], tf.int64)
+        with tf.control_dependencies([checked]):
+            return {k: tf.identity(v) for k, v in out.items()}
+
+    ds = ds.enumerate().skip(skip).map(mark)
     ds = ds.map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
-    ds = ds.ignore_errors(log_warning=True)
+    ds = ds.ignore_errors().map(confirm)
     # Only images vary in size; every other key already has its final shape.
     padded_shapes = {k: spec.shape for k, spec in ds.element_spec.items()}
     padded_shapes["images"] = [None, None, 3] if pad_size is None else [*pad_size, 3]
@@ -209,4 +302,6 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
                                      num_parallel_calls=AUTOTUNE)
     if pad_size is None:
         ds = ds.map(lambda b: _pad_to_divisor(b, size_divisor), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    ds = ds.prefetch(AUTOTUNE)
+    ds.drop_monitor = monitor
+    return ds

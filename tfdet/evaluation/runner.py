@@ -62,6 +62,9 @@ def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, m
         extra = {"masks": masks} if masks is not None else {}
         evaluator.add_detections(batch["image_id"].numpy(), boxes, detections["scores"].numpy(),
                                  detections["classes"].numpy(), counts, **extra)
+    monitor = getattr(pipeline, "drop_monitor", None)
+    if monitor is not None:
+        monitor.finish()  # logs each image the pipeline dropped, by file
     if metric == "voc":
         return evaluator.evaluate(verbose=verbose), evaluator
     return coco_metrics(evaluator, with_masks, verbose), evaluator
