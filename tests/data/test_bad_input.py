@@ -275,3 +275,61 @@ def test_training_where_no_image_decodes_stops_with_an_error(coco_dir):
     with pytest.raises(Exception, match=r"no image came through the input pipeline in 20 "
                                         r"elements in a row; the last that failed: .*\.(jpg|png)"):
         next(iter(pipeline))
+
+
+def test_each_voc_root_bounds_its_own_files(tmp_path):
+    def voc_root(root, files):
+        for sub in ("Annotations", "JPEGImages"):
+            (root / sub).mkdir(parents=True)
+        for i, name in enumerate(files):
+            write_jpeg(root / "JPEGImages" / f"own{i}.jpg")
+            (root / "Annotations" / f"{i}.xml").write_text(
+                f"<annotation><filename>{name}</filename><object><name>dog</name><bndbox>"
+                f"<xmin>2</xmin><ymin>2</ymin><xmax>20</xmax><ymax>20</ymax></bndbox></object>"
+                f"</annotation>")
+
+    a, b = tmp_path / "disk1" / "VOC2007", tmp_path / "disk2" / "VOC2012"
+    # Root a names a file of root b, through '..' and by absolute path: both must stay out,
+    # though the two roots' common ancestor holds them.
+    voc_root(a, ["own0.jpg", "../../../disk2/VOC2012/JPEGImages/own0.jpg",
+                 str(b / "JPEGImages" / "own0.jpg")])
+    voc_root(b, ["own0.jpg"])
+    ds = data.read_voc([str(a), str(b)])
+    kept = sorted(os.path.relpath(e.path, tmp_path) for e in ds.examples)
+    assert kept == [os.path.join("disk1", "VOC2007", "JPEGImages", "own0.jpg"),
+                    os.path.join("disk2", "VOC2012", "JPEGImages", "own0.jpg")]
+    assert ds.skipped.counts["path escapes the image root"] == 2
+
+
+def test_odd_coco_fields_are_skipped_counted_or_read(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    write_jpeg(images / "a.jpg", 40, 60)
+    write_jpeg(images / "b.jpg", 40, 60)
+    imgs = [{"id": 1, "file_name": "."}, {"id": 2, "file_name": "a\x00.jpg"},
+            {"id": 3, "file_name": "a.jpg", "height": "40", "width": "60"},  # strings: read
+            {"id": 4, "file_name": "b.jpg", "height": "forty", "width": 60}]
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 10, 10]}
+            for i in range(1, 5)]
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps({"images": imgs, "annotations": anns,
+                                "categories": [{"id": 1, "name": "a"}]}))
+    ds = data.read_coco(str(path), str(images))
+    assert [e.image_id for e in ds.examples] == [3]
+    reasons = dict(ds.skipped.items)
+    assert reasons[". (image id 1)"] == "not a file"
+    assert reasons["a\x00.jpg (image id 2)"] == "file name contains a NUL byte"
+    assert reasons["b.jpg (image id 4)"] == "height 'forty' is not a whole number"
+    # Nesting deep enough to exhaust the JSON parser's recursion: one AnnotationError.
+    path.write_text('{"images": ' + "[" * 100000 + "]" * 100000 + ', "categories": []}')
+    with pytest.raises(data.AnnotationError, match="not valid JSON"):
+        data.read_coco(str(path), str(images))
+
+
+def test_csv_with_a_byte_order_mark(tmp_path):
+    write_jpeg(tmp_path / "a.jpg", 40, 60)
+    (tmp_path / "labels.csv").write_bytes(
+        "\ufefffilename,width,height,class,xmin,ymin,xmax,ymax\na.jpg,60,40,cat,1,2,30,20\n"
+        .encode("utf-8"))
+    ds = data.read_csv_labels(str(tmp_path / "labels.csv"), str(tmp_path))
+    assert len(ds) == 1 and ds.class_names == ["cat"]

@@ -26,6 +26,8 @@ def load_coco_json(path):
         raise AnnotationError(path, "annotation file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise AnnotationError(path, f"not valid JSON ({err})") from None
+    except RecursionError:
+        raise AnnotationError(path, "not valid JSON (nested too deeply to parse)") from None
     if not isinstance(data, dict):
         raise AnnotationError(path, "top level is not a JSON object")
     _require(data, "images", list, path, "the file")

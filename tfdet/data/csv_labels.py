@@ -16,8 +16,8 @@ def read_csv_labels(csv_file, image_root, class_names=None, *, check_images=True
                     keep_empty=False):
     """Reads a CSV label file; classes are `class_names` or the names found, sorted, with
     category ids 1..K in results files."""
-    try:
-        f = open(csv_file, newline="", encoding="utf-8")
+    try:  # utf-8-sig: spreadsheet exports start with a byte-order mark
+        f = open(csv_file, newline="", encoding="utf-8-sig")
     except FileNotFoundError:
         raise AnnotationError(csv_file, "label file not found") from None
     with f:

@@ -73,6 +73,8 @@ def probe_image(path, max_pixels=None):
         size = os.path.getsize(path)
     except OSError:
         raise InvalidImage("image file not found") from None
+    if not os.path.isfile(path):
+        raise InvalidImage("not a file")
     if size == 0:
         raise InvalidImage("empty (zero-byte) file")
     with open(path, "rb") as f:
@@ -183,6 +185,8 @@ class ImageCheckCache:
             stat = os.stat(path)
         except OSError:
             raise InvalidImage("image file not found") from None
+        if not os.path.isfile(path):
+            raise InvalidImage("not a file")
         key = os.path.realpath(path)
         stamp = [stat.st_size, stat.st_mtime_ns, limit]
         entry = self._load().get(key)

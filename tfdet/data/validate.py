@@ -44,6 +44,7 @@ class RawImage:
     is_crowd: list = dataclasses.field(default_factory=list)
     difficult: list = dataclasses.field(default_factory=list)
     masks: list = dataclasses.field(default_factory=list)
+    image_root: Optional[str] = None  # this image's own root (else the reader's one root)
 
     def add(self, box, label, is_crowd=False, difficult=False, mask=None):
         self.boxes.append(box)
@@ -55,6 +56,8 @@ class RawImage:
 
 def resolve_image_path(image_root, file_name):
     """Absolute path of `file_name` under `image_root`; raises InvalidImage if it escapes it."""
+    if "\x00" in file_name:
+        raise InvalidImage("file name contains a NUL byte")
     if os.path.isabs(file_name):
         raise UnsafePath(f"absolute path {file_name!r} is not allowed (paths are relative to "
                          f"the image root)")
@@ -63,6 +66,19 @@ def resolve_image_path(image_root, file_name):
     if os.path.commonpath([root, path]) != root:
         raise UnsafePath(f"path {file_name!r} escapes the image root {image_root}")
     return path
+
+
+def _size_field(value, name):
+    """An annotated height / width as an int (numeric strings are read), None if absent."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not math.isfinite(number) or number != int(number) or isinstance(value, bool):
+        raise InvalidImage(f"{name} {value!r} is not a whole number")
+    return int(number)
 
 
 def _box_problem(box, height, width):
@@ -93,7 +109,9 @@ def build_examples(raw_images, image_root, label_to_index, log: SkipLog, *, chec
             continue
         seen_ids.add(image_id)
         try:
-            path = resolve_image_path(image_root, raw.file_name)
+            raw.height, raw.width = _size_field(raw.height, "height"), _size_field(raw.width,
+                                                                                   "width")
+            path = resolve_image_path(raw.image_root or image_root, raw.file_name)
             if check_images or raw.height is None or raw.width is None:
                 height, width = check_image(path)
             else:

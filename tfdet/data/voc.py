@@ -61,7 +61,7 @@ def read_voc(roots, split=None, class_names=VOC_CLASSES, *, annotations_dir="Ann
     """
     if isinstance(roots, str):
         roots = [roots]
-    raws, image_root_of = [], []
+    raws = []
     for root in roots:
         ann_dir = os.path.join(root, annotations_dir)
         if split:
@@ -79,19 +79,13 @@ def read_voc(roots, split=None, class_names=VOC_CLASSES, *, annotations_dir="Ann
             if not os.path.isfile(xml_file):
                 raise AnnotationError(xml_file, "annotation file listed in the split is missing")
             raw = parse_voc_xml(xml_file)
-            # Files of several roots share one id space: prefix with the root's image folder.
-            raw.file_name = os.path.join(os.path.abspath(os.path.join(root, images_dir)),
-                                         raw.file_name)
+            # Each root bounds its own files: a <filename> may not leave its root's images.
+            raw.image_root = os.path.abspath(os.path.join(root, images_dir))
             raws.append(raw)
-            image_root_of.append(root)
     if class_names is None:
         class_names = sorted({label for raw in raws for label in raw.labels})
     names = list(class_names)
     log = SkipLog("voc:" + "+".join(os.path.basename(os.path.normpath(r)) for r in roots))
-    # Paths are absolute under the roots' image folders; the common root bounds them.
-    common = os.path.commonpath([os.path.abspath(os.path.join(r, images_dir)) for r in roots])
-    for raw in raws:
-        raw.file_name = os.path.relpath(raw.file_name, common)
-    return make_dataset(log.source, raws, common, names, names, log,
+    return make_dataset(log.source, raws, None, names, names, log,
                         category_ids=range(1, len(names) + 1), check_images=check_images,
                         keep_empty=keep_empty)
