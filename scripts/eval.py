@@ -18,6 +18,8 @@ from absl import app, flags  # noqa: E402
 
 flags.DEFINE_string("config", None, "gin config (with --checkpoint)")
 flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings")
+flags.DEFINE_bool("allow_config_imports", False,
+                  "let the config and bindings import modules (gin runs their code)")
 flags.DEFINE_string("checkpoint", None, "checkpoint prefix or model_dir (its latest)")
 flags.DEFINE_string("saved_model", None, "an exported SavedModel folder instead of a checkpoint")
 flags.DEFINE_string("data", None, "data spec (default: the config's eval data)")
@@ -106,7 +108,7 @@ def main(_):
     else:
         if not (f.config and f.checkpoint):
             raise SystemExit("give --config and --checkpoint, or --saved_model and --data")
-        exp = load_experiment(f.config, f.gin_bindings)
+        exp = load_experiment(f.config, f.gin_bindings, allow_imports=f.allow_config_imports)
         checkpoint = resolve_checkpoint(f.checkpoint)
         info = read_run_info(checkpoint)
         try:

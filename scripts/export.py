@@ -17,6 +17,8 @@ from absl import app, flags  # noqa: E402
 flags.DEFINE_string("config", None, "the gin config the checkpoint was trained with",
                     required=True)
 flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings")
+flags.DEFINE_bool("allow_config_imports", False,
+                  "let the config and bindings import modules (gin runs their code)")
 flags.DEFINE_string("checkpoint", None, "checkpoint prefix or model_dir (its latest)")
 flags.DEFINE_integer("untrained_num_classes", None, "no checkpoint: export freshly initialised "
                      "weights for this many classes (category ids 1..N), for speed measurements")
@@ -29,7 +31,7 @@ def main(_):
     from tfdet.training import read_run_info, resolve_checkpoint, restore_model
 
     f = flags.FLAGS
-    exp = load_experiment(f.config, f.gin_bindings)
+    exp = load_experiment(f.config, f.gin_bindings, allow_imports=f.allow_config_imports)
     if f.checkpoint:
         checkpoint = resolve_checkpoint(f.checkpoint)
         info = read_run_info(checkpoint)

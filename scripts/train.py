@@ -19,6 +19,8 @@ from absl import app, flags  # noqa: E402
 
 flags.DEFINE_string("config", None, "gin config file (configs/<zoo row>.gin)", required=True)
 flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings, applied after the file")
+flags.DEFINE_bool("allow_config_imports", False,
+                  "let the config and bindings import modules (gin runs their code)")
 flags.DEFINE_string("model_dir", None, "checkpoints and logs (default runs/<config name>)")
 flags.DEFINE_string("train_data", None, "training data spec (default: the config's)")
 flags.DEFINE_string("eval_data", None, "evaluation data spec (default: the config's)")
@@ -36,7 +38,7 @@ def main(_):
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     f = flags.FLAGS
-    exp = load_experiment(f.config, f.gin_bindings)
+    exp = load_experiment(f.config, f.gin_bindings, allow_imports=f.allow_config_imports)
     if f.train_data:
         exp.data.train = f.train_data
     if f.eval_data:

@@ -30,3 +30,38 @@ def test_every_row_has_a_config_naming_it():
         epochs = {"_1x": 1, "_2x": 2}[name[-3:]]
         assert steps * batch == epochs * 90000 * 16, name
         assert exp.data.metric == "coco"
+
+
+def test_configs_that_import_code_are_refused(tmp_path):
+    import pytest
+
+    from tfdet.config import UnsafeConfigError
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil_module.py"
+    evil.write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "inner.gin").write_text("import evil_module\nModelConfig.name = 'retinanet_r50_fpn_1x'\n")
+    (tmp_path / "outer.gin").write_text("include 'base/inner.gin'\nModelConfig.num_classes = 3\n")
+    (tmp_path / "dyn.gin").write_text("from __gin__ import dynamic_registration\n"
+                                      "import subprocess\n"
+                                      "ModelConfig.name = @subprocess.getoutput()\n")
+    import sys
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(UnsafeConfigError, match=r"base/inner.gin:1: 'import evil_module' is "
+                                                    r"refused"):
+            load_experiment(str(tmp_path / "outer.gin"))
+        with pytest.raises(UnsafeConfigError, match="dynamic_registration"):
+            load_experiment(str(tmp_path / "dyn.gin"))
+        with pytest.raises(UnsafeConfigError, match="--gin_bindings:1: 'import evil_module'"):
+            load_experiment(None, ["import evil_module"])
+        assert not marker.exists()  # nothing ran
+        # A trusted config may import, when asked.
+        (tmp_path / "trusted.gin").write_text("import evil_module\nModelConfig.num_classes = 3\n")
+        exp = load_experiment(str(tmp_path / "trusted.gin"), allow_imports=True)
+        assert exp.model.num_classes == 3 and marker.exists()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("evil_module", None)

@@ -13,6 +13,7 @@ import os
 from typing import Optional, Sequence
 
 import gin
+from gin import config_parser
 
 from tfdet import data, models
 from tfdet.training import optimizers, schedules
@@ -251,13 +252,63 @@ def _quiet_gin_search():
         root.removeFilter(quiet)
 
 
-def load_experiment(config_file=None, bindings=()):
-    """Parses a gin file plus bindings into an Experiment (gin state is reset first)."""
+class UnsafeConfigError(ValueError):
+    """A config file or binding that would import modules (and so run their code)."""
+
+
+class _Inert(config_parser.ParserDelegate):
+    """Parses references and macros without resolving them (nothing is looked up or run)."""
+
+    def configurable_reference(self, scoped_configurable_name, evaluate):
+        return f"@{scoped_configurable_name}{'()' if evaluate else ''}"
+
+    def macro(self, macro_name):
+        return f"%{macro_name}"
+
+
+def check_config_safe(text, source, search_root=None, _seen=None):
+    """Raises UnsafeConfigError if gin text (or a file it includes) has an `import` or
+    `from ... import` line, `from __gin__ import dynamic_registration` among them: gin runs
+    the imported module's code, and with dynamic registration a reference such as
+    `@subprocess.getoutput()` calls any function. Without imports a config can only reach
+    tfdet's registered configurables."""
+    seen = set() if _seen is None else _seen
+    for statement in config_parser.ConfigParser(text, _Inert()):
+        if isinstance(statement, config_parser.ImportStatement):
+            raise UnsafeConfigError(
+                f"{source}:{statement.location.line_num}: '{statement.format()}' is refused: "
+                f"imports in configs run code (pass --allow_config_imports, "
+                f"allow_imports=True, if you trust this config)")
+        if isinstance(statement, config_parser.IncludeStatement):
+            path = statement.filename
+            if not os.path.isabs(path):
+                candidates = [os.path.join(search_root or "", path), path]
+                path = next((c for c in candidates if os.path.exists(c)), candidates[0])
+            real = os.path.realpath(path)
+            if real in seen or not os.path.exists(real):
+                continue  # a missing include is gin's error to report
+            seen.add(real)
+            with open(real, encoding="utf-8") as f:
+                check_config_safe(f.read(), path, search_root, seen)
+
+
+def load_experiment(config_file=None, bindings=(), allow_imports=False):
+    """Parses a gin file plus bindings into an Experiment (gin state is reset first).
+
+    Config files and bindings may not import modules unless allow_imports (see
+    check_config_safe): a config from someone else is then data, not code."""
     gin.clear_config()
     if config_file:
         if not os.path.exists(config_file):
             raise FileNotFoundError(f"config file {config_file!r} not found")
         gin.add_config_file_search_path(_configs_root(config_file))
+    if not allow_imports:
+        root = _configs_root(config_file) if config_file else None
+        if config_file:
+            with open(config_file, encoding="utf-8") as f:
+                check_config_safe(f.read(), config_file, root)
+        for binding in bindings:
+            check_config_safe(binding, "--gin_bindings", root)
     with _quiet_gin_search():
         gin.parse_config_files_and_bindings([config_file] if config_file else [],
                                             list(bindings))
