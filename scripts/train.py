@@ -78,7 +78,8 @@ def main(_):
     trainer = Trainer(lambda: exp.build_model(train_set.num_classes), exp.build_optimizer,
                       strategy, model_dir,
                       weight_decay=t.weight_decay if uses_l2_gradients(t.optimizer) else 0.0,
-                      nonfinite=t.nonfinite, keep_checkpoints=t.keep_checkpoints)
+                      nonfinite=t.nonfinite, keep_checkpoints=t.keep_checkpoints,
+                      max_consecutive_skips=t.max_consecutive_skips)
     result = trainer.fit(make_dataset, exp.schedule.total_steps, t.global_batch_size,
                          checkpoint_every=t.checkpoint_every, log_every=t.log_every,
                          image_summary_every=t.image_summary_every)

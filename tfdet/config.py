@@ -93,7 +93,8 @@ class ScheduleConfig:
 @dataclasses.dataclass
 class TrainConfig:
     """Optimiser, batch and bookkeeping. nonfinite: 'error' stops at a NaN / Inf loss,
-    'skip' drops that step's update and counts it."""
+    'skip' drops that step's update and counts it (stopping after more than
+    max_consecutive_skips in a row)."""
 
     global_batch_size: int = 16
     optimizer: str = "sgd"
@@ -106,6 +107,7 @@ class TrainConfig:
     image_summary_every: int = 1000
     seed: Optional[int] = 0
     nonfinite: str = "error"
+    max_consecutive_skips: int = 10
 
 
 @dataclasses.dataclass

@@ -58,7 +58,7 @@ def _fit(exp, train_set, model_dir, steps):
     return trainer, result
 
 
-def test_resume_continues_from_the_saved_step_with_the_same_lr_and_data(tmp_path):
+def test_resume_continues_from_the_saved_step_with_the_same_lr_and_data(tmp_path, caplog):
     exp = load_experiment(QUICKSTART, TINY)
     train_set = exp.dataset("sample:train", limit=8)
     straight, result = _fit(exp, train_set, tmp_path / "straight", 4)
@@ -80,6 +80,14 @@ def test_resume_continues_from_the_saved_step_with_the_same_lr_and_data(tmp_path
     assert result.step == 4
     for a, b in zip(straight.model.weights, resumed.model.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
+
+    # A truncated latest checkpoint: resume falls back to the one before, naming the bad one.
+    data_file = next((tmp_path / "straight").glob("ckpt-4.data-*"))
+    data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])
+    fallback = _trainer(exp, train_set, tmp_path / "straight")
+    with caplog.at_level("WARNING", logger="tfdet.training"):
+        assert fallback.restore() == 2
+    assert any("ckpt-4 is unreadable" in r.getMessage() for r in caplog.records)
 
 
 def test_a_run_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path):
@@ -150,3 +158,30 @@ def test_non_finite_loss_stops_with_the_step_and_terms_and_keeps_the_weights(tmp
     assert int(skipping.optimizer.iterations.numpy()) == 0
     for b, v in zip(before, skipping.model.weights):
         np.testing.assert_array_equal(b, v.numpy())
+
+
+def test_skipping_stops_after_too_many_in_a_row_and_updates_must_stay_finite(tmp_path):
+    exp = load_experiment(QUICKSTART, TINY)
+    train_set = exp.dataset("sample:train", limit=4)
+    skipping = _poisoned(_trainer(exp, train_set, tmp_path / "skip", nonfinite="skip",
+                                  max_consecutive_skips=2))
+    with pytest.raises(NonFiniteLossError, match=r"step 3: 3 steps in a row had a non-finite"):
+        skipping.fit(_nan_batches, 6, 2, verbose=0)
+    assert tf.train.latest_checkpoint(str(tmp_path / "skip")) is None
+    # A finite loss whose update overflows the weights stops the run: the loss scaled by
+    # 1e35 stays finite, its gradients times an LR of 1e15 do not.
+    huge = _trainer(exp, train_set, tmp_path / "huge")
+    huge.optimizer = keras.optimizers.SGD(1e15)
+    huge.optimizer.build(huge.model.trainable_variables)
+    compute_losses = huge.model.compute_losses
+
+    def scaled(batch, training=True):
+        losses = compute_losses(batch, training)
+        return dict(losses, total_loss=losses["total_loss"] * 1e35)
+
+    huge.model.compute_losses = scaled
+    clean = lambda step: _nan_batches(step).map(  # noqa: E731
+        lambda b: {k: v for k, v in b.items() if k != "poison"})
+    with pytest.raises(NonFiniteLossError, match=r"step 1: the update made weights non-finite"):
+        huge.fit(clean, 3, 2, verbose=0)
+    assert tf.train.latest_checkpoint(str(tmp_path / "huge")) is None

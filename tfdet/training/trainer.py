@@ -45,13 +45,17 @@ class Trainer:
     weight_decay: the zoo's L2 decay added to the gradients (use 0 with AdamW, which decays
     on its own). nonfinite: 'error' raises NonFiniteLossError naming the step and the loss
     terms; 'skip' leaves the weights (norm statistics included) unchanged for that step and
-    counts it. Either way a non-finite step never updates the model.
+    counts it, and stops after more than `max_consecutive_skips` such steps in a row. Either
+    way a non-finite step never updates the model, and an update that leaves any weight
+    non-finite stops the run before a checkpoint holds it.
     """
 
     def __init__(self, build_model, build_optimizer, strategy=None, model_dir=None,
-                 weight_decay=0.0, nonfinite="error", keep_checkpoints=5, jit_compile=False):
+                 weight_decay=0.0, nonfinite="error", keep_checkpoints=5, jit_compile=False,
+                 max_consecutive_skips=10):
         if nonfinite not in ("error", "skip"):
             raise ValueError(f"nonfinite must be 'error' or 'skip', got {nonfinite!r}")
+        self.max_consecutive_skips = max_consecutive_skips
         self.strategy = strategy or tf.distribute.get_strategy()
         self.model_dir = model_dir
         self.weight_decay = weight_decay
@@ -76,12 +80,25 @@ class Trainer:
         return self.strategy.num_replicas_in_sync
 
     def restore(self):
-        """Restores the latest checkpoint in model_dir, if any; returns the step."""
-        if self.manager and self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            logger.info("resumed from %s at step %d", self.manager.latest_checkpoint,
-                        int(self.step.numpy()))
-        return int(self.step.numpy())
+        """Restores the newest readable checkpoint in model_dir, if any; returns the step.
+
+        A checkpoint that cannot be read (a truncated or damaged file) is passed over with a
+        warning naming it, and the one before it is used."""
+        if not (self.manager and self.manager.checkpoints):
+            return int(self.step.numpy())
+        problems = []
+        for path in reversed(self.manager.checkpoints):
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except Exception as err:  # noqa: BLE001 - any unreadable checkpoint
+                problems.append(f"{path}: {type(err).__name__}: {err}")
+                logger.warning("checkpoint %s is unreadable (%s: %s); trying the one before it",
+                               path, type(err).__name__, str(err).splitlines()[0][:200])
+                continue
+            logger.info("resumed from %s at step %d", path, int(self.step.numpy()))
+            return int(self.step.numpy())
+        raise RuntimeError(f"no checkpoint in {self.model_dir} could be read:\n"
+                           + "\n".join(problems))
 
     def save(self):
         """Writes a checkpoint numbered by the step; returns its path."""
@@ -112,7 +129,10 @@ class Trainer:
         self._apply_if(all_finite, grads, variables)
         for variable, value in zip(state, saved):
             variable.assign(tf.where(all_finite, variable, value))
-        return {k: v / replicas for k, v in losses.items()}, all_finite
+        # A finite loss can still make an update that overflows: the loop stops on it.
+        weights_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
+                                        for v in variables])
+        return {k: v / replicas for k, v in losses.items()}, all_finite, weights_finite
 
     def _apply_if(self, condition, grads, variables):
         """optimizer.apply_gradients when `condition` (the same on every replica) holds.
@@ -144,15 +164,23 @@ class Trainer:
             # size (YOLOv3's random input size per batch), not once per size.
             @tf.function(jit_compile=self.jit_compile, reduce_retracing=True)
             def step_fn(batch):
-                losses, finite = self.strategy.run(self._replica_step, args=(batch,))
+                losses, finite, weights_finite = self.strategy.run(self._replica_step,
+                                                                   args=(batch,))
                 losses = {k: self.strategy.reduce("SUM", v, axis=None)
                           for k, v in losses.items()}
                 finite = self.strategy.experimental_local_results(finite)[0]
+                weights_finite = tf.reduce_all(
+                    self.strategy.experimental_local_results(weights_finite))
                 self.step.assign_add(1)
                 self.skipped.assign_add(tf.cast(~finite, tf.int64))
-                return losses, finite
+                return losses, finite, weights_finite
             self._train_step = step_fn
-        losses, finite = self._train_step(distributed_batch)
+        losses, finite, weights_finite = self._train_step(distributed_batch)
+        if not bool(weights_finite):
+            raise NonFiniteLossError(
+                f"step {int(self.step.numpy())}: the update made weights non-finite (loss "
+                f"{', '.join(f'{k}={float(v):.4g}' for k, v in losses.items())}); no "
+                f"checkpoint was written from them. Lower the LR or lengthen the warmup.")
         return {k: float(v) for k, v in losses.items()}, bool(finite)
 
     # -- the loop ----------------------------------------------------------------------------
@@ -173,12 +201,19 @@ class Trainer:
         progress = keras.utils.Progbar(total_steps, verbose=verbose,
                                        stateful_metrics=["lr", "skipped"])
         progress.update(start)
-        losses, last_saved = {}, None
+        losses, last_saved, consecutive = {}, None, 0
         for step in range(start + 1, total_steps + 1):
             batch = next(iterator)
             losses, finite = self.train_step(batch)
+            consecutive = 0 if finite else consecutive + 1
             if not finite:
                 terms = ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
+                if self.nonfinite == "skip" and consecutive > self.max_consecutive_skips:
+                    raise NonFiniteLossError(
+                        f"step {step}: {consecutive} steps in a row had a non-finite loss "
+                        f"({terms}); stopping (max_consecutive_skips = "
+                        f"{self.max_consecutive_skips}). The last checkpoint holds the "
+                        f"weights from before them.")
                 if self.nonfinite == "error":
                     raise NonFiniteLossError(
                         f"step {step}: non-finite loss ({terms}); the weights of this step were "
