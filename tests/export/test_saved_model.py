@@ -162,3 +162,39 @@ def test_saved_model_matches_keras_in_a_process_without_tfdet(exported, tmp_path
     # A batch of different sizes: one output row per image, boxes normalised.
     assert got["num_detections_batch"].shape == (3,)
     assert got["detection_boxes_batch"].min() >= 0 and got["detection_boxes_batch"].max() <= 1
+
+
+def _png_claiming(width, height):
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
+                                                              0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def test_serving_refuses_huge_images_before_decoding_and_takes_thin_ones(exported):
+    model, sample, path, transform, divisor = exported
+    loaded = tf.saved_model.load(path)
+    encoded = loaded.signatures["serving_encoded"]
+    # Headers claiming 20000x20000 (PNG) and 9000x9000 (a real JPEG with its frame header
+    # patched): refused from the header, with the size, before any decoding.
+    jpeg = bytearray(tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy())
+    sof = jpeg.index(b"\xff\xc0")
+    jpeg[sof + 5:sof + 9] = (9000).to_bytes(2, "big") * 2
+    for bomb, size in ((_png_claiming(20000, 20000), r"\[20000\] \[20000\]"),
+                       (bytes(jpeg), r"\[9000\] \[9000\]")):
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=rf"image too large .*limit 40000000 pixels.*{size}"):
+            encoded(encoded_images=tf.constant([bomb]))
+    # A valid 1 x 5000 strip and a 5000 x 1 one are served (each side stays >= 1 pixel).
+    for shape in ((1, 5000, 3), (5000, 1, 3)):
+        strip = np.full(shape, 128, np.uint8)
+        out = loaded.signatures["serving_default"](images=tf.constant(strip[None]))
+        assert out["detection_boxes"].shape[0] == 1
+        out = encoded(encoded_images=tf.constant([tf.io.encode_png(strip).numpy()]))
+        assert out["detection_boxes"].shape[0] == 1

@@ -64,8 +64,9 @@ class ResizeKeepAspect:
         h = tf.cast(tf.shape(sample["image"])[0], tf.float32)
         w = tf.cast(tf.shape(sample["image"])[1], tf.float32)
         scale = tf.minimum(short / tf.minimum(h, w), self.max_long / tf.maximum(h, w))
-        new_h = tf.cast(tf.round(h * scale), tf.int32)
-        new_w = tf.cast(tf.round(w * scale), tf.int32)
+        # At least one pixel a side: a 1x5000 strip would otherwise round to height 0.
+        new_h = tf.maximum(tf.cast(tf.round(h * scale), tf.int32), 1)
+        new_w = tf.maximum(tf.cast(tf.round(w * scale), tf.int32), 1)
         return _rescale(sample, new_h, new_w, self.method)
 
 

@@ -10,19 +10,77 @@ detection_scores [batch, N], detection_classes [batch, N] float32 (the data set'
 ids), num_detections [batch] float32, and for Mask R-CNN detection_masks [batch, N, m, m]:
 each box's mask probabilities in its box (the OD API's per-box layout; paste them into the
 image with the box, as `tfdet.ops.paste_masks` does). Rows past num_detections are zero.
+
+An image of more than `max_pixels` (width x height, default 40 MP) is refused with an
+InvalidArgumentError naming its size; for `serving_encoded` the size is read from the JPEG /
+PNG / GIF / BMP header before anything is decoded, so a small file that would decode to
+gigabytes (a decompression bomb) costs nothing.
 """
 import json
 import os
 
 import tensorflow as tf
 
+DEFAULT_SERVING_MAX_PIXELS = 40_000_000
+
+
+def _le(data, start, count):
+    """Unsigned little-endian integer from bytes [start, start + count) of a uint8 vector."""
+    value = tf.zeros([], tf.int64)
+    for i in reversed(range(count)):
+        value = value * 256 + tf.cast(data[start + i], tf.int64)
+    return value
+
+
+def _be(data, start, count):
+    value = tf.zeros([], tf.int64)
+    for i in range(count):
+        value = value * 256 + tf.cast(data[start + i], tf.int64)
+    return value
+
+
+def encoded_image_size(encoded):
+    """(height, width) int64 of JPEG / PNG / GIF / BMP bytes from their header, with stock
+    ops and without decoding; (0, 0) for anything else (the decoder then refuses it)."""
+    padded = tf.strings.join([encoded, tf.constant(b"\x00" * 32)])  # short files are safe
+    head = tf.io.decode_raw(tf.strings.substr(padded, 0, 32), tf.uint8)
+
+    def jpeg():
+        shape = tf.io.extract_jpeg_shape(encoded, output_type=tf.int64)
+        return shape[0], shape[1]
+
+    is_png = tf.reduce_all(tf.equal(head[:4], tf.constant([0x89, 0x50, 0x4E, 0x47], tf.uint8)))
+    is_gif = tf.reduce_all(tf.equal(head[:3], tf.constant([0x47, 0x49, 0x46], tf.uint8)))
+    is_bmp = tf.reduce_all(tf.equal(head[:2], tf.constant([0x42, 0x4D], tf.uint8)))
+
+    def bmp():
+        height = _le(head, 22, 4)
+        height = tf.where(height >= 2**31, 2**32 - height, height)  # top-down rows: negative
+        return height, _le(head, 18, 4)
+
+    return tf.case([(tf.io.is_jpeg(encoded), jpeg),
+                    (is_png, lambda: (_be(head, 20, 4), _be(head, 16, 4))),
+                    (is_gif, lambda: (_le(head, 8, 2), _le(head, 6, 2))),
+                    (is_bmp, bmp)],
+                   default=lambda: (tf.zeros([], tf.int64), tf.zeros([], tf.int64)))
+
+
+def check_pixels(height, width, max_pixels):
+    """An assertion that height x width <= max_pixels, naming the size."""
+    pixels = tf.cast(height, tf.int64) * tf.cast(width, tf.int64)
+    return tf.debugging.Assert(
+        pixels <= max_pixels,
+        [f"image too large for this model's server (limit {max_pixels} pixels, width x "
+         f"height); its height and width are", height, width], summarize=2)
 
 
 class DetectionServingModule(tf.Module):
     """Wraps a detector with in-graph pre- and post-processing; see the module docstring."""
 
-    def __init__(self, model, category_ids, transform, canvas, size_divisor=128):
+    def __init__(self, model, category_ids, transform, canvas, size_divisor=128,
+                 max_pixels=DEFAULT_SERVING_MAX_PIXELS):
         super().__init__()
+        self.max_pixels = int(max_pixels)
         self.model = model
         self.category_ids = tf.constant([float(c) for c in category_ids], tf.float32)
         # The evaluation pipeline's own resize + normalise, so serving matches evaluation.
@@ -33,6 +91,9 @@ class DetectionServingModule(tf.Module):
 
     def _preprocess_one(self, image):
         """uint8 [h, w, 3] -> (normalised image on the canvas, [new_h, new_w, h, w])."""
+        with tf.control_dependencies([check_pixels(tf.shape(image)[0], tf.shape(image)[1],
+                                                   self.max_pixels)]):
+            image = tf.identity(image)
         sample = {"image": tf.cast(image, tf.float32), "boxes": tf.zeros([0, 4]),
                   "scale": tf.ones([2])}
         normalised = self.transform(sample, tf.zeros([2], tf.int64))["image"]
@@ -82,6 +143,9 @@ class DetectionServingModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="encoded_images")])
     def serve_encoded(self, encoded_images):
         def decode_and_preprocess(encoded):
+            height, width = encoded_image_size(encoded)
+            with tf.control_dependencies([check_pixels(height, width, self.max_pixels)]):
+                encoded = tf.identity(encoded)
             image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
             image.set_shape([None, None, 3])
             return self._preprocess_one(image)
@@ -90,14 +154,16 @@ class DetectionServingModule(tf.Module):
 
 
 def export_saved_model(model, output_dir, category_ids, class_names=None, *, transform, canvas,
-                       size_divisor=128):
+                       size_divisor=128, max_pixels=DEFAULT_SERVING_MAX_PIXELS):
     """Writes the SavedModel to output_dir (and assets.extra/labels.json); returns the path.
 
     transform: the evaluation transform (`Experiment.eval_transform()`, e.g.
     `data.detection_transforms(False, 800, 1333)`); canvas: a side every transformed image
     fits in (`Experiment.serving_canvas()`); size_divisor: each batch is padded to a multiple
-    of it, as the evaluation pipeline pads."""
-    module = DetectionServingModule(model, category_ids, transform, canvas, size_divisor)
+    of it, as the evaluation pipeline pads. max_pixels: the largest image (width x height)
+    the signatures accept."""
+    module = DetectionServingModule(model, category_ids, transform, canvas, size_divisor,
+                                    max_pixels)
     signatures = {"serving_default": module.serve_images.get_concrete_function(),
                   "serving_encoded": module.serve_encoded.get_concrete_function()}
     tf.saved_model.save(module, output_dir, signatures=signatures)
