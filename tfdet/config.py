@@ -61,7 +61,7 @@ class DataConfig:
     size_divisor: int = 128
     pad_size: Optional[Sequence[int]] = None
     flip_prob: float = 0.5
-    max_boxes: int = 100
+    max_boxes: Optional[int] = None  # box slots per image; None: the data's largest count
     shuffle_buffer: int = 1024
     train_limit: Optional[int] = None
     augment: str = "standard"

@@ -127,3 +127,55 @@ def test_empty_dataset_error_names_it():
     empty = data.DetectionDataset("nothing", [], [], [], data.SkipLog("nothing"))
     with pytest.raises(ValueError, match="nothing: no usable images"):
         data.input_pipeline(empty, T.Compose([]), 1, training=False)
+
+
+def test_tfrecord_shards_are_checked_like_the_other_readers(tmp_path):
+    ds = make_image_dataset(tmp_path, sizes=((40, 60),) * 6)
+    ex = ds.examples
+    ex[1].classes[:] = 7                                   # class 7 of 2: box skipped
+    ex[2] = data.make_example(3, ex[2].path, 40, 60, [[float("nan"), 1, 5, 5],
+                                                       [10, 5, 59, 38]], [0, 1])
+    # ^ the NaN box skipped, the other kept
+    ex[3].boxes[:] = [30, 30, 10, 10]                      # inverted: no box left
+    with open(ex[4].path, "wb") as f:                      # not an image
+        f.write(b"definitely not an image")
+    # Written as if there were 8 classes, then the sidecar says 2 (as a stale shard would).
+    wide = data.DetectionDataset("toy", ex, [str(i) for i in range(8)], list(range(1, 9)),
+                                 data.SkipLog("toy"))
+    paths = data.write_tfrecords(wide, str(tmp_path / "out/bad"), num_shards=1)
+    import json
+    (tmp_path / "out/bad.classes.json").write_text(json.dumps(
+        {"class_names": ["a", "b"], "category_ids": [1, 2]}))
+    with tf.io.TFRecordWriter(paths[0] + ".extra") as w:
+        w.write(b"not a tf.train.Example")
+    import os
+    with open(paths[0], "ab") as out, open(paths[0] + ".extra", "rb") as extra:
+        out.write(extra.read())
+    os.remove(paths[0] + ".extra")
+    back = data.load_dataset(f"tfrecord:{tmp_path}/out/bad-*.tfrecord")
+    assert [e.image_id for e in back.examples] == [1, 3, 6]
+    c = back.skipped.counts
+    assert c["class 7 outside 0..1"] == 2 and c["invalid box (not 4 finite numbers)"] == 1
+    assert c["invalid box (x2 <= x1 or y2 <= y1)"] == 2 and c["no boxes"] == 2  # 2 boxes
+    assert any(r.startswith("not an image") for r in c) and any(
+        r.startswith("not a detection tf.train.Example") for r in c)
+    assert back.skipped.images == 2
+    # The pipeline reads the kept records only, with the same box rules.
+    batches = list(data.input_pipeline(back, T.Compose([]), 1, training=False))
+    got = {int(b["image_id"][0]): b for b in batches}
+    assert sorted(got) == [1, 3, 6]
+    assert int(got[3]["num_boxes"][0]) == 1  # the NaN box dropped, the other kept
+    np.testing.assert_allclose(got[3]["boxes"][0, 0], back.examples[1].boxes[0], atol=1e-4)
+
+
+def test_box_slots_default_to_the_data_and_a_smaller_cap_says_what_it_cuts(tmp_path, caplog):
+    ds = make_image_dataset(tmp_path, sizes=((64, 64),))
+    many = [[i % 60, i // 60, i % 60 + 4, i // 60 + 4] for i in range(130)]
+    ds.examples[0] = data.make_example(1, ds.examples[0].path, 64, 64, many, [0] * 130)
+    batch = next(iter(data.input_pipeline(ds, T.Compose([]), 1, training=False)))
+    assert int(batch["num_boxes"][0]) == 130 and batch["boxes"].shape[1] == 136
+    batch = next(iter(data.input_pipeline(ds, T.Compose([]), 1, training=False,
+                                          max_boxes=100)))
+    assert int(batch["num_boxes"][0]) == 100
+    assert any("1 images have more than max_boxes = 100 boxes; 30 boxes will be cut"
+               in r.getMessage() for r in caplog.records)

@@ -78,24 +78,38 @@ def probe_image(path, max_pixels=None):
     if size == 0:
         raise InvalidImage("empty (zero-byte) file")
     with open(path, "rb") as f:
-        head = f.read(32)
-        f.seek(max(0, size - 1024))
-        tail = f.read()
-        if head[:3] == b"\xff\xd8\xff":
-            if b"\xff\xd9" not in tail:
-                raise InvalidImage("truncated JPEG (no end-of-image marker)")
-            height, width = _jpeg_size(f)
-        elif head[:8] == b"\x89PNG\r\n\x1a\n":
-            if len(head) < 24 or b"IEND" not in tail:
-                raise InvalidImage("truncated PNG (no IEND chunk)")
-            width, height = struct.unpack(">II", head[16:24])
-        elif head[:4] == b"GIF8" and len(head) >= 10:
-            width, height = struct.unpack("<HH", head[6:10])
-        elif head[:2] == b"BM" and len(head) >= 26:
-            width, height = struct.unpack("<ii", head[18:26])
-            height = abs(height)
-        else:
-            raise InvalidImage("not an image (unknown format: expected JPEG, PNG, GIF or BMP)")
+        return _probe(f, size, max_pixels)
+
+
+def probe_bytes(data, max_pixels=None):
+    """probe_image for an encoded image held in memory (e.g. a TFRecord's image/encoded)."""
+    import io
+
+    if not data:
+        raise InvalidImage("empty (zero-byte) image data")
+    return _probe(io.BytesIO(data), len(data), max_pixels)
+
+
+def _probe(f, size, max_pixels):
+    """The header checks of probe_image on an open binary file of `size` bytes."""
+    head = f.read(32)
+    f.seek(max(0, size - 1024))
+    tail = f.read()
+    if head[:3] == b"\xff\xd8\xff":
+        if b"\xff\xd9" not in tail:
+            raise InvalidImage("truncated JPEG (no end-of-image marker)")
+        height, width = _jpeg_size(f)
+    elif head[:8] == b"\x89PNG\r\n\x1a\n":
+        if len(head) < 24 or b"IEND" not in tail:
+            raise InvalidImage("truncated PNG (no IEND chunk)")
+        width, height = struct.unpack(">II", head[16:24])
+    elif head[:4] == b"GIF8" and len(head) >= 10:
+        width, height = struct.unpack("<HH", head[6:10])
+    elif head[:2] == b"BM" and len(head) >= 26:
+        width, height = struct.unpack("<ii", head[18:26])
+        height = abs(height)
+    else:
+        raise InvalidImage("not an image (unknown format: expected JPEG, PNG, GIF or BMP)")
     if width <= 0 or height <= 0:
         raise InvalidImage(f"image has size {width}x{height}")
     limit = max_pixels_default() if max_pixels is None else max_pixels
@@ -134,9 +148,14 @@ def verify_image(path, max_pixels=None):
 
     Returns (height, width); raises InvalidImage for a file that does not decode, decodes to
     another size than its header says, or that libjpeg reports as corrupt."""
-    height, width = probe_image(path, max_pixels)
+    probe_image(path, max_pixels)
     with open(path, "rb") as f:
-        data = f.read()
+        return verify_bytes(f.read(), max_pixels)
+
+
+def verify_bytes(data, max_pixels=None):
+    """verify_image for encoded bytes in memory."""
+    height, width = probe_bytes(data, max_pixels)
     shape, error, printed = _decode_capturing_stderr(data)
     if error is not None:
         message = getattr(error, "message", str(error)).strip().splitlines()[0]
@@ -187,15 +206,26 @@ class ImageCheckCache:
             raise InvalidImage("image file not found") from None
         if not os.path.isfile(path):
             raise InvalidImage("not a file")
-        key = os.path.realpath(path)
-        stamp = [stat.st_size, stat.st_mtime_ns, limit]
+        return self._cached(os.path.realpath(path), [stat.st_size, stat.st_mtime_ns, limit],
+                            lambda: verify_image(path, limit))
+
+    def check_record(self, shard, index, data, max_pixels=None):
+        """verify_bytes of record `index` of a TFRecord shard, cached by the shard's path,
+        size and mtime."""
+        limit = max_pixels_default() if max_pixels is None else max_pixels
+        stat = os.stat(shard)
+        return self._cached(f"{os.path.realpath(shard)}#{index}",
+                            [stat.st_size, stat.st_mtime_ns, limit],
+                            lambda: verify_bytes(data, limit))
+
+    def _cached(self, key, stamp, verify):
         entry = self._load().get(key)
         if entry and entry[0] == stamp:
             if entry[1]:
                 raise InvalidImage(entry[1])
             return tuple(entry[2])
         try:
-            size = verify_image(path, limit)
+            size = verify()
             self._entries[key] = [stamp, None, list(size)]
         except InvalidImage as err:
             self._entries[key] = [stamp, str(err), None]
@@ -225,6 +255,11 @@ _CACHE = ImageCheckCache()
 def check_image(path, max_pixels=None):
     """verify_image through the process-wide cache (see the module docstring)."""
     return _CACHE.check(path, max_pixels)
+
+
+def check_record(shard, index, data, max_pixels=None):
+    """ImageCheckCache.check_record through the process-wide cache."""
+    return _CACHE.check_record(shard, index, data, max_pixels)
 
 
 def save_check_cache():

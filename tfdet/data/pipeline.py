@@ -30,8 +30,13 @@ def raw_elements(dataset: DetectionDataset, masks=False):
     masks, `segmentation` [N] strings (each box's COCO segmentation as JSON, or empty)."""
     if dataset.tfrecord_pattern:
         files, _ = shard_files(dataset.tfrecord_pattern)
-        ds = tf.data.TFRecordDataset(files, num_parallel_reads=AUTOTUNE).map(
-            parse_record, num_parallel_calls=AUTOTUNE)
+        # Only the records the reader kept (its checks), with its box rules.
+        kept = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            tf.constant([ex.image_id for ex in dataset.examples] or [-1], tf.int64),
+            tf.ones([max(len(dataset.examples), 1)], tf.int64)), default_value=0)
+        ds = tf.data.TFRecordDataset(files).map(
+            lambda r: parse_record(r, dataset.num_classes), num_parallel_calls=AUTOTUNE,
+            deterministic=True).filter(lambda e: kept.lookup(e["image_id"]) > 0)
         if not masks:
             ds = ds.map(lambda e: {k: v for k, v in e.items() if k != "segmentation"})
         return ds
@@ -232,8 +237,24 @@ def _pad_to_divisor(batch, size_divisor):
     return out
 
 
+def box_capacity(dataset: DetectionDataset, max_boxes=None):
+    """The per-image box slots a pipeline pads to: max_boxes, or by default the data set's
+    own largest count (rounded up to a multiple of 8), so nothing is cut. When max_boxes is
+    below some images' counts, says how many boxes of how many images will be cut."""
+    counts = np.asarray([ex.num_boxes for ex in dataset.examples] or [0])
+    if max_boxes is None:
+        return int(max(8, -(-counts.max() // 8) * 8))
+    over = counts > max_boxes
+    if over.any():
+        logger.warning("%s: %d images have more than max_boxes = %d boxes; %d boxes will be "
+                       "cut (the largest count is %d; raise DataConfig.max_boxes to keep them)",
+                       dataset.name, int(over.sum()), max_boxes,
+                       int((counts[over] - max_boxes).sum()), int(counts.max()))
+    return int(max_boxes)
+
+
 def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training,
-                   max_boxes=100, size_divisor=32, pad_size=None, shuffle_buffer=1024,
+                   max_boxes=None, size_divisor=32, pad_size=None, shuffle_buffer=1024,
                    seed=None, drop_difficult=False, min_box_size=1.0, shard=None, skip=0,
                    masks=False, batch_transform=None, num_parallel_calls=AUTOTUNE):
     """Batches of `dataset` through `transform` (a `(sample, seed) -> sample` callable).
@@ -242,6 +263,8 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
     order. seed: makes shuffling and the random transforms deterministic. pad_size: (H, W) to
     pad every batch to (static shapes for XLA); default pads to the batch's largest image
     rounded up to size_divisor. shard: (num_shards, index) for multi-worker input.
+    max_boxes: box slots per image (default: the data set's largest count, see box_capacity;
+    a smaller cap is reported with what it cuts).
     masks: also rasterise the instance masks (Mask R-CNN); the transforms carry them along.
     batch_transform: `(batch, step) -> batch` applied to each padded batch, step counted
     from skip // batch_size (e.g. YOLOv3's mixup and random input size).
@@ -251,6 +274,7 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
     changed since) are dropped, each logged with its file and counted in the returned
     dataset's `drop_monitor`; a pipeline where nothing decodes stops with DataError.
     """
+    max_boxes = box_capacity(dataset, max_boxes)
     ds = raw_elements(dataset, masks)
     if shard is not None:
         ds = ds.shard(*shard)

@@ -34,7 +34,7 @@ def load_dataset(spec, *, keep_empty=False):
         return read_yolo(parts[0], parts[1], parts[2] if len(parts) == 3 else None,
                          keep_empty=keep_empty)
     if kind == "tfrecord" and len(parts) == 1:
-        return read_tfrecord_annotations(parts[0])
+        return read_tfrecord_annotations(parts[0], keep_empty=keep_empty)
     raise ValueError(
         f"bad data spec {spec!r}: expected one of sample[:SPLIT], coco:ANN.json[:IMAGE_DIR], "
         f"voc:ROOT[:SPLIT], csv:LABELS.csv:IMAGE_DIR, yolo:IMAGE_DIR:LABEL_DIR[:NAMES], "

@@ -92,8 +92,11 @@ _FEATURES = {
 }
 
 
-def parse_record(serialized):
-    """Serialized tf.train.Example -> the pipeline's raw element (encoded bytes, pixel boxes)."""
+def parse_record(serialized, num_classes=None):
+    """Serialized tf.train.Example -> the pipeline's raw element (encoded bytes, pixel boxes).
+
+    With num_classes, boxes that read_tfrecord_annotations skips are dropped the same way
+    (NaN, inverted, outside the image, class outside 0..num_classes-1) and the rest clipped."""
     f = tf.io.parse_single_example(serialized, _FEATURES)
     dense = {k: tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v
              for k, v in f.items()}
@@ -108,7 +111,7 @@ def parse_record(serialized):
         v = dense[key]
         return tf.cond(tf.size(v) == n, lambda: v > 0, lambda: tf.zeros([n], tf.bool))
 
-    return {
+    element = {
         "encoded": dense["image/encoded"],
         "image_id": tf.strings.to_number(dense["image/source_id"], tf.int64),
         "boxes": boxes,
@@ -119,6 +122,16 @@ def parse_record(serialized):
             tf.size(dense["image/object/segmentation"]) == n,
             lambda: dense["image/object/segmentation"], lambda: tf.fill([n], "")),
     }
+    if num_classes is None:
+        return element
+    x1, y1, x2, y2 = tf.unstack(boxes, axis=-1)
+    classes = element["classes"]
+    keep = (tf.reduce_all(tf.math.is_finite(boxes), -1) & (x2 > x1) & (y2 > y1) & (x2 > 0)
+            & (y2 > 0) & (x1 < w) & (y1 < h) & (classes >= 0) & (classes < num_classes))
+    for key in ("boxes", "classes", "is_crowd", "difficult", "segmentation"):
+        element[key] = tf.boolean_mask(element[key], keep)
+    element["boxes"] = tf.clip_by_value(element["boxes"], 0.0, tf.stack([w, h, w, h]))
+    return element
 
 
 def shard_files(pattern):
@@ -130,31 +143,101 @@ def shard_files(pattern):
     return files, prefix + ".classes.json"
 
 
-def read_tfrecord_annotations(pattern):
+def read_tfrecord_annotations(pattern, *, check_images=True, keep_empty=False):
     """The annotations of TFRecord shards (no image bytes kept) as a DetectionDataset.
 
-    Used for evaluation ground truth; the pipeline reads the images from the shards.
+    Every record gets the checks of the other readers, skipped and counted with a warning
+    naming the shard and record: records that are not tf.train.Examples, ids that are not
+    integers or repeat, images that do not decode cleanly (decoded once, cached per shard
+    state) or whose size differs from image/height and image/width; boxes that are NaN,
+    inverted or outside the image and classes outside 0..K-1 (boxes partly outside are
+    clipped); images left without boxes unless keep_empty. The input pipeline reads only the
+    records kept here and applies the same box rules (see parse_record).
     """
+    from google.protobuf.message import DecodeError
+
+    from tfdet.data.image_check import InvalidImage, check_record, save_check_cache
+    from tfdet.data.validate import _box_problem
+
     files, class_file = shard_files(pattern)
     if not os.path.isfile(class_file):
         raise AnnotationError(class_file, "class file written beside the shards is missing")
     with open(class_file, encoding="utf-8") as f:
         classes = json.load(f)
-    examples = []
-    for record in tf.data.TFRecordDataset(files):
-        ex = tf.train.Example.FromString(record.numpy()).features.feature
-        h, w = ex["image/height"].int64_list.value[0], ex["image/width"].int64_list.value[0]
-        coords = [np.asarray(ex[f"image/object/bbox/{k}"].float_list.value, np.float32)
-                  for k in ("xmin", "ymin", "xmax", "ymax")]
-        boxes = np.stack(coords, 1) * np.array([w, h, w, h], np.float32)
-        masks = [json.loads(s) if s else None for s in ex["image/object/segmentation"].bytes_list.value]
-        examples.append(make_example(
-            int(ex["image/source_id"].bytes_list.value[0]), None, h, w, boxes,
-            ex["image/object/class/label"].int64_list.value,
-            ex["image/object/is_crowd"].int64_list.value,
-            ex["image/object/difficult"].int64_list.value,
-            masks if any(m is not None for m in masks) else None))
+    num_classes = len(classes["class_names"])
+    log = SkipLog(os.path.basename(pattern))
+    examples, seen = [], set()
+    for shard in files:
+        records = iter(tf.data.TFRecordDataset(shard))
+        index = -1
+        while True:
+            index += 1
+            try:
+                record = next(records)
+            except StopIteration:
+                break
+            except tf.errors.DataLossError as err:
+                raise AnnotationError(shard, f"record {index} is damaged ({err.message})") from None
+            where = f"{os.path.basename(shard)} record {index}"
+            try:
+                ex = tf.train.Example.FromString(record.numpy()).features.feature
+                source_id = ex["image/source_id"].bytes_list.value[0].decode()
+                image_id = int(source_id)
+                h = ex["image/height"].int64_list.value[0]
+                w = ex["image/width"].int64_list.value[0]
+                encoded = ex["image/encoded"].bytes_list.value[0]
+            except (DecodeError, IndexError, ValueError, UnicodeDecodeError) as err:
+                log.skip(where, f"not a detection tf.train.Example ({type(err).__name__})",
+                         image=True)
+                continue
+            where = f"{where} (image id {image_id})"
+            if image_id in seen:
+                log.skip(where, "duplicate image id", image=True)
+                continue
+            seen.add(image_id)
+            if check_images:
+                try:
+                    size = check_record(shard, index, encoded)
+                except InvalidImage as err:
+                    log.skip(where, str(err), image=True)
+                    continue
+                if size != (h, w):
+                    log.skip(where, f"image/height x width {h}x{w} differs from the image's "
+                                    f"{size[0]}x{size[1]}", image=True)
+                    continue
+            coords = [np.asarray(ex[f"image/object/bbox/{k}"].float_list.value, np.float64)
+                      for k in ("xmin", "ymin", "xmax", "ymax")]
+            labels = list(ex["image/object/class/label"].int64_list.value)
+            n = len(labels)
+            if any(len(c) != n for c in coords):
+                log.skip(where, "box coordinate lists and labels differ in length", image=True)
+                continue
+            boxes = np.stack(coords, 1).reshape(-1, 4) * np.array([w, h, w, h])
+            segmentations = list(ex["image/object/segmentation"].bytes_list.value)
+            flags = {key: list(ex[f"image/object/{key}"].int64_list.value)
+                     for key in ("is_crowd", "difficult")}
+            keep = []
+            for i in range(n):
+                problem = _box_problem([float(v) for v in boxes[i]], h, w)
+                if problem is None and not 0 <= labels[i] < num_classes:
+                    problem = f"class {labels[i]} outside 0..{num_classes - 1}"
+                if problem:
+                    log.skip(f"{where} box {i}", problem)
+                    continue
+                keep.append(i)
+            if not keep and not keep_empty:
+                log.skip(where, "no boxes")
+                continue
+            masks = [json.loads(segmentations[i]) if len(segmentations) == n and
+                     segmentations[i] else None for i in keep]
+            pick = lambda values: [values[i] for i in keep] if len(values) == n else None  # noqa: E731
+            examples.append(make_example(
+                image_id, None, h, w,
+                np.clip(boxes[keep], 0, [w, h, w, h]).astype(np.float32),
+                [labels[i] for i in keep], pick(flags["is_crowd"]), pick(flags["difficult"]),
+                masks if any(m is not None for m in masks) else None))
+    save_check_cache()
     return DetectionDataset(name=os.path.basename(pattern), examples=examples,
                             class_names=classes["class_names"],
                             category_ids=classes["category_ids"],
-                            skipped=SkipLog(pattern), tfrecord_pattern=pattern)
+                            skipped=log, tfrecord_pattern=pattern)
