@@ -35,9 +35,14 @@ def main(_):
     from tfdet.config import load_experiment
     from tfdet.evaluation import compiled_predictor, evaluate_detector, headline
     from tfdet.training import Trainer, get_strategy, uses_l2_gradients, write_run_info
+    from tfdet.training.strategy import worker_info
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     f = flags.FLAGS
+    # First: a multi-worker strategy must exist before TensorFlow runs anything (the readers'
+    # image checks decode with TensorFlow).
+    strategy = get_strategy()
+    workers, worker, is_chief = worker_info(strategy)
     exp = load_experiment(f.config, f.gin_bindings, allow_imports=f.allow_config_imports)
     if f.train_data:
         exp.data.train = f.train_data
@@ -57,35 +62,51 @@ def main(_):
         raise SystemExit(f"error: {err}") from None
     print(f"training data {exp.data.train}: {len(train_set)} images, {train_set.num_classes} "
           f"classes; {train_set.skipped.summary()}")
-    write_run_info(model_dir, train_set, exp.config_text)
+    if is_chief:
+        write_run_info(model_dir, train_set, exp.config_text)
 
-    strategy = get_strategy()
     t = exp.train
-    resolver = getattr(strategy, "cluster_resolver", None)  # set for multi-worker runs
-    workers = len(resolver.cluster_spec().as_dict().get("worker", [])) if resolver else 1
-    workers = max(workers, 1)
-    worker = resolver.task_id if workers > 1 else 0
+    if t.global_batch_size % workers:
+        raise SystemExit(f"error: the global batch {t.global_batch_size} does not split over "
+                         f"{workers} workers")
     per_worker = t.global_batch_size // workers
 
     def make_dataset(step):
         shard = (workers, worker) if workers > 1 else None
-        ds = exp.train_pipeline(train_set, per_worker, skip=step * per_worker, shard=shard)
+        # skip counts elements over all workers: the data position of `step` global batches.
+        ds = exp.train_pipeline(train_set, per_worker, skip=step * t.global_batch_size,
+                                shard=shard)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = \
             tf.data.experimental.AutoShardPolicy.OFF  # sharded above, by element
         return ds.with_options(options)
 
+    if t.seed is not None:  # the initial weights too, not only the data order
+        import keras
+
+        keras.utils.set_random_seed(t.seed)
     trainer = Trainer(lambda: exp.build_model(train_set.num_classes), exp.build_optimizer,
                       strategy, model_dir,
                       weight_decay=t.weight_decay if uses_l2_gradients(t.optimizer) else 0.0,
                       nonfinite=t.nonfinite, keep_checkpoints=t.keep_checkpoints,
                       max_consecutive_skips=t.max_consecutive_skips)
-    result = trainer.fit(make_dataset, exp.schedule.total_steps, t.global_batch_size,
-                         checkpoint_every=t.checkpoint_every, log_every=t.log_every,
-                         image_summary_every=t.image_summary_every)
+    lost_peer = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                 tf.errors.AbortedError, tf.errors.CancelledError, tf.errors.InternalError)
+    try:
+        result = trainer.fit(make_dataset, exp.schedule.total_steps, t.global_batch_size,
+                             checkpoint_every=t.checkpoint_every, log_every=t.log_every,
+                             image_summary_every=t.image_summary_every)
+    except lost_peer as err:
+        if workers == 1:
+            raise
+        first = str(getattr(err, "message", err)).strip().splitlines()[0][:300]
+        raise SystemExit(
+            f"error: worker {worker} of {workers} lost the cluster ({type(err).__name__}: "
+            f"{first}). Rerun every worker with the same command: training resumes from the "
+            f"last checkpoint in {model_dir}.") from None
     if result.skipped_steps:
         print(f"skipped {result.skipped_steps} steps with a non-finite loss")
-    if eval_set is not None:
+    if eval_set is not None and is_chief:
         metrics, _ = evaluate_detector(compiled_predictor(trainer.model),
                                        exp.eval_pipeline(eval_set), eval_set,
                                        metric=exp.data.metric)

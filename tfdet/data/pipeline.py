@@ -262,22 +262,22 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
     training: shuffles, repeats forever and drops the last partial batch; otherwise one pass in
     order. seed: makes shuffling and the random transforms deterministic. pad_size: (H, W) to
     pad every batch to (static shapes for XLA); default pads to the batch's largest image
-    rounded up to size_divisor. shard: (num_shards, index) for multi-worker input.
+    rounded up to size_divisor. shard: (num_shards, index) for multi-worker input: every
+    worker shuffles the same way (same seed) and keeps every num_shards-th element.
     max_boxes: box slots per image (default: the data set's largest count, see box_capacity;
     a smaller cap is reported with what it cuts).
     masks: also rasterise the instance masks (Mask R-CNN); the transforms carry them along.
     batch_transform: `(batch, step) -> batch` applied to each padded batch, step counted
-    from skip // batch_size (e.g. YOLOv3's mixup and random input size).
-    skip: elements to pass over before the first one, cheaply, before decoding; a seeded
-    pipeline resumed with skip = steps * batch_size continues exactly where it stopped.
+    from skip // the global batch (e.g. YOLOv3's mixup and random input size).
+    skip: elements to pass over before the first one, cheaply, before decoding and before
+    sharding (so counted over all workers); a seeded pipeline resumed with skip = steps x the
+    global batch continues exactly where it stopped.
     Images that fail to decode at run time (the readers decoded each once, so only files
     changed since) are dropped, each logged with its file and counted in the returned
     dataset's `drop_monitor`; a pipeline where nothing decodes stops with DataError.
     """
     max_boxes = box_capacity(dataset, max_boxes)
     ds = raw_elements(dataset, masks)
-    if shard is not None:
-        ds = ds.shard(*shard)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     base_seed = tf.constant([0 if seed is None else seed, 7], tf.int64)
@@ -311,7 +311,13 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
         with tf.control_dependencies([checked]):
             return {k: tf.identity(v) for k, v in out.items()}
 
-    ds = ds.enumerate().skip(skip).map(mark)
+    ds = ds.enumerate().skip(skip)
+    if shard is not None:
+        # After the seeded shuffle and the element numbering: the workers' shards of a step
+        # are exactly the elements one process would batch, with the same random transforms,
+        # and each worker reads and decodes only its own.
+        ds = ds.shard(*shard)
+    ds = ds.map(mark)
     ds = ds.map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
     ds = ds.ignore_errors().map(confirm)
     # Only images vary in size; every other key already has its final shape.
@@ -321,7 +327,7 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
         padded_shapes["masks"] = [max_boxes] + padded_shapes["images"][:2]
     ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes, drop_remainder=training)
     if batch_transform is not None:
-        first = skip // batch_size
+        first = skip // (batch_size * (shard[0] if shard else 1))  # the global step
         ds = ds.enumerate(first).map(lambda step, batch: batch_transform(batch, step),
                                      num_parallel_calls=AUTOTUNE)
     if pad_size is None:

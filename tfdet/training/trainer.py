@@ -4,9 +4,13 @@
     result = trainer.fit(make_dataset, total_steps, checkpoint_every=2500)
 
 `build_model` / `build_optimizer` are called inside the strategy's scope. `make_dataset(step)`
-returns this worker's `tf.data.Dataset` of batches, positioned after `step` batches (the data
-position on resume: a seeded pipeline with skip = step * batch). A detector provides `compute_losses(batch, training=True)` returning a
-dict of scalar losses with 'total_loss'.
+returns this worker's `tf.data.Dataset` of batches, positioned after `step` global batches
+(the data position on resume: a seeded pipeline with skip = step * global batch). One worker
+yields the global batch (split over its local replicas); under multi-worker training each
+worker yields its share, global batch / workers (one replica per worker). A detector provides
+`compute_losses(batch, training=True)` returning a dict of scalar losses with 'total_loss'.
+Only the chief writes checkpoints and summaries; the other workers save to scratch folders
+that they delete (every worker takes part in a save).
 
 A checkpoint holds the model, the optimizer (with its iteration count, hence the LR), the step
 (the data position) and the count of skipped steps. TF writes checkpoint files under temporary
@@ -22,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdet.training.optimizers import l2_gradients
-from tfdet.training.strategy import describe
+from tfdet.training.strategy import describe, worker_info
 
 logger = logging.getLogger("tfdet.training")
 
@@ -70,9 +74,16 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                               step=self.step, skipped=self.skipped)
         self.manager = None
+        self.num_workers, self.worker_index, self.is_chief = worker_info(self.strategy)
+        self._scratch = None
         if model_dir:
             self.manager = tf.train.CheckpointManager(self.checkpoint, model_dir,
                                                       max_to_keep=keep_checkpoints)
+            if not self.is_chief:
+                # Every worker takes part in a save; only the chief's lands in model_dir.
+                self._scratch = os.path.join(model_dir, f".worker-{self.worker_index}")
+                self._scratch_manager = tf.train.CheckpointManager(
+                    self.checkpoint, self._scratch, max_to_keep=1)
         self._train_step = None
 
     @property
@@ -101,8 +112,13 @@ class Trainer:
                            + "\n".join(problems))
 
     def save(self):
-        """Writes a checkpoint numbered by the step; returns its path."""
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        """Writes a checkpoint numbered by the step; returns its path (the chief's)."""
+        number = int(self.step.numpy())
+        if self.is_chief:
+            return self.manager.save(checkpoint_number=number)
+        self._scratch_manager.save(checkpoint_number=number)
+        tf.io.gfile.rmtree(self._scratch)
+        return os.path.join(self.model_dir, f"ckpt-{number}")
 
     def learning_rate(self):
         lr = self.optimizer.learning_rate
@@ -195,9 +211,16 @@ class Trainer:
                     describe(self.strategy), global_batch_size,
                     global_batch_size // self.num_replicas, start, total_steps)
         dataset = make_dataset(start)
-        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        if self.num_workers > 1:
+            # This worker's share of each global batch, fed to its replica as it is.
+            # (experimental_distribute_dataset would take it for the global batch and split
+            # it again over every replica of the cluster: half the batch per step.)
+            iterator = iter(self.strategy.distribute_datasets_from_function(
+                lambda context: dataset))
+        else:  # one worker: the global batch, split over its local replicas
+            iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) \
-            if self.model_dir else None
+            if self.model_dir and self.is_chief else None
         progress = keras.utils.Progbar(total_steps, verbose=verbose,
                                        stateful_metrics=["lr", "skipped"])
         progress.update(start)
