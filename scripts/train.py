@@ -71,11 +71,10 @@ def main(_):
                          f"{workers} workers")
     per_worker = t.global_batch_size // workers
 
-    def make_dataset(step):
+    def make_dataset(position):
         shard = (workers, worker) if workers > 1 else None
-        # skip counts elements over all workers: the data position of `step` global batches.
-        ds = exp.train_pipeline(train_set, per_worker, skip=step * t.global_batch_size,
-                                shard=shard)
+        # position: records consumed over all workers, before any filtering.
+        ds = exp.train_pipeline(train_set, per_worker, skip=position, shard=shard)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = \
             tf.data.experimental.AutoShardPolicy.OFF  # sharded above, by element

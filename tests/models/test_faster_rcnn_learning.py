@@ -3,11 +3,13 @@ on them.
 
 The quickstart recipe (trainable BN, AdamW 1e-3 with a 50-step warmup, batch 8) at 192 px with
 a 64-channel FPN, a 256-wide 2fc head, 128 sampled RoIs and fewer proposals than the zoo's;
-measured here: AP50 1.0 after 50 and 100 steps (AP 0.51, 0.87). The step budget leaves margin for run-to-run noise.
+measured on a Zen 4 machine: AP50 1.0 after 50 and 100 steps (AP 0.51, 0.87); on a Zen 3
+machine without AVX-512, after the box slots became the data's own count (a different random
+RoI sampling, so another trajectory): AP50 0.866 after 60 steps. 100 steps is the budget.
 """
 from tests.models._learning import train_on_16_raccoons
 
-STEPS = 60
+STEPS = 100
 
 
 def test_faster_rcnn_r18_reaches_ap50_09_on_16_raccoon_images():

@@ -53,14 +53,30 @@ def _trainer(exp, train_set, model_dir, **kwargs):
 
 def _fit(exp, train_set, model_dir, steps):
     trainer = _trainer(exp, train_set, model_dir)
-    result = trainer.fit(lambda step: exp.train_pipeline(train_set, 2, skip=step * 2), steps,
+    result = trainer.fit(lambda position: exp.train_pipeline(train_set, 2, skip=position), steps,
                          2, checkpoint_every=2, verbose=0)
     return trainer, result
 
 
 def test_resume_continues_from_the_saved_step_with_the_same_lr_and_data(tmp_path, caplog):
+    import dataclasses
+    import shutil
+
     exp = load_experiment(QUICKSTART, TINY)
-    train_set = exp.dataset("sample:train", limit=8)
+    train_set = exp.dataset("sample:train", limit=9)
+    # One image breaks after the reader checked it: the pipeline drops that record, so the
+    # data position (records consumed) runs ahead of steps x batch, and a resumed run must
+    # continue from the records, not from the step count.
+    copies = []
+    for i, ex in enumerate(train_set.examples):
+        copy = tmp_path / f"img{i}.png"
+        shutil.copy(ex.path, copy)
+        copies.append(dataclasses.replace(ex, path=str(copy)))
+    train_set = dataclasses.replace(train_set, examples=copies)
+    first = int(next(iter(exp.train_pipeline(train_set, 2)))["image_id"][0])
+    broken = next(ex.path for ex in copies if ex.image_id == first)  # the first record read
+    with open(broken, "wb") as f:
+        f.write(b"broken after the check")
     straight, result = _fit(exp, train_set, tmp_path / "straight", 4)
     assert result.step == 4 and result.checkpoint.endswith("ckpt-4")
     # Eval and export rebuild the model and load only its part of the checkpoint: every
@@ -75,7 +91,7 @@ def test_resume_continues_from_the_saved_step_with_the_same_lr_and_data(tmp_path
     assert int(resumed.optimizer.iterations.numpy()) == 2
     # Warmup over 2 steps, so at step 2 the LR is the base LR: 0.001 for 8 images scaled to 2.
     assert resumed.learning_rate() == pytest.approx(0.001 * 2 / 8, rel=1e-6)
-    result = resumed.fit(lambda step: exp.train_pipeline(train_set, 2, skip=step * 2), 4, 2,
+    result = resumed.fit(lambda position: exp.train_pipeline(train_set, 2, skip=position), 4, 2,
                          checkpoint_every=2, verbose=0)
     assert result.step == 4
     for a, b in zip(straight.model.weights, resumed.model.weights):

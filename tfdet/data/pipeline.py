@@ -6,6 +6,7 @@ A batch is a dict of padded tensors, so every step has static rank:
   is_crowd / difficult [B, M] bool, num_boxes [B] int32, image_id [B] int64,
   original_size [B, 2] int32 (h, w of the file), image_size [B, 2] int32 (h, w after resizing,
   before padding), scale [B, 2] float32 (y, x: input pixels per original pixel),
+  position [B] int64 (each record's number in the pass, counted before any filtering),
   and with `masks=True`: masks [B, M, H, W] uint8 (0 / 1) instance masks in input pixels,
   rasterised from the COCO polygons / RLE (an instance without a segmentation is all zero).
 """
@@ -309,7 +310,11 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
     def confirm(index, gave_up, out):
         checked = tf.py_function(monitor.confirm, [index, gave_up], tf.int64)
         with tf.control_dependencies([checked]):
-            return {k: tf.identity(v) for k, v in out.items()}
+            out = {k: tf.identity(v) for k, v in out.items()}
+        # The record's number before any filtering: a trainer resumes after the largest one
+        # it consumed, so records dropped along the way do not shift the data position.
+        out["position"] = index
+        return out
 
     ds = ds.enumerate().skip(skip)
     if shard is not None:

@@ -3,9 +3,12 @@
     trainer = Trainer(build_model, build_optimizer, strategy, model_dir, weight_decay=1e-4)
     result = trainer.fit(make_dataset, total_steps, checkpoint_every=2500)
 
-`build_model` / `build_optimizer` are called inside the strategy's scope. `make_dataset(step)`
-returns this worker's `tf.data.Dataset` of batches, positioned after `step` global batches
-(the data position on resume: a seeded pipeline with skip = step * global batch). One worker
+`build_model` / `build_optimizer` are called inside the strategy's scope.
+`make_dataset(position)` returns this worker's `tf.data.Dataset` of batches, positioned after
+`position` records (a seeded pipeline with skip = position). The position is the number of
+records consumed, counted before any filtering: one past the largest `position` a batch
+carried (the input pipeline numbers its records), or steps x global batch for batches
+without one; it is saved beside each checkpoint (data_positions.json) for resuming. One worker
 yields the global batch (split over its local replicas); under multi-worker training each
 worker yields its share, global batch / workers (one replica per worker). A detector provides
 `compute_losses(batch, training=True)` returning a dict of scalar losses with 'total_loss'.
@@ -18,6 +21,7 @@ names and then updates the `checkpoint` index atomically, so a run killed at any
 the previous checkpoint usable; rerunning with the same model_dir resumes from it.
 """
 import dataclasses
+import json
 import logging
 import os
 
@@ -29,6 +33,16 @@ from tfdet.training.optimizers import l2_gradients
 from tfdet.training.strategy import describe, worker_info
 
 logger = logging.getLogger("tfdet.training")
+POSITIONS_FILE = "data_positions.json"  # checkpoint name -> records consumed
+
+
+def _read_positions(model_dir):
+    try:
+        with open(os.path.join(model_dir, POSITIONS_FILE), encoding="utf-8") as f:
+            positions = json.load(f)
+        return positions if isinstance(positions, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -75,6 +89,8 @@ class Trainer:
                                               step=self.step, skipped=self.skipped)
         self.manager = None
         self.num_workers, self.worker_index, self.is_chief = worker_info(self.strategy)
+        self.restored_position = None  # records consumed, from the restored checkpoint
+        self.last_position = -1  # the largest record number of the last batch (-1: none)
         self._scratch = None
         if model_dir:
             self.manager = tf.train.CheckpointManager(self.checkpoint, model_dir,
@@ -107,15 +123,28 @@ class Trainer:
                                path, type(err).__name__, str(err).splitlines()[0][:200])
                 continue
             logger.info("resumed from %s at step %d", path, int(self.step.numpy()))
+            self.restored_position = _read_positions(self.model_dir).get(
+                os.path.basename(path))
             return int(self.step.numpy())
         raise RuntimeError(f"no checkpoint in {self.model_dir} could be read:\n"
                            + "\n".join(problems))
 
-    def save(self):
-        """Writes a checkpoint numbered by the step; returns its path (the chief's)."""
+    def save(self, data_position=None):
+        """Writes a checkpoint numbered by the step, and the data position (records consumed)
+        beside it; returns its path (the chief's)."""
         number = int(self.step.numpy())
         if self.is_chief:
-            return self.manager.save(checkpoint_number=number)
+            path = self.manager.save(checkpoint_number=number)
+            if data_position is not None:
+                positions = _read_positions(self.model_dir)
+                kept = {os.path.basename(p) for p in self.manager.checkpoints}
+                positions = {k: v for k, v in positions.items() if k in kept}
+                positions[os.path.basename(path)] = int(data_position)
+                tmp = os.path.join(self.model_dir, POSITIONS_FILE + ".tmp")
+                with open(tmp, "w", encoding="utf-8") as f:
+                    json.dump(positions, f)
+                os.replace(tmp, os.path.join(self.model_dir, POSITIONS_FILE))
+            return path
         self._scratch_manager.save(checkpoint_number=number)
         tf.io.gfile.rmtree(self._scratch)
         return os.path.join(self.model_dir, f"ckpt-{number}")
@@ -189,9 +218,19 @@ class Trainer:
                     self.strategy.experimental_local_results(weights_finite))
                 self.step.assign_add(1)
                 self.skipped.assign_add(tf.cast(~finite, tf.int64))
-                return losses, finite, weights_finite
+                position = tf.constant(-1, tf.int64)
+                if isinstance(batch, dict) and "position" in batch:  # the last record used
+                    def largest(b):  # over every replica (ReduceOp has no MAX: gather them)
+                        ctx = tf.distribute.get_replica_context()
+                        return tf.reduce_max(ctx.all_gather(
+                            tf.reduce_max(b["position"])[None], axis=0))
+
+                    position = self.strategy.experimental_local_results(
+                        self.strategy.run(largest, args=(batch,)))[0]
+                return losses, finite, weights_finite, position
             self._train_step = step_fn
-        losses, finite, weights_finite = self._train_step(distributed_batch)
+        losses, finite, weights_finite, position = self._train_step(distributed_batch)
+        self.last_position = int(position)
         if not bool(weights_finite):
             raise NonFiniteLossError(
                 f"step {int(self.step.numpy())}: the update made weights non-finite (loss "
@@ -210,7 +249,11 @@ class Trainer:
         logger.info("%s; global batch %d, %d per replica; steps %d..%d",
                     describe(self.strategy), global_batch_size,
                     global_batch_size // self.num_replicas, start, total_steps)
-        dataset = make_dataset(start)
+        # The data position: records consumed, as the checkpoint recorded it (older runs:
+        # steps x global batch).
+        position = self.restored_position
+        position = start * global_batch_size if position is None else position
+        dataset = make_dataset(position)
         if self.num_workers > 1:
             # This worker's share of each global batch, fed to its replica as it is.
             # (experimental_distribute_dataset would take it for the global batch and split
@@ -228,6 +271,8 @@ class Trainer:
         for step in range(start + 1, total_steps + 1):
             batch = next(iterator)
             losses, finite = self.train_step(batch)
+            position = (self.last_position + 1 if self.last_position >= 0
+                        else position + global_batch_size)
             consecutive = 0 if finite else consecutive + 1
             if not finite:
                 terms = ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
@@ -257,7 +302,7 @@ class Trainer:
             if writer and image_summary_every and step % image_summary_every == 0:
                 self._image_summary(writer, batch, step)
             if self.manager and (step % checkpoint_every == 0 or step == total_steps):
-                last_saved = self.save()
+                last_saved = self.save(position)
         if self.manager and last_saved is None:
             last_saved = self.manager.latest_checkpoint or self.save()
         if writer:
