@@ -135,32 +135,29 @@ class DetectionDataset:
         return {"images": images, "annotations": annotations,
                 "categories": source["categories"]}
 
-    @property
-    def source_images(self):
-        """How many images the source listed (None where unknown); with len(self), how many
-        the reader left out."""
-        if self.coco_file:
-            from tfdet.data.coco import load_coco_json
 
-            return len(load_coco_json(self.coco_file)["images"])
-        return None
+def segmentation_rle(segmentation, height, width):
+    """A COCO segmentation (polygons, uncompressed or compressed RLE) as one pycocotools RLE
+    on a height x width image; None for polygons with no usable ring."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):  # polygons [[x1, y1, x2, y2, ...], ...]
+        polygons = [p for p in segmentation if len(p) >= 6]
+        if not polygons:
+            return None
+        return mask_utils.merge(mask_utils.frPyObjects(polygons, int(height), int(width)))
+    if isinstance(segmentation.get("counts"), list):  # uncompressed RLE
+        return mask_utils.frPyObjects(segmentation, int(height), int(width))
+    counts = segmentation["counts"]
+    return dict(segmentation, counts=counts.encode() if isinstance(counts, str) else counts)
 
 
 def segmentation_area(segmentation, height, width):
     """Area in pixels of a COCO segmentation (polygons or RLE), as pycocotools measures it."""
     from pycocotools import mask as mask_utils
 
-    if isinstance(segmentation, list):
-        polygons = [p for p in segmentation if len(p) >= 6]
-        if not polygons:
-            return 0.0
-        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, int(height), int(width)))
-    elif isinstance(segmentation.get("counts"), list):
-        rle = mask_utils.frPyObjects(segmentation, int(height), int(width))
-    else:
-        rle = dict(segmentation, counts=segmentation["counts"].encode()
-                   if isinstance(segmentation["counts"], str) else segmentation["counts"])
-    return float(mask_utils.area(rle))
+    rle = segmentation_rle(segmentation, height, width)
+    return 0.0 if rle is None else float(mask_utils.area(rle))
 
 
 def make_example(image_id, path, height, width, boxes, classes, is_crowd=None, difficult=None,

@@ -19,7 +19,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 import tensorflow as tf
 
-from tfdet.data.example import DetectionDataset
+from tfdet.data.example import DetectionDataset, segmentation_rle
 from tfdet.data.tfrecord import parse_record, shard_files
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -81,16 +81,9 @@ def rasterize_segmentations(segmentations, height, width):
         text = text.decode() if isinstance(text, bytes) else text
         if not text:
             continue
-        segmentation = json.loads(text)
-        if isinstance(segmentation, list):  # polygons [[x1, y1, x2, y2, ...], ...]
-            polygons = [p for p in segmentation if len(p) >= 6]
-            if not polygons:
-                continue
-            rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
-        elif isinstance(segmentation.get("counts"), list):  # uncompressed RLE
-            rle = mask_utils.frPyObjects(segmentation, height, width)
-        else:
-            rle = dict(segmentation, counts=segmentation["counts"].encode())
+        rle = segmentation_rle(json.loads(text), height, width)
+        if rle is None:
+            continue
         decoded = mask_utils.decode(rle)
         if decoded.shape != (height, width):
             raise ValueError(f"RLE of size {decoded.shape} on a {height}x{width} image")

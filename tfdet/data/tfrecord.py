@@ -157,7 +157,7 @@ def read_tfrecord_annotations(pattern, *, check_images=True, keep_empty=False):
     from google.protobuf.message import DecodeError
 
     from tfdet.data.image_check import InvalidImage, check_record, save_check_cache
-    from tfdet.data.validate import _box_problem
+    from tfdet.data.validate import keep_valid_boxes
 
     files, class_file = shard_files(pattern)
     if not os.path.isfile(class_file):
@@ -216,15 +216,11 @@ def read_tfrecord_annotations(pattern, *, check_images=True, keep_empty=False):
             segmentations = list(ex["image/object/segmentation"].bytes_list.value)
             flags = {key: list(ex[f"image/object/{key}"].int64_list.value)
                      for key in ("is_crowd", "difficult")}
-            keep = []
-            for i in range(n):
-                problem = _box_problem([float(v) for v in boxes[i]], h, w)
-                if problem is None and not 0 <= labels[i] < num_classes:
-                    problem = f"class {labels[i]} outside 0..{num_classes - 1}"
-                if problem:
-                    log.skip(f"{where} box {i}", problem)
-                    continue
-                keep.append(i)
+            keep = keep_valid_boxes(
+                boxes, labels, h, w,
+                lambda label: None if 0 <= label < num_classes
+                else f"class {label} outside 0..{num_classes - 1}",
+                log, lambda i: f"{where} box {i}")  # noqa: B023 - used at once
             if not keep and not keep_empty:
                 log.skip(where, "no boxes")
                 continue

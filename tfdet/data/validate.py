@@ -92,6 +92,19 @@ def _box_problem(box, height, width):
     return None
 
 
+def keep_valid_boxes(boxes, labels, height, width, label_problem, log, describe):
+    """Indices of the boxes that pass the box checks and whose label_problem(label) is None;
+    each other box is skipped and counted in `log` under describe(index)."""
+    keep = []
+    for i, (box, label) in enumerate(zip(boxes, labels)):
+        problem = _box_problem([float(v) for v in box], height, width) or label_problem(label)
+        if problem:
+            log.skip(describe(i), problem)
+            continue
+        keep.append(i)
+    return keep
+
+
 def build_examples(raw_images, image_root, label_to_index, log: SkipLog, *, check_images=True,
                    keep_empty=False, first_id=1):
     """RawImage records -> list of Examples (see the module docstring for what is skipped).
@@ -126,15 +139,10 @@ def build_examples(raw_images, image_root, label_to_index, log: SkipLog, *, chec
             log.skip(where, f"annotated size {raw.height}x{raw.width} differs from the file's "
                             f"{height}x{width}", image=True)
             continue
-        keep = []
-        for i, (box, label) in enumerate(zip(raw.boxes, raw.labels)):
-            problem = _box_problem([float(v) for v in box], height, width)
-            if problem is None and label not in label_to_index:
-                problem = "unknown category"
-            if problem:
-                log.skip(f"{where} box {i} {list(box)} label {label!r}", problem)
-                continue
-            keep.append(i)
+        keep = keep_valid_boxes(
+            raw.boxes, raw.labels, height, width,
+            lambda label: None if label in label_to_index else "unknown category", log,
+            lambda i: f"{where} box {i} {list(raw.boxes[i])} label {raw.labels[i]!r}")
         if not keep and not keep_empty:
             log.skip(where, "no boxes")
             continue
