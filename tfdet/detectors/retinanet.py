@@ -26,7 +26,7 @@ class RetinaNet(keras.Model):
                  ratios=(0.5, 1.0, 2.0), box_weights=(1.0, 1.0, 1.0, 1.0),
                  score_threshold=0.05, pre_nms_top_k=1000, nms_iou=0.5, max_detections=100,
                  positive_iou=0.5, negative_iou=0.4, focal_alpha=0.25, focal_gamma=2.0,
-                 smooth_l1_beta=0.11, **kwargs):
+                 smooth_l1_beta=0.11, pre_nms="pair", clip_boxes=True, **kwargs):
         super().__init__(**kwargs)
         self.config = dict(
             num_classes=num_classes, depth=depth, variant=variant, groups=groups,
@@ -37,7 +37,9 @@ class RetinaNet(keras.Model):
             score_threshold=score_threshold, pre_nms_top_k=pre_nms_top_k, nms_iou=nms_iou,
             max_detections=max_detections, positive_iou=positive_iou,
             negative_iou=negative_iou, focal_alpha=focal_alpha, focal_gamma=focal_gamma,
-            smooth_l1_beta=smooth_l1_beta)
+            smooth_l1_beta=smooth_l1_beta, pre_nms=pre_nms, clip_boxes=clip_boxes)
+        if pre_nms not in ("pair", "anchor"):
+            raise ValueError(f"RetinaNet: pre_nms must be 'pair' or 'anchor', got {pre_nms!r}")
         self.num_classes = num_classes
         self.anchor_generator = ops.retinanet_anchor_generator(
             min_level, max_level, anchor_size, num_scales, ratios)
@@ -103,7 +105,13 @@ class RetinaNet(keras.Model):
         return self.postprocess(images, logits, deltas)
 
     def postprocess(self, images, logits, deltas):
-        """Per level: top pre_nms_top_k (anchor, class) pairs by score; decode; per-class NMS."""
+        """Per level the top pre_nms_top_k candidates, decoded, then per-class NMS.
+
+        pre_nms='pair' (the static zoo's retinanet_detection_output): candidates are
+        (anchor, class) pairs ranked by score. pre_nms='anchor' (ppdet 2.x): anchors ranked by
+        their best class score keep all their class scores, and each class's pre_nms_top_k best
+        enter its NMS. clip_boxes: clip to the input (ppdet 2.x does not).
+        """
         c = self.config
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         anchors, counts = self.anchors(height, width)
@@ -111,24 +119,38 @@ class RetinaNet(keras.Model):
         scores = tf.sigmoid(tf.cast(logits, tf.float32))
         deltas = tf.cast(deltas, tf.float32)
         batch = tf.shape(images)[0]
+        by_anchor = c["pre_nms"] == "anchor"
         boxes_all, scores_all, classes_all = [], [], []
         start = 0
         for count in counts:
             level_scores = scores[:, start:start + count]
             level_deltas = deltas[:, start:start + count]
             level_anchors = anchors[start:start + count]
-            flat = tf.reshape(level_scores, [batch, -1])
-            top_k = tf.minimum(c["pre_nms_top_k"], tf.shape(flat)[1])
-            top_scores, top_index = tf.math.top_k(flat, top_k)
-            anchor_index = top_index // k
+            if by_anchor:
+                ranked = tf.reduce_max(level_scores, axis=-1)
+            else:
+                ranked = tf.reshape(level_scores, [batch, -1])
+            top_k = tf.minimum(c["pre_nms_top_k"], tf.shape(ranked)[1])
+            top_scores, top_index = tf.math.top_k(ranked, top_k)
+            anchor_index = top_index if by_anchor else top_index // k
             boxes = ops.decode_boxes(tf.gather(level_deltas, anchor_index, batch_dims=1),
                                      tf.gather(level_anchors, anchor_index),
                                      c["box_weights"])
             boxes_all.append(boxes)
-            scores_all.append(top_scores)
-            classes_all.append(top_index % k)
+            if by_anchor:
+                scores_all.append(tf.gather(level_scores, anchor_index, batch_dims=1))
+            else:
+                scores_all.append(top_scores)
+                classes_all.append(top_index % k)
             start += count
-        boxes = ops.clip_boxes(tf.concat(boxes_all, 1), height, width)
+        boxes = tf.concat(boxes_all, 1)
+        if c["clip_boxes"]:
+            boxes = ops.clip_boxes(boxes, height, width)
+        if by_anchor:
+            return ops.batched_multiclass_nms(
+                boxes, tf.concat(scores_all, 1), iou_threshold=c["nms_iou"],
+                score_threshold=c["score_threshold"], max_per_class=c["max_detections"],
+                max_total=c["max_detections"], pre_nms_top_k=c["pre_nms_top_k"])
         return ops.batched_labeled_nms(
             boxes, tf.concat(scores_all, 1), tf.concat(classes_all, 1),
             iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],

@@ -2,9 +2,11 @@
 
 Laterals: 1x1 conv of C_l to `channels`; top-down: nearest upsampling of the coarser merged
 map, added; outputs: 3x3 conv. Extra levels above the backbone's last:
-  extra="conv_c5"  P6 = 3x3/2 conv of C5, P7 = 3x3/2 conv of ReLU(P6)   (RetinaNet, Paddle)
-  extra="conv_p5"  the same from P5                                       (torchvision RetinaNet)
+  extra="conv_c5"  P6 = 3x3/2 conv of C5, P7 = 3x3/2 conv of ReLU(P6)   (static-zoo RetinaNet)
+  extra="conv_p5"  the same from P5                       (ppdet 2.x / torchvision RetinaNet)
   extra="pool"     P6 = 1x1/2 max pool of P5                              (Faster / Mask R-CNN)
+The strided convs pad one pixel on every side (Paddle's padding=1), so P6 / P7 sample the
+same positions as Paddle's on even-sized maps.
 """
 import keras
 import tensorflow as tf
@@ -41,8 +43,13 @@ def fpn(features, min_level=3, max_level=7, channels=256, extra="conv_c5", norm=
     init = keras.initializers.GlorotUniform()
 
     def conv(x, kernel, stride, layer_name):
-        y = keras.layers.Conv2D(channels, kernel, stride, padding="same", kernel_initializer=init,
-                                use_bias=norm is None, name=f"{name}_{layer_name}")(x)
+        padding = "same"
+        if stride > 1:  # pad 1 on every side as Paddle / PyTorch do ('same' pads 0 / 1 here)
+            x = keras.layers.ZeroPadding2D(1, name=f"{name}_{layer_name}_pad")(x)
+            padding = "valid"
+        y = keras.layers.Conv2D(channels, kernel, stride, padding=padding,
+                                kernel_initializer=init, use_bias=norm is None,
+                                name=f"{name}_{layer_name}")(x)
         if norm == "gn":
             y = keras.layers.GroupNormalization(32, epsilon=1e-5,
                                                 name=f"{name}_{layer_name}_gn")(y)

@@ -1,0 +1,174 @@
+"""Writes the PaddleDetection parity fixtures of tests/parity (run in the reference venv).
+
+    PY=$(../shared/reference/paddle_env.sh)
+    $PY scripts/make_paddle_fixtures.py --configs PaddleDetection/configs \
+        [--rows retinanet_r50_fpn_1x_coco ...] [--output tests/parity/fixtures]
+
+For each row: builds ppdet 2.6.0's model from its config, fills it with seeded weights
+(tests/parity/seeded_weights.py: the test regenerates them from the seed, names and shapes),
+runs it in eval mode on real images (../shared/data) preprocessed by the config's own
+TestReader operators, and stores
+  ROW.json      config, seed, weight overrides, {name: shape}, per image: the resized image
+                file, im_shape / scale_factor, the normalisation, the padded input size
+  ROW.npz       per image and stage (backbone, neck, head outputs): 1024 elements at seeded
+                positions of each NCHW tensor with their flat indices, the tensor's shape and
+                its largest magnitude; the final detections [N, 6] (class, score, x1, y1, x2,
+                y2 in original pixels), and masks where the row has them
+  images/*.png  each image after the config's Resize, as uint8 (the input before normalising)
+and pdparams_sample.pdparams, a small state dict written by paddle.save (the reader's format).
+Never imported by tfdet; needs paddlepaddle 3.3.1 + paddledet 2.6.0.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import sys
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DATA = pathlib.Path(os.environ.get("TFDET_SAMPLE_DATA", ROOT.parent / "shared" / "data"))
+
+_spec = importlib.util.spec_from_file_location(
+    "seeded_weights", ROOT / "tests" / "parity" / "seeded_weights.py")
+seeded_weights = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(seeded_weights)
+
+IMAGES = ["raccoon/images/raccoon-1.jpg", "coco128/images/train2017/000000000009.jpg"]
+SAMPLES = 1024
+
+# row -> config path under configs/, the captured stages, weight overrides (name -> recipe)
+ROWS = {
+    "retinanet_r50_fpn_1x_coco": dict(
+        config="retinanet/retinanet_r50_fpn_1x_coco.yml", kind="retinanet",
+        overrides={"head.retina_cls.bias": ("const", -5.0),
+                   "head.retina_cls.weight": ("normal", 0.0, 0.3)}),
+}
+
+
+def _stages_retinanet(model, inputs):
+    body = model.backbone(inputs)
+    neck = model.neck(body)
+    logits, deltas = model.head(neck)
+    return {"backbone": body, "neck": neck, "head_logits": logits, "head_deltas": deltas}
+
+
+STAGES = {"retinanet": _stages_retinanet}
+
+
+def preprocess(cfg, path, image_dir):
+    """Runs the config's TestReader sample transforms; returns (uint8 resized image path,
+    normalised CHW float32 padded to the batch stride, im_shape, scale_factor, normalise)."""
+    import cv2
+    from ppdet.data.transform import operators as T
+    sample = {"im_file": str(path), "im_id": np.array([0]), "curr_iter": 0}
+    normalise = None
+    resized = None
+    for op in cfg.TestReader["sample_transforms"]:
+        (name, args), = op.items()
+        args = args or {}
+        sample = getattr(T, name)(**args)(sample)
+        if name == "Resize":
+            resized = sample["image"].copy()
+        if name == "NormalizeImage":
+            normalise = {"mean": list(args.get("mean", [0.485, 0.456, 0.406])),
+                         "std": list(args.get("std", [0.229, 0.224, 0.225])),
+                         "is_scale": bool(args.get("is_scale", True))}
+    # Resize returns cv2's uint8 result as float32: whole numbers, stored losslessly as PNG.
+    assert resized is not None and np.array_equal(resized, np.round(resized)), "Resize output"
+    resized = resized.astype(np.uint8)
+    image_dir.mkdir(parents=True, exist_ok=True)
+    out = image_dir / f"{path.stem}_{resized.shape[0]}x{resized.shape[1]}.png"
+    cv2.imwrite(str(out), cv2.cvtColor(resized, cv2.COLOR_RGB2BGR))
+    stride = 1
+    for op in cfg.TestReader.get("batch_transforms") or []:
+        (name, args), = op.items()
+        if name == "PadBatch":
+            stride = int((args or {}).get("pad_to_stride", 0)) or 1
+    x = sample["image"].astype(np.float32)
+    _, h, w = x.shape
+    ph, pw = -(-h // stride) * stride, -(-w // stride) * stride
+    padded = np.zeros((3, ph, pw), np.float32)
+    padded[:, :h, :w] = x
+    return out, padded, sample["im_shape"], sample["scale_factor"], normalise
+
+
+def sample_tensor(t, seed):
+    """1024 elements of a tensor at seeded flat positions, its shape and largest magnitude."""
+    a = np.asarray(t.numpy() if hasattr(t, "numpy") else t, np.float32)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, a.size, min(SAMPLES, a.size))
+    return {"idx": idx.astype(np.int64), "val": a.reshape(-1)[idx], "shape":
+            np.asarray(a.shape, np.int64), "absmax": np.float32(np.abs(a).max()),
+            "mean": np.float64(a.astype(np.float64).mean())}
+
+
+def make_row(row, spec, configs, output, seed):
+    import paddle
+    import ppdet.data  # noqa: F401  (registers the operators)
+    import ppdet.modeling  # noqa: F401
+    from ppdet.core.workspace import create, load_config
+    paddle.set_device("cpu")
+    cfg = load_config(str(configs / spec["config"]))
+    model = create(cfg.architecture)
+    model.eval()
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+    state = seeded_weights.seeded_state(shapes, seed, spec["overrides"])
+    missing, unexpected = model.set_state_dict(state) or ([], [])
+    assert not missing and not unexpected, (missing, unexpected)
+    arrays, images = {}, []
+    for i, rel in enumerate(IMAGES):
+        png, x, im_shape, scale, normalise = preprocess(cfg, DATA / rel, output / "images")
+        inputs = {"image": paddle.to_tensor(x[None]),
+                  "im_shape": paddle.to_tensor(np.asarray(im_shape, np.float32)[None]),
+                  "scale_factor": paddle.to_tensor(np.asarray(scale, np.float32)[None])}
+        with paddle.no_grad():
+            stages = STAGES[spec["kind"]](model, inputs)
+            out = model(inputs)
+        for stage, tensors in stages.items():
+            for j, t in enumerate(tensors):
+                for k, v in sample_tensor(t, [seed, i, j, len(stage)]).items():
+                    arrays[f"{i}/{stage}/{j}/{k}"] = v
+        num = int(out["bbox_num"].numpy()[0])
+        arrays[f"{i}/bbox"] = out["bbox"].numpy()[:num].astype(np.float32)
+        if "mask" in out:
+            arrays[f"{i}/mask"] = out["mask"].numpy()[:num].astype(np.uint8)
+        images.append({"source": rel, "resized": str(png.relative_to(output)),
+                       "im_shape": [float(v) for v in im_shape],
+                       "scale_factor": [float(v) for v in scale],
+                       "input_size": list(x.shape[1:]), "normalise": normalise,
+                       "stages": {s: len(t) for s, t in stages.items()},
+                       "detections": num})
+        print(f"{row} {rel}: {num} detections, top score "
+              f"{float(out['bbox'].numpy()[:1, 1].max()) if num else 0:.3f}")
+    np.savez_compressed(output / f"{row}.npz", **arrays)
+    manifest = {"row": row, "config": spec["config"], "seed": seed,
+                "overrides": spec["overrides"], "shapes": shapes, "images": images,
+                "paddle": paddle.__version__}
+    (output / f"{row}.json").write_text(json.dumps(manifest, indent=1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", required=True, type=pathlib.Path,
+                        help="PaddleDetection's configs/ folder")
+    parser.add_argument("--output", type=pathlib.Path,
+                        default=ROOT / "tests" / "parity" / "fixtures")
+    parser.add_argument("--rows", nargs="*", default=list(ROWS))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.output.mkdir(parents=True, exist_ok=True)
+    import paddle
+    small = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.BatchNorm2D(4))
+    paddle.save(small.state_dict(), str(args.output / "pdparams_sample.pdparams"))
+    for row in args.rows:
+        if row not in ROWS:
+            sys.exit(f"unknown row {row!r}; known: {', '.join(ROWS)}")
+        make_row(row, ROWS[row], args.configs, args.output, args.seed)
+
+
+if __name__ == "__main__":
+    main()

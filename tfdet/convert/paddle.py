@@ -1,0 +1,257 @@
+"""PaddleDetection 2.x weights -> tfdet models, by ppdet config name.
+
+    model, report = from_paddle("retinanet_r50_fpn_1x_coco", read_pdparams(path))
+
+`PADDLE_CONFIGS` names, for each ppdet 2.6.0 config tfdet can reproduce, the zoo row and the
+overrides that give the architecture the weights were trained with (ppdet 2.x differs from the
+static zoo in places: e.g. RetinaNet's P6 from P5). Tensor layouts: Paddle convs are
+[out, in / groups, kh, kw] -> Keras [kh, kw, in / groups, out]; Paddle Linear is [in, out] as
+Keras Dense. BatchNorm (weight, bias, _mean, _variance) is folded into tfdet's AffineChannel
+(scale = weight / sqrt(variance + eps), bias = bias - mean * scale) where the row's norm is
+'affine', or copied into a BatchNormalization otherwise. Every tfdet variable must receive
+exactly one tensor of its shape and every Paddle tensor must be used: anything else is a
+`ConversionError` listing the tensors, raised before the model is touched.
+"""
+import dataclasses
+
+import numpy as np
+
+BN_EPSILON = 1e-5
+
+
+class ConversionError(ValueError):
+    """Weights that do not fit the architecture (names the tensors)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PaddleConfig:
+    """A ppdet config tfdet reproduces: the zoo row, its overrides, and the mapping family."""
+    row: str
+    family: str
+    overrides: dict
+    num_classes: int = 80
+
+
+PADDLE_CONFIGS = {
+    # ppdet 2.x RetinaNet: BN (folded), P6 / P7 from P5, anchors scale-major within a cell
+    # (the converter reorders the head's outputs), top 1000 anchors per level by their best
+    # class then Paddle's per-class NMS (1000 per class), boxes not clipped to the image.
+    "retinanet_r50_fpn_1x_coco": PaddleConfig(
+        "retinanet_r50_fpn_1x", "retinanet",
+        dict(depth=50, fpn_extra="conv_p5", pre_nms="anchor", clip_boxes=False,
+             smooth_l1_beta=0.0)),
+}
+
+
+def _conv_kernel(w):
+    if w.ndim == 4:
+        return np.transpose(w, (2, 3, 1, 0))
+    raise ConversionError(f"expected a 4-d conv weight, got shape {w.shape}")
+
+
+class _Mapping:
+    """Collects {tfdet variable path: array} from a Paddle state dict, tracking use."""
+
+    def __init__(self, state, model):
+        self.state = state
+        self.used = set()
+        self.values = {}
+        self.missing = []
+        self.paths = {w.path: w for w in model.weights}
+
+    def has(self, name):
+        return name in self.state
+
+    def take(self, name):
+        if name not in self.state:
+            self.missing.append(name)
+            return None
+        self.used.add(name)
+        return np.asarray(self.state[name], np.float32)
+
+    def put(self, path, value):
+        if value is not None:
+            self.values[path] = value
+
+    def layer_vars(self, layer):
+        prefix = layer + "/"
+        return {p[len(prefix):] for p in self.paths if p.startswith(prefix)}
+
+    def conv(self, layer, prefix, out_perm=None):
+        """Conv `prefix`.weight (and .bias if tfdet's layer has one) -> tfdet `layer`."""
+        w = self.take(f"{prefix}.weight")
+        if w is not None:
+            w = _conv_kernel(w)
+            if out_perm is not None and w.shape[-1] == len(out_perm):
+                w = w[..., out_perm]
+        self.put(f"{layer}/kernel", w)
+        if "bias" in self.layer_vars(layer):
+            b = self.take(f"{prefix}.bias")
+            if b is not None and out_perm is not None and len(b) == len(out_perm):
+                b = b[out_perm]
+            self.put(f"{layer}/bias", b)
+
+    def norm(self, layer, prefix, eps=BN_EPSILON):
+        """BatchNorm `prefix` -> tfdet `layer` (AffineChannel: folded; BatchNorm: copied)."""
+        names = self.layer_vars(layer)
+        weight, bias = self.take(f"{prefix}.weight"), self.take(f"{prefix}.bias")
+        if "scale" in names:  # AffineChannel
+            mean, var = self.take(f"{prefix}._mean"), self.take(f"{prefix}._variance")
+            if any(v is None for v in (weight, bias, mean, var)):
+                return
+            scale = weight / np.sqrt(var + eps)
+            self.put(f"{layer}/scale", scale)
+            self.put(f"{layer}/bias", bias - mean * scale)
+        elif "moving_mean" in names:
+            self.put(f"{layer}/gamma", weight)
+            self.put(f"{layer}/beta", bias)
+            self.put(f"{layer}/moving_mean", self.take(f"{prefix}._mean"))
+            self.put(f"{layer}/moving_variance", self.take(f"{prefix}._variance"))
+        else:  # GroupNorm
+            self.put(f"{layer}/gamma", weight)
+            self.put(f"{layer}/beta", bias)
+
+    def conv_norm(self, layer, prefix):
+        """ppdet ConvNormLayer `prefix` (.conv, .norm) -> tfdet `layer`_conv / `layer`_norm."""
+        self.conv(f"{layer}_conv", f"{prefix}.conv")
+        self.norm(f"{layer}_norm", f"{prefix}.norm")
+
+    def finish(self, what):
+        """Raises ConversionError unless every variable got a tensor of its shape and every
+        tensor was used; returns {path: array}."""
+        problems = [f"missing Paddle tensor {n}" for n in self.missing]
+        for path, var in self.paths.items():
+            if path not in self.values:
+                problems.append(f"no Paddle tensor for tfdet variable {path}")
+            elif tuple(self.values[path].shape) != tuple(var.shape):
+                problems.append(f"shape mismatch for {path}: Paddle gives "
+                                f"{tuple(self.values[path].shape)}, tfdet has {tuple(var.shape)}")
+        unused = sorted(set(self.state) - self.used)
+        problems += [f"unused Paddle tensor {n} {tuple(self.state[n].shape)}" for n in unused]
+        if problems:
+            shown = "\n  ".join(problems[:20])
+            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+            raise ConversionError(f"{what}: {len(problems)} problem(s):\n  {shown}{more}")
+        return self.values
+
+
+def _block_names(stage, count):
+    """ppdet's block names in a ResNet stage (NameAdapter.fix_layer_warp_name)."""
+    if count > 10 and stage == 4:
+        return [f"res{stage}a"] + [f"res{stage}b{i}" for i in range(1, count)]
+    return [f"res{stage}{chr(ord('a') + i)}" for i in range(count)]
+
+
+def map_resnet(m, depth, variant, num_stages=4, prefix="backbone"):
+    """ppdet ResNet(-vd) / ResNeXt(-vd) -> tfdet.backbones.resnet layer names."""
+    from tfdet.backbones.resnet import DEPTHS
+    kind, blocks = DEPTHS[depth]
+    if variant == "d":
+        for i in (1, 2, 3):
+            m.conv_norm(f"stem{i}", f"{prefix}.conv1.conv1_{i}")
+    else:
+        stem = f"{prefix}.conv1.conv1"
+        if not m.has(f"{stem}.conv.weight") and m.has(f"{prefix}.res_conv1.conv.weight"):
+            stem = f"{prefix}.res_conv1"
+        m.conv_norm("stem", stem)
+    branches = ("a", "b") if kind == "basic" else ("a", "b", "c")
+    for index, count in enumerate(blocks[:num_stages]):
+        stage = index + 2
+        for b, name in enumerate(_block_names(stage, count)):
+            p = f"{prefix}.res{stage}.{name}"
+            for branch in branches:
+                m.conv_norm(f"res{stage}_{b}_{branch}", f"{p}.branch2{branch}")
+            short = f"{p}.short"
+            if m.has(f"{short}.conv.conv.weight"):  # vd: pool then ConvNormLayer
+                short = f"{short}.conv"
+            if m.has(f"{short}.conv.weight"):
+                m.conv_norm(f"res{stage}_{b}_short", short)
+
+
+def map_fpn(m, levels, top, extra_levels=(), prefix="neck", name="fpn"):
+    """ppdet FPN -> tfdet.necks.fpn: laterals fpn_inner_res{l}_sum(_lateral), outputs
+    fpn_res{l}_sum, extra convs fpn_{l}."""
+    for level in levels:
+        lateral = f"fpn_inner_res{level}_sum" + ("" if level == top else "_lateral")
+        m.conv(f"{name}_lateral{level}", f"{prefix}.{lateral}")
+        m.conv(f"{name}_output{level}", f"{prefix}.fpn_res{level}_sum")
+    for level in extra_levels:
+        m.conv(f"{name}_extra{level}", f"{prefix}.fpn_{level}")
+
+
+def anchor_order(num_scales, num_ratios):
+    """tfdet's anchor a = ratio * S + scale holds ppdet's anchor scale * R + ratio: the
+    permutation p with tfdet[a] = ppdet[p[a]]."""
+    return np.asarray([s * num_ratios + r for r in range(num_ratios) for s in range(num_scales)])
+
+
+def _channel_perm(anchor_perm, per_anchor):
+    return (anchor_perm[:, None] * per_anchor + np.arange(per_anchor)[None]).reshape(-1)
+
+
+def map_retinanet(m, model):
+    c = model.config
+    map_resnet(m, c["depth"], c["variant"])
+    extra = range(6, c["max_level"] + 1)
+    map_fpn(m, range(c["min_level"], 6), 5, extra)
+    for i in range(model.head.num_convs):
+        m.conv(f"head/class_tower/class_conv{i}",
+               f"head.conv_feat.fcos_head_cls_tower_conv_{i}.conv")
+        m.conv(f"head/box_tower/box_conv{i}", f"head.conv_feat.fcos_head_reg_tower_conv_{i}.conv")
+    perm = anchor_order(c["num_scales"], len(c["ratios"]))
+    m.conv("head/class_out", "head.retina_cls", _channel_perm(perm, model.num_classes))
+    m.conv("head/box_out", "head.retina_reg", _channel_perm(perm, 4))
+
+
+FAMILIES = {"retinanet": map_retinanet}
+
+
+def paddle_config(name):
+    """The PaddleConfig of a ppdet config name (with or without .yml / a folder)."""
+    key = name.rsplit("/", 1)[-1].removesuffix(".yml")
+    if key not in PADDLE_CONFIGS:
+        raise ConversionError(f"unknown PaddleDetection config {name!r}; tfdet converts: "
+                              f"{', '.join(sorted(PADDLE_CONFIGS))}")
+    return PADDLE_CONFIGS[key]
+
+
+def build_for_paddle(name, num_classes=None):
+    """The tfdet model (untouched weights) that reproduces ppdet config `name`, with
+    (row, overrides) for config files."""
+    from tfdet import models
+    spec = paddle_config(name)
+    model = models.get(spec.row, num_classes=num_classes or spec.num_classes, **spec.overrides)
+    return model, spec
+
+
+def convert_state(state, model, family, what="weights"):
+    """{tfdet variable path: array} for `model` from a Paddle state dict, or ConversionError."""
+    m = _Mapping(state, model)
+    FAMILIES[family](m, model)
+    return m.finish(what)
+
+
+def assign(model, values):
+    """Writes {path: array} into the model's variables (all checked beforehand)."""
+    for w in model.weights:
+        w.assign(values[w.path].astype(w.dtype))
+
+
+def from_paddle(name, state, num_classes=None, what="weights"):
+    """A tfdet model with the weights of ppdet config `name` from state {name: array}.
+
+    num_classes: for weights trained on other data (default: the config's). Returns
+    (model, spec). Raises ConversionError naming every mismatched tensor.
+    """
+    if num_classes is None:
+        num_classes = _infer_classes(state, paddle_config(name))
+    model, spec = build_for_paddle(name, num_classes)
+    assign(model, convert_state(state, model, spec.family, what))
+    return model, spec
+
+
+def _infer_classes(state, spec):
+    if spec.family == "retinanet" and "head.retina_cls.weight" in state:
+        anchors = state["head.retina_reg.weight"].shape[0] // 4
+        return state["head.retina_cls.weight"].shape[0] // anchors
+    return spec.num_classes
