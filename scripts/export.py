@@ -14,8 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-flags.DEFINE_string("config", None, "the gin config the checkpoint was trained with",
-                    required=True)
+flags.DEFINE_string("config", None, "the gin config the checkpoint was trained with "
+                    "(default: the checkpoint folder's config.gin, as convert_weights.py writes)")
 flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings")
 flags.DEFINE_bool("allow_config_imports", False,
                   "let the config and bindings import modules (gin runs their code)")
@@ -28,10 +28,13 @@ flags.DEFINE_string("output", None, "export base folder (default saved_models/<c
 def main(_):
     from tfdet.config import load_experiment
     from tfdet.export import export_saved_model, next_version_dir
-    from tfdet.training import read_run_info, resolve_checkpoint, restore_model
+    from tfdet.training import read_run_info, resolve_checkpoint, restore_model, run_config
 
     f = flags.FLAGS
-    exp = load_experiment(f.config, f.gin_bindings, allow_imports=f.allow_config_imports)
+    config = f.config or (f.checkpoint and run_config(f.checkpoint))
+    if not config:
+        raise SystemExit("give --config (the checkpoint folder has no config.gin)")
+    exp = load_experiment(config, f.gin_bindings, allow_imports=f.allow_config_imports)
     if f.checkpoint:
         checkpoint = resolve_checkpoint(f.checkpoint)
         info = read_run_info(checkpoint)
@@ -44,7 +47,7 @@ def main(_):
     else:
         raise SystemExit("give --checkpoint (or --untrained_num_classes for a speed test)")
     base = f.output or os.path.join("saved_models",
-                                    os.path.splitext(os.path.basename(f.config))[0])
+                                    os.path.splitext(os.path.basename(config))[0])
     path = export_saved_model(model, next_version_dir(base), info["category_ids"],
                               info["class_names"], transform=exp.eval_transform(),
                               canvas=exp.serving_canvas(), size_divisor=exp.data.size_divisor)

@@ -17,7 +17,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-flags.DEFINE_string("config", None, "gin config file (configs/<zoo row>.gin)", required=True)
+flags.DEFINE_string("config", None, "gin config file (configs/<zoo row>.gin; default: the "
+                    "--checkpoint folder's config.gin)")
+flags.DEFINE_string("checkpoint", None, "initialise the model from this checkpoint or run folder "
+                    "(fine-tuning, e.g. converted PaddleDetection weights)")
 flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings, applied after the file")
 flags.DEFINE_bool("allow_config_imports", False,
                   "let the config and bindings import modules (gin runs their code)")
@@ -34,7 +37,8 @@ def main(_):
 
     from tfdet.config import load_experiment
     from tfdet.evaluation import compiled_predictor, evaluate_detector, headline
-    from tfdet.training import Trainer, get_strategy, uses_l2_gradients, write_run_info
+    from tfdet.training import (Trainer, get_strategy, resolve_checkpoint, run_config,
+                                uses_l2_gradients, write_run_info)
     from tfdet.training.strategy import worker_info
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -43,7 +47,12 @@ def main(_):
     # image checks decode with TensorFlow).
     strategy = get_strategy()
     workers, worker, is_chief = worker_info(strategy)
-    exp = load_experiment(f.config, f.gin_bindings, allow_imports=f.allow_config_imports)
+    config = f.config or (f.checkpoint and run_config(f.checkpoint))
+    if not config:
+        raise SystemExit("give --config (or a --checkpoint folder holding config.gin)")
+    exp = load_experiment(config, f.gin_bindings, allow_imports=f.allow_config_imports)
+    if f.checkpoint:
+        exp.model.weights = resolve_checkpoint(f.checkpoint)
     if f.train_data:
         exp.data.train = f.train_data
     if f.eval_data:
@@ -53,7 +62,7 @@ def main(_):
     if f.steps:
         exp = exp.with_steps(f.steps)
     model_dir = f.model_dir or os.path.join(
-        "runs", os.path.splitext(os.path.basename(f.config))[0])
+        "runs", os.path.splitext(os.path.basename(config))[0])
 
     try:
         train_set = exp.dataset(exp.data.train, exp.data.train_limit)

@@ -2,6 +2,7 @@
 
     tfdet.models.list_models() -> ["retinanet_r101_fpn_1x", ...]
     tfdet.models.get("retinanet_r50_fpn", num_classes=None, weights=None, **overrides)
+    tfdet.models.load("runs/X")    # a run folder (train.py, convert_weights.py) -> its model
 
 A name without its schedule suffix (retinanet_r50_fpn) is the same architecture as its 1x row.
 `overrides` replace architecture settings (e.g. depth=18, norm="bn" for training from scratch).
@@ -116,5 +117,44 @@ def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):
     size = getattr(model, "fixed_input_size", None) or build_size
     model(np.zeros((1, size, size, 3), np.float32))
     if weights:
-        model.load_weights(weights)
+        _load_weights(model, weights)
     return model
+
+
+def _load_weights(model, weights):
+    """A Keras weights file (.weights.h5 / .keras) or a tfdet checkpoint (prefix or folder)."""
+    import os
+
+    import tensorflow as tf
+    if weights.endswith((".weights.h5", ".keras", ".h5")):
+        model.load_weights(weights)
+        return
+    from tfdet.training.checkpoints import resolve_checkpoint, restore_model
+    if not (os.path.isdir(weights) or tf.io.gfile.exists(weights + ".index")):
+        raise FileNotFoundError(f"weights {weights!r}: not a Keras weights file, a checkpoint "
+                                "prefix or a run folder")
+    restore_model(model, resolve_checkpoint(weights))
+
+
+def load(run_dir, allow_config_imports=False):
+    """The Keras model of a run folder (scripts/train.py or scripts/convert_weights.py) with
+    its latest checkpoint's weights: config from run_dir/config.gin (else the config text in
+    run.json), class count from run.json."""
+    import os
+    import tempfile
+
+    from tfdet.config import load_experiment
+    from tfdet.training.checkpoints import read_run_info, resolve_checkpoint, restore_model
+    checkpoint = resolve_checkpoint(os.fspath(run_dir))
+    info = read_run_info(checkpoint)
+    config = os.path.join(os.path.dirname(checkpoint), "config.gin")
+    if os.path.exists(config):
+        exp = load_experiment(config, allow_imports=allow_config_imports)
+    else:
+        with tempfile.NamedTemporaryFile("w", suffix=".gin", delete=False) as f:
+            f.write(info.get("config", ""))
+        try:
+            exp = load_experiment(f.name, allow_imports=allow_config_imports)
+        finally:
+            os.unlink(f.name)
+    return restore_model(exp.build_model(info["num_classes"]), checkpoint)

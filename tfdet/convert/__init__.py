@@ -1,4 +1,5 @@
 """Weights from other frameworks: PaddleDetection 2.x `.pdparams` (read without paddle)."""
 from tfdet.convert.paddle import (  # noqa: F401
-    PADDLE_CONFIGS, ConversionError, build_for_paddle, convert_state, from_paddle, paddle_config)
+    PADDLE_CONFIGS, ConversionError, build_for_paddle, convert_paddle_checkpoint, convert_state,
+    from_paddle, paddle_config)
 from tfdet.convert.pdparams import WeightFileError, read_pdparams, write_pdparams  # noqa: F401

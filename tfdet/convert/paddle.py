@@ -13,6 +13,7 @@ exactly one tensor of its shape and every Paddle tensor must be used: anything e
 `ConversionError` listing the tensors, raised before the model is touched.
 """
 import dataclasses
+import os
 
 import numpy as np
 
@@ -255,3 +256,85 @@ def _infer_classes(state, spec):
         anchors = state["head.retina_reg.weight"].shape[0] // 4
         return state["head.retina_cls.weight"].shape[0] // anchors
     return spec.num_classes
+
+
+def _config_text(spec, num_classes, configs_dir):
+    """config.gin of a converted checkpoint: the zoo row's operative config (data, schedule,
+    evaluation settings; self-contained) with the ppdet model overrides."""
+    bindings = [f"ModelConfig.name = '{spec.row}'",
+                f"ModelConfig.num_classes = {num_classes}",
+                f"ModelConfig.overrides = {spec.overrides!r}",
+                # ppdet pads test images to a multiple of 32 (PadBatch pad_to_stride).
+                "DataConfig.size_divisor = 32"]
+    header = (f"# Converted from PaddleDetection weights: zoo row {spec.row} with the ppdet 2.x "
+              "architecture (tfdet.convert.PADDLE_CONFIGS).\n")
+    zoo_config = os.path.join(configs_dir, f"{spec.row}.gin") if configs_dir else None
+    if not (zoo_config and os.path.exists(zoo_config)):
+        return header + "\n".join(bindings) + "\n"
+    from tfdet.config import load_experiment
+    return header + load_experiment(zoo_config, bindings).config_text
+
+
+def convert_paddle_checkpoint(paddle_config_name, weights, output, num_classes=None,
+                              class_names=None, category_ids=None, configs_dir=None):
+    """Converts a ppdet `.pdparams` into a tfdet run folder `output`: a checkpoint (ckpt-0)
+    that eval.py / export.py / train.py take with --checkpoint, run.json (class map) and
+    config.gin. Class names default to COCO's 80 when the weights have 80 classes.
+
+    Everything is checked before anything is written, and the folder appears whole (written
+    beside it, then renamed); an existing `output` is refused. Returns the checkpoint prefix.
+    """
+    import shutil
+    import tempfile
+
+    import tensorflow as tf
+
+    from tfdet.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASS_NAMES
+    from tfdet.training.checkpoints import write_run_info_dict
+    from tfdet.convert.pdparams import read_pdparams
+
+    output = os.path.abspath(output)
+    if os.path.exists(output):
+        raise FileExistsError(f"{output} exists; give a new folder")
+    state = read_pdparams(weights)
+    spec = paddle_config(paddle_config_name)
+    inferred = _infer_classes(state, spec)
+    if num_classes is not None and num_classes != inferred:
+        raise ConversionError(f"{weights}: the weights have {inferred} classes, "
+                              f"--num_classes says {num_classes}")
+    num_classes = inferred
+    if class_names is None:
+        if num_classes != len(COCO_CLASS_NAMES):
+            raise ConversionError(f"{weights}: {num_classes} classes: give their names "
+                                  "(--class_names FILE, one per line)")
+        class_names, category_ids = COCO_CLASS_NAMES, COCO_CATEGORY_IDS
+    if len(class_names) != num_classes:
+        raise ConversionError(f"{len(class_names)} class names for {num_classes} classes")
+    category_ids = list(category_ids or range(1, num_classes + 1))
+    model, spec = from_paddle(paddle_config_name, state, num_classes, what=str(weights))
+    parent = os.path.dirname(output)
+    os.makedirs(parent, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=".convert-", dir=parent)
+    try:
+        # The trainer's layout (CheckpointManager, relative paths), so the folder can move.
+        manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), scratch, 1)
+        prefix = manager.save(checkpoint_number=0)
+        config = _config_text(spec, num_classes, configs_dir or _repo_configs())
+        with open(os.path.join(scratch, "config.gin"), "w", encoding="utf-8") as f:
+            f.write(config)
+        write_run_info_dict(scratch, {
+            "num_classes": num_classes, "class_names": list(class_names),
+            "category_ids": [int(c) for c in category_ids], "config": config,
+            "converted_from": {"paddle_config": paddle_config_name,
+                               "weights": os.path.abspath(weights)}})
+        os.rename(scratch, output)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return os.path.join(output, os.path.basename(prefix))
+
+
+def _repo_configs():
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.join(here, "configs")
+    return path if os.path.isdir(path) else None

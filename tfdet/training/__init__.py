@@ -7,5 +7,6 @@ from tfdet.training.checkpoints import (
     read_run_info,
     resolve_checkpoint,
     restore_model,
+    run_config,
     write_run_info,
 )

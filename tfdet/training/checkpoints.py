@@ -3,6 +3,7 @@
     model_dir/
       checkpoint, ckpt-<step>.index, ckpt-<step>.data-*   tf.train.CheckpointManager files
       run.json        {"num_classes", "class_names", "category_ids", "config"}
+      config.gin      (converted weights) the config that builds the checkpoint's model
       train/          TensorBoard events
 """
 import json
@@ -15,9 +16,14 @@ RUN_FILE = "run.json"
 
 def write_run_info(model_dir, dataset, config_text=""):
     """Records the class map of the training data (and the operative config) once."""
+    write_run_info_dict(model_dir, {
+        "num_classes": dataset.num_classes, "class_names": list(dataset.class_names),
+        "category_ids": [int(c) for c in dataset.category_ids], "config": config_text})
+
+
+def write_run_info_dict(model_dir, info):
+    """Writes run.json atomically (num_classes, class_names, category_ids, config, ...)."""
     os.makedirs(model_dir, exist_ok=True)
-    info = {"num_classes": dataset.num_classes, "class_names": list(dataset.class_names),
-            "category_ids": [int(c) for c in dataset.category_ids], "config": config_text}
     tmp = os.path.join(model_dir, RUN_FILE + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1)
@@ -34,6 +40,13 @@ def resolve_checkpoint(path):
     if not tf.io.gfile.exists(path + ".index"):
         raise FileNotFoundError(f"checkpoint {path!r} not found ({path}.index is missing)")
     return path
+
+
+def run_config(path):
+    """The config.gin stored with a checkpoint (converted weights), or None."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    config = os.path.join(folder, "config.gin")
+    return config if os.path.exists(config) else None
 
 
 def read_run_info(checkpoint):
