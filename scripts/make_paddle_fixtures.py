@@ -19,6 +19,7 @@ and pdparams_sample.pdparams, a small state dict written by paddle.save (the rea
 Never imported by tfdet; needs paddlepaddle 3.3.1 + paddledet 2.6.0.
 """
 import argparse
+import hashlib
 import importlib.util
 import json
 import os
@@ -46,6 +47,12 @@ ROWS = {
         config="retinanet/retinanet_r50_fpn_1x_coco.yml", kind="retinanet",
         overrides={"head.retina_cls.bias": ("const", -5.0),
                    "head.retina_cls.weight": ("normal", 0.0, 0.3)}),
+    "faster_rcnn_r50_fpn_1x_coco": dict(
+        config="faster_rcnn/faster_rcnn_r50_fpn_1x_coco.yml", kind="faster_rcnn",
+        overrides={"rpn_head.rpn_rois_score.weight": ("normal", 0.0, 0.2),
+                   "rpn_head.rpn_rois_delta.weight": ("normal", 0.0, 0.02),
+                   "bbox_head.bbox_score.weight": ("normal", 0.0, 0.2),
+                   "bbox_head.bbox_delta.weight": ("normal", 0.0, 0.02)}),
 }
 
 
@@ -56,7 +63,25 @@ def _stages_retinanet(model, inputs):
     return {"backbone": body, "neck": neck, "head_logits": logits, "head_deltas": deltas}
 
 
-STAGES = {"retinanet": _stages_retinanet}
+def _stages_faster_rcnn(model, inputs):
+    body = model.backbone(inputs)
+    neck = model.neck(body) if model.neck is not None else body
+    rpn = model.rpn_head
+    feats = rpn.rpn_feat(neck)
+    logits = [rpn.rpn_rois_score(f) for f in feats]
+    deltas = [rpn.rpn_rois_delta(f) for f in feats]
+    rois, rois_num, _ = rpn(neck, inputs)
+    (box_deltas, box_probs), _ = model.bbox_head(neck, rois, rois_num, None)
+    stages = {"backbone": body, "neck": neck, "rpn_logits": logits, "rpn_deltas": deltas,
+              "box_probs": [box_probs], "box_deltas": [box_deltas]}
+    return stages, {"rois": rois[0].numpy()}
+
+
+def _stages_retinanet_full(model, inputs):
+    return _stages_retinanet(model, inputs), {}
+
+
+STAGES = {"retinanet": _stages_retinanet_full, "faster_rcnn": _stages_faster_rcnn}
 
 
 def preprocess(cfg, path, image_dir):
@@ -81,7 +106,9 @@ def preprocess(cfg, path, image_dir):
     assert resized is not None and np.array_equal(resized, np.round(resized)), "Resize output"
     resized = resized.astype(np.uint8)
     image_dir.mkdir(parents=True, exist_ok=True)
-    out = image_dir / f"{path.stem}_{resized.shape[0]}x{resized.shape[1]}.png"
+    # Rows share an image file when their Resize gives the same pixels (named by content).
+    digest = hashlib.sha1(resized.tobytes()).hexdigest()[:8]
+    out = image_dir / f"{path.stem}_{resized.shape[0]}x{resized.shape[1]}_{digest}.png"
     cv2.imwrite(str(out), cv2.cvtColor(resized, cv2.COLOR_RGB2BGR))
     stride = 1
     for op in cfg.TestReader.get("batch_transforms") or []:
@@ -106,8 +133,30 @@ def sample_tensor(t, seed):
             "mean": np.float64(a.astype(np.float64).mean())}
 
 
+def _compat_shims(paddle):
+    """ppdet 2.6.0 loops `range(paddle.slice(shape, ...))` over a 1-element 1-d tensor, whose
+    __index__ calls int() on a 1-d array: an error under numpy 2. Index such tensors by their
+    one element (what numpy 1 did)."""
+    original = paddle.Tensor.__index__
+
+    def index(self):
+        if int(np.prod(self.shape)) == 1:
+            return int(np.asarray(self).reshape(-1)[0])
+        return original(self)
+    paddle.Tensor.__index__ = index
+    # ... and concatenates `paddle.shape(x)[0]`, 0-d under paddle 3: stack those instead.
+    concat = paddle.concat
+
+    def concat_0d(xs, axis=0, name=None):
+        if isinstance(xs, (list, tuple)) and xs and all(len(x.shape) == 0 for x in xs):
+            return paddle.stack(xs)
+        return concat(xs, axis=axis, name=name)
+    paddle.concat = concat_0d
+
+
 def make_row(row, spec, configs, output, seed):
     import paddle
+    _compat_shims(paddle)
     import ppdet.data  # noqa: F401  (registers the operators)
     import ppdet.modeling  # noqa: F401
     from ppdet.core.workspace import create, load_config
@@ -126,17 +175,22 @@ def make_row(row, spec, configs, output, seed):
                   "im_shape": paddle.to_tensor(np.asarray(im_shape, np.float32)[None]),
                   "scale_factor": paddle.to_tensor(np.asarray(scale, np.float32)[None])}
         with paddle.no_grad():
-            stages = STAGES[spec["kind"]](model, inputs)
+            stages, extra = STAGES[spec["kind"]](model, inputs)
             out = model(inputs)
         for stage, tensors in stages.items():
             for j, t in enumerate(tensors):
                 for k, v in sample_tensor(t, [seed, i, j, len(stage)]).items():
                     arrays[f"{i}/{stage}/{j}/{k}"] = v
+        for k, v in extra.items():  # small tensors stored whole (e.g. the RPN's RoIs)
+            arrays[f"{i}/{k}"] = np.asarray(v, np.float32)
         num = int(out["bbox_num"].numpy()[0])
         arrays[f"{i}/bbox"] = out["bbox"].numpy()[:num].astype(np.float32)
         if "mask" in out:
             arrays[f"{i}/mask"] = out["mask"].numpy()[:num].astype(np.uint8)
+        import cv2
+        original = cv2.imread(str(DATA / rel)).shape[:2]
         images.append({"source": rel, "resized": str(png.relative_to(output)),
+                       "original_size": [int(v) for v in original],
                        "im_shape": [float(v) for v in im_shape],
                        "scale_factor": [float(v) for v in scale],
                        "input_size": list(x.shape[1:]), "normalise": normalise,
@@ -164,10 +218,18 @@ def main():
     import paddle
     small = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.BatchNorm2D(4))
     paddle.save(small.state_dict(), str(args.output / "pdparams_sample.pdparams"))
+    unknown = [row for row in args.rows if row not in ROWS]
+    if unknown:
+        sys.exit(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
+    if len(args.rows) == 1:
+        make_row(args.rows[0], ROWS[args.rows[0]], args.configs, args.output, args.seed)
+        return
+    # One process per row: ppdet's load_config merges into one global config, so a second
+    # config in the same process inherits the first one's settings.
+    import subprocess
     for row in args.rows:
-        if row not in ROWS:
-            sys.exit(f"unknown row {row!r}; known: {', '.join(ROWS)}")
-        make_row(row, ROWS[row], args.configs, args.output, args.seed)
+        subprocess.run([sys.executable, __file__, "--configs", str(args.configs), "--output",
+                        str(args.output), "--seed", str(args.seed), "--rows", row], check=True)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,11 @@ PADDLE_CONFIGS = {
         "retinanet_r50_fpn_1x", "retinanet",
         dict(depth=50, fpn_extra="conv_p5", pre_nms="anchor", clip_boxes=False,
              smooth_l1_beta=0.0)),
+    # ppdet 2.x Faster R-CNN FPN: BN (folded), RoIAlign aligned with adaptive sampling,
+    # proposals narrower than 1 px dropped (Paddle's generate_proposals), background last.
+    "faster_rcnn_r50_fpn_1x_coco": PaddleConfig(
+        "faster_rcnn_r50_fpn_1x", "faster_rcnn",
+        dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
 }
 
 
@@ -204,7 +209,47 @@ def map_retinanet(m, model):
     m.conv("head/box_out", "head.retina_reg", _channel_perm(perm, 4))
 
 
-FAMILIES = {"retinanet": map_retinanet}
+def map_faster_rcnn(m, model):
+    """ppdet FasterRCNN (FPN) -> tfdet FasterRCNN. ppdet's classifier puts the background
+    last and its regressor has no background deltas: tfdet's background (index 0) takes
+    ppdet's last logit and zero deltas. fc6 reads RoI features flattened C, H, W in ppdet and
+    H, W, C in tfdet: its rows are reordered."""
+    c = model.config
+    if c["neck"] != "fpn":
+        raise ConversionError("only the FPN form of Faster R-CNN converts so far")
+    map_resnet(m, c["depth"], c["variant"])
+    map_fpn(m, range(2, 6), 5)
+    m.conv("rpn_head/conv", "rpn_head.rpn_feat.rpn_conv")
+    perm = anchor_order(1, len(c["ratios"]))
+    m.conv("rpn_head/objectness", "rpn_head.rpn_rois_score", perm)
+    m.conv("rpn_head/deltas", "rpn_head.rpn_rois_delta", _channel_perm(perm, 4))
+    map_box_head(m, model, "bbox_head", c["roi_size"], c["fpn_channels"])
+
+
+def map_box_head(m, model, prefix, roi_size, channels, box_head="box_head"):
+    """ppdet BBoxHead with TwoFCHead -> tfdet FCBoxHead."""
+    fc6 = m.take(f"{prefix}.head.fc6.weight")
+    if fc6 is not None and fc6.shape[0] == channels * roi_size * roi_size:
+        fc6 = fc6.reshape(channels, roi_size, roi_size, -1).transpose(1, 2, 0, 3)
+        fc6 = fc6.reshape(roi_size * roi_size * channels, -1)
+    m.put(f"{box_head}/fcs/fc1/kernel", fc6)
+    m.put(f"{box_head}/fcs/fc1/bias", m.take(f"{prefix}.head.fc6.bias"))
+    m.put(f"{box_head}/fcs/fc2/kernel", m.take(f"{prefix}.head.fc7.weight"))
+    m.put(f"{box_head}/fcs/fc2/bias", m.take(f"{prefix}.head.fc7.bias"))
+    w, b = m.take(f"{prefix}.bbox_score.weight"), m.take(f"{prefix}.bbox_score.bias")
+    if w is not None and b is not None:  # background last -> first
+        w, b = np.roll(w, 1, axis=-1), np.roll(b, 1)
+    m.put(f"{box_head}/classifier/kernel", w)
+    m.put(f"{box_head}/classifier/bias", b)
+    w, b = m.take(f"{prefix}.bbox_delta.weight"), m.take(f"{prefix}.bbox_delta.bias")
+    if w is not None and b is not None:  # zero deltas for the background
+        w = np.concatenate([np.zeros((w.shape[0], 4), w.dtype), w], axis=1)
+        b = np.concatenate([np.zeros(4, b.dtype), b])
+    m.put(f"{box_head}/regressor/kernel", w)
+    m.put(f"{box_head}/regressor/bias", b)
+
+
+FAMILIES = {"retinanet": map_retinanet, "faster_rcnn": map_faster_rcnn}
 
 
 def paddle_config(name):
@@ -255,6 +300,8 @@ def _infer_classes(state, spec):
     if spec.family == "retinanet" and "head.retina_cls.weight" in state:
         anchors = state["head.retina_reg.weight"].shape[0] // 4
         return state["head.retina_cls.weight"].shape[0] // anchors
+    if "bbox_head.bbox_score.weight" in state:
+        return state["bbox_head.bbox_score.weight"].shape[-1] - 1
     return spec.num_classes
 
 

@@ -44,7 +44,8 @@ class FasterRCNN(keras.Model):
                  rpn_smooth_l1_beta=1 / 9, roi_batch_per_image=512, roi_positive_fraction=0.25,
                  roi_positive_iou=0.5, roi_size=7, sampling_ratio=2, aligned=False,
                  fc_dim=1024, box_weights=(10.0, 10.0, 5.0, 5.0), roi_smooth_l1_beta=1.0,
-                 score_threshold=0.05, nms_iou=0.5, max_detections=100, **kwargs):
+                 score_threshold=0.05, nms_iou=0.5, max_detections=100, rpn_min_size=0.0,
+                 **kwargs):
         super().__init__(**kwargs)
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
         config.update(anchor_sizes=tuple(anchor_sizes), ratios=tuple(ratios),
@@ -81,10 +82,22 @@ class FasterRCNN(keras.Model):
         self.box_head.build((None, None, roi_size, roi_size, head_channels))
 
     # -- region proposals --------------------------------------------------------------------
-    def proposals(self, images, rpn_logits, rpn_deltas, training, anchors=None):
-        """Per level: top pre-NMS anchors by objectness, decode, clip; NMS within each level;
-        the best post-NMS boxes over all levels. Returns (boxes [B, P, 4], valid [B, P]).
-        anchors: the generator's (anchors, counts) for this input, if already computed."""
+    @staticmethod
+    def clip_size(images, image_sizes=None):
+        """(height, width) boxes are clipped to: each image's valid size [B, 1] from
+        image_sizes [B, 2] (h, w before padding), else the padded input's."""
+        if image_sizes is None:
+            return tf.shape(images)[1], tf.shape(images)[2]
+        sizes = tf.cast(image_sizes, tf.float32)
+        return sizes[:, 0:1], sizes[:, 1:2]
+
+    def proposals(self, images, rpn_logits, rpn_deltas, training, anchors=None,
+                  image_sizes=None):
+        """Per level: top pre-NMS anchors by objectness, decode, clip (to image_sizes [B, 2]
+        when given), drop boxes narrower or shorter than rpn_min_size (Paddle's min_size,
+        at least 1 when set); NMS within each level; the best post-NMS boxes over all levels.
+        Returns (boxes [B, P, 4], valid [B, P]). anchors: the generator's (anchors, counts)
+        for this input, if already computed."""
         c = self.config
         pre = c["train_pre_nms_top_k" if training else "test_pre_nms_top_k"]
         post = c["train_post_nms_top_k" if training else "test_post_nms_top_k"]
@@ -105,9 +118,15 @@ class FasterRCNN(keras.Model):
             scores.append(top)
             levels.append(tf.fill(tf.shape(top), level))
             start += count
-        boxes = ops.clip_boxes(tf.concat(boxes, 1), height, width)
+        boxes = ops.clip_boxes(tf.concat(boxes, 1), *self.clip_size(images, image_sizes))
+        scores = tf.sigmoid(tf.concat(scores, 1))
+        if c["rpn_min_size"] > 0:
+            min_size = max(c["rpn_min_size"], 1.0)
+            big = ((boxes[..., 2] - boxes[..., 0] >= min_size)
+                   & (boxes[..., 3] - boxes[..., 1] >= min_size))
+            scores = tf.where(big, scores, -1.0)
         # NMS keeps levels apart (the level is the label) and needs positive scores.
-        nms = ops.batched_labeled_nms(boxes, tf.sigmoid(tf.concat(scores, 1)),
+        nms = ops.batched_labeled_nms(boxes, scores,
                                       tf.concat(levels, 1), iou_threshold=c["rpn_nms_iou"],
                                       score_threshold=0.0, max_total=post)
         valid = tf.sequence_mask(nms["num_detections"], post)
@@ -124,16 +143,21 @@ class FasterRCNN(keras.Model):
                                         aligned=c["aligned"])
 
     # -- inference ---------------------------------------------------------------------------
-    def call(self, images, training=False):
+    def call(self, images, training=False, image_sizes=None):
+        """image_sizes: optional [B, 2] (h, w) of each image before padding; proposals and
+        detections are clipped to it (as Paddle clips to im_shape), else to the input."""
         *pyramid, rpn_logits, rpn_deltas = self.network(images, training=training)
-        rois, valid = self.proposals(images, rpn_logits, rpn_deltas, training=False)
+        rois, valid = self.proposals(images, rpn_logits, rpn_deltas, training=False,
+                                     image_sizes=image_sizes)
         logits, deltas = self.box_head(self.roi_features(pyramid, rois), training=training)
-        return self.postprocess(images, rois, valid, logits, deltas)
+        return self.postprocess(images, rois, valid, logits, deltas, image_sizes)
 
-    def postprocess(self, images, rois, valid, logits, deltas):
+    def postprocess(self, images, rois, valid, logits, deltas, image_sizes=None):
         """Softmax, class-specific decoding, clipping and per-class NMS."""
         c = self.config
-        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        height, width = self.clip_size(images, image_sizes)
+        if image_sizes is not None:
+            height, width = height[..., None], width[..., None]  # [B, 1, 1] for [B, R, K, 4]
         probs = tf.nn.softmax(tf.cast(logits, tf.float32))[..., 1:]
         probs *= tf.cast(valid, tf.float32)[..., None]
         boxes = ops.decode_boxes(tf.cast(deltas, tf.float32)[:, :, 1:], rois[:, :, None, :],

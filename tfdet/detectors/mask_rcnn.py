@@ -53,11 +53,12 @@ class MaskRCNN(FasterRCNN):
         return self.mask_head(features)
 
     # -- inference ---------------------------------------------------------------------------
-    def call(self, images, training=False):
+    def call(self, images, training=False, image_sizes=None):
         *pyramid, rpn_logits, rpn_deltas = self.network(images, training=training)
-        rois, valid = self.proposals(images, rpn_logits, rpn_deltas, training=False)
+        rois, valid = self.proposals(images, rpn_logits, rpn_deltas, training=False,
+                                     image_sizes=image_sizes)
         logits, deltas = self.box_head(self.roi_features(pyramid, rois), training=training)
-        detections = self.postprocess(images, rois, valid, logits, deltas)
+        detections = self.postprocess(images, rois, valid, logits, deltas, image_sizes)
         mask_logits = self.mask_logits(pyramid, tf.stop_gradient(detections["boxes"]),
                                        training=training)
         # Each detection's mask is the channel of its class (0 is the background).
