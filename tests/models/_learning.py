@@ -16,6 +16,12 @@ SMALL_RACCOON = [
     "ScheduleConfig.total_steps = 1000", "ScheduleConfig.milestones = (800,)",
 ]
 
+# The same at 128 px (a third of the step time): the R-CNN / RetinaNet / YOLO learning tests.
+SMALL_RACCOON_128 = [
+    "DataConfig.short_side = (128,)", "DataConfig.max_long_side = 128",
+    "DataConfig.eval_short_side = 128", "DataConfig.pad_size = (128, 128)",
+]
+
 
 def train_on_16_raccoons(bindings, steps):
     """Trains `steps` steps from a fixed seed; returns (COCO metrics on the 16 images, the
