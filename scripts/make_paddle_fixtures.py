@@ -13,7 +13,8 @@ TestReader operators, and stores
   ROW.npz       per image and stage (backbone, neck, head outputs): 1024 elements at seeded
                 positions of each NCHW tensor with their flat indices, the tensor's shape and
                 its largest magnitude; the final detections [N, 6] (class, score, x1, y1, x2,
-                y2 in original pixels), and masks where the row has them
+                y2 in original pixels); for Mask R-CNN, the mask head's probabilities for
+                the boxes of its box post-processing (stored with those boxes)
   images/*.png  each image after the config's Resize, as uint8 (the input before normalising)
 and pdparams_sample.pdparams, a small state dict written by paddle.save (the reader's format).
 Never imported by tfdet; needs paddlepaddle 3.3.1 + paddledet 2.6.0.
@@ -53,6 +54,13 @@ ROWS = {
                    "rpn_head.rpn_rois_delta.weight": ("normal", 0.0, 0.02),
                    "bbox_head.bbox_score.weight": ("normal", 0.0, 0.2),
                    "bbox_head.bbox_delta.weight": ("normal", 0.0, 0.02)}),
+    "mask_rcnn_r50_fpn_1x_coco": dict(
+        config="mask_rcnn/mask_rcnn_r50_fpn_1x_coco.yml", kind="mask_rcnn",
+        overrides={"rpn_head.rpn_rois_score.weight": ("normal", 0.0, 0.2),
+                   "rpn_head.rpn_rois_delta.weight": ("normal", 0.0, 0.02),
+                   "bbox_head.bbox_score.weight": ("normal", 0.0, 0.2),
+                   "bbox_head.bbox_delta.weight": ("normal", 0.0, 0.02),
+                   "mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)}),
 }
 
 
@@ -77,11 +85,26 @@ def _stages_faster_rcnn(model, inputs):
     return stages, {"rois": rois[0].numpy()}
 
 
+def _stages_mask_rcnn(model, inputs):
+    stages, extra = _stages_faster_rcnn(model, inputs)
+    body = model.backbone(inputs)
+    neck = model.neck(body)
+    rois, rois_num, _ = model.rpn_head(neck, inputs)
+    preds, _ = model.bbox_head(neck, rois, rois_num, None)
+    boxes, num, _ = model.bbox_post_process(preds, (rois, rois_num), inputs["im_shape"],
+                                            inputs["scale_factor"])
+    masks = model.mask_head(neck, boxes, num, inputs)  # [N, 28, 28] of each box's class
+    stages["mask_probs"] = [masks]
+    extra["mask_boxes"] = boxes.numpy()  # [N, 6] class, score, box in input pixels
+    return stages, extra
+
+
 def _stages_retinanet_full(model, inputs):
     return _stages_retinanet(model, inputs), {}
 
 
-STAGES = {"retinanet": _stages_retinanet_full, "faster_rcnn": _stages_faster_rcnn}
+STAGES = {"retinanet": _stages_retinanet_full, "faster_rcnn": _stages_faster_rcnn,
+          "mask_rcnn": _stages_mask_rcnn}
 
 
 def preprocess(cfg, path, image_dir):
@@ -185,8 +208,6 @@ def make_row(row, spec, configs, output, seed):
             arrays[f"{i}/{k}"] = np.asarray(v, np.float32)
         num = int(out["bbox_num"].numpy()[0])
         arrays[f"{i}/bbox"] = out["bbox"].numpy()[:num].astype(np.float32)
-        if "mask" in out:
-            arrays[f"{i}/mask"] = out["mask"].numpy()[:num].astype(np.uint8)
         import cv2
         original = cv2.imread(str(DATA / rel)).shape[:2]
         images.append({"source": rel, "resized": str(png.relative_to(output)),

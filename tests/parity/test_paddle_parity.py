@@ -129,7 +129,20 @@ def _faster_rcnn_detections(model, x, image):
                            np.asarray(out["scores"][0, :num])[:, None], boxes], axis=1)
 
 
+def _mask_rcnn_stages(model, x, image, expected):
+    stages = _faster_rcnn_stages(model, x, image, expected)
+    *pyramid, _, _ = model.network(x)
+    boxes = expected["mask_boxes"]  # ppdet's post-processed boxes, input pixels
+    logits = model.mask_logits(pyramid, boxes[None, :, 2:].astype(np.float32))
+    classes = boxes[:, 0].astype(np.int64) + 1  # tfdet's channel 0 is the background
+    own = np.take_along_axis(np.asarray(logits)[0], classes[:, None, None, None], axis=-1)
+    probs = keras.ops.sigmoid(own[..., 0]).numpy()  # [N, 28, 28], each box's class
+    stages["mask_probs"] = [probs]
+    return stages
+
+
 STAGES = {"retinanet": (_retinanet_stages, _retinanet_detections),
+          "mask_rcnn": (_mask_rcnn_stages, _faster_rcnn_detections),
           "faster_rcnn": (_faster_rcnn_stages, _faster_rcnn_detections)}
 
 

@@ -46,6 +46,10 @@ PADDLE_CONFIGS = {
     "faster_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "faster_rcnn_r50_fpn_1x", "faster_rcnn",
         dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+    # ppdet 2.x Mask R-CNN FPN: the Faster R-CNN differences; 14x14 mask RoIs as the zoo's.
+    "mask_rcnn_r50_fpn_1x_coco": PaddleConfig(
+        "mask_rcnn_r50_fpn_1x", "mask_rcnn",
+        dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
 }
 
 
@@ -249,7 +253,26 @@ def map_box_head(m, model, prefix, roi_size, channels, box_head="box_head"):
     m.put(f"{box_head}/regressor/bias", b)
 
 
-FAMILIES = {"retinanet": map_retinanet, "faster_rcnn": map_faster_rcnn}
+def map_mask_rcnn(m, model):
+    """ppdet MaskRCNN (FPN) -> tfdet MaskRCNN: Faster R-CNN plus the mask head (4 convs, a
+    2x2/2 transposed conv whose Paddle weight is [in, out, kh, kw], and per-class logits to
+    which tfdet's background channel 0 is added as zeros)."""
+    map_faster_rcnn(m, model)
+    prefix, layers = "mask_head.head.upsample", "mask_head/mask_layers"
+    for i in range(model.config["mask_num_convs"]):
+        m.conv(f"{layers}/conv{i + 1}", f"{prefix}.mask_inter_feat_{i + 1}")
+    m.conv(f"{layers}/deconv", f"{prefix}.conv5_mask")
+    w, b = m.take("mask_head.mask_fcn_logits.weight"), m.take("mask_head.mask_fcn_logits.bias")
+    if w is not None and b is not None:
+        w = _conv_kernel(w)
+        w = np.concatenate([np.zeros(w.shape[:-1] + (1,), w.dtype), w], axis=-1)
+        b = np.concatenate([np.zeros(1, b.dtype), b])
+    m.put(f"{layers}/mask_logits/kernel", w)
+    m.put(f"{layers}/mask_logits/bias", b)
+
+
+FAMILIES = {"retinanet": map_retinanet, "faster_rcnn": map_faster_rcnn,
+            "mask_rcnn": map_mask_rcnn}
 
 
 def paddle_config(name):
