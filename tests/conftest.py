@@ -12,6 +12,18 @@ SHARED_DATA = pathlib.Path(
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_models_after_each_module():
+    """Drop Keras' global graph state after each test module: the suite builds dozens of
+    models, and keeping them all made one process grow past 12 GB."""
+    yield
+    import gc
+
+    import keras
+    keras.backend.clear_session()
+    gc.collect()
+
+
 def require_shared(*parts):
     """Path under ../shared/data, or skip the test with the reason when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

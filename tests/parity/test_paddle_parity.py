@@ -152,6 +152,7 @@ def _match_detections(ours, theirs, image, tol_px):
     cut; all others must pair one to one."""
     cut = theirs[:, 1].min() + TOLERANCE if len(theirs) else 0.0
     free = np.ones(len(ours), bool)
+    worst_box, worst_score, matched = 0.0, 0.0, 0
     for det in theirs[np.argsort(-theirs[:, 1])]:
         same = free & (ours[:, 0] == det[0]) & (np.abs(ours[:, 1] - det[1]) <= TOLERANCE)
         dist = np.abs(ours[:, 2:] - det[2:]).max(axis=1)
@@ -160,19 +161,27 @@ def _match_detections(ours, theirs, image, tol_px):
             assert det[1] <= cut, (f"{image}: ppdet detection {det} has no tfdet match; "
                                    f"nearest {ours[np.argmin(dist)] if len(ours) else None}")
             continue
-        free[candidates[np.argmin(dist[candidates])]] = False
+        best = candidates[np.argmin(dist[candidates])]
+        free[best] = False
+        worst_box = max(worst_box, float(dist[best]))
+        worst_score = max(worst_score, float(abs(ours[best, 1] - det[1])))
+        matched += 1
     assert (ours[free, 1] <= cut).all(), f"{image}: extra tfdet detections {ours[free]}"
+    return worst_box, worst_score, matched
 
 
-@pytest.mark.parametrize("row", ROWS)
-def test_paddle_row_matches_ppdet(row, tmp_path):
+def compare_row(row, folder):
+    """Converts the row's weights through a .pdparams file in `folder` and compares every
+    stage and the detections with ppdet's (asserting the tolerances); returns the largest
+    differences: {stage: relative error}, and per image (box px, score, matched, of)."""
     manifest = json.loads((FIXTURES / f"{row}.json").read_text())
     expected = np.load(FIXTURES / f"{row}.npz")
     state = seeded_state(manifest["shapes"], manifest["seed"],
                          {k: tuple(v) for k, v in manifest["overrides"].items()})
-    path = tmp_path / f"{row}.pdparams"
+    path = pathlib.Path(folder) / f"{row}.pdparams"
     write_pdparams(state, path)
     model, spec = from_paddle(row, read_pdparams(path))
+    errors, detections = {}, []
     for i, image in enumerate(manifest["images"]):
         x = _load_image(image)
         stage_fn, detect_fn = STAGES[spec.family]
@@ -191,6 +200,7 @@ def test_paddle_row_matches_ppdet(row, tmp_path):
                 assert err <= TOLERANCE, f"{row} {image['source']} {key}: {err:.2e} of {scale}"
                 mean_err = abs(float(ours.astype(np.float64).mean()) - expected[f"{key}/mean"])
                 assert mean_err <= TOLERANCE * scale, (key, mean_err)
+                errors[stage] = max(errors.get(stage, 0.0), float(err))
         ours = detect_fn(model, x, image)
         num = len(ours)
         theirs = expected[f"{i}/bbox"]
@@ -199,4 +209,25 @@ def test_paddle_row_matches_ppdet(row, tmp_path):
         theirs = theirs[theirs[:, 0] >= 0]
         ours = ours[(ours[:, 4] > ours[:, 2]) & (ours[:, 5] > ours[:, 3])]
         size = max(image["im_shape"]) / min(image["scale_factor"])
-        _match_detections(ours, theirs, image["source"], 0.01 * size / 1000)
+        box, score, matched = _match_detections(ours, theirs, image["source"],
+                                                0.01 * size / 1000)
+        detections.append((box, score, matched, len(theirs)))
+    return errors, detections
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_paddle_row_matches_ppdet(row, tmp_path):
+    compare_row(row, tmp_path)
+
+
+if __name__ == "__main__":  # the README's table: python -m tests.parity.test_paddle_parity
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        for row in ROWS:
+            errors, dets = compare_row(row, folder)
+            stages = ", ".join(f"{s} {e:.1e}" for s, e in errors.items())
+            boxes = max(d[0] for d in dets)
+            scores = max(d[1] for d in dets)
+            counts = " + ".join(f"{d[2]}/{d[3]}" for d in dets)
+            print(f"| `{row}` | {stages} | {counts} matched; boxes within {boxes:.1e} px, "
+                  f"scores within {scores:.1e} |")
