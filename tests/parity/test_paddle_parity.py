@@ -141,7 +141,36 @@ def _mask_rcnn_stages(model, x, image, expected):
     return stages
 
 
+def _yolov3_stages(model, x, image, expected):
+    net = model.network
+    backbone = ["stage3_block8_add", "stage4_block8_add", "stage5_block4_add"]
+    tips = [f"yolo_block{i}_tip_leaky" for i in range(3)]
+    probe = keras.Model(net.input, [net.get_layer(n).output for n in backbone + tips])
+    outs = [_nchw(o) for o in probe(x)]
+    heads = net(x)
+    return {"backbone": outs[:3], "neck": outs[3:], "head": [_nchw(h) for h in heads]}
+
+
+def _yolov3_detections(model, x, image):
+    """ppdet's yolo_box decodes into an image of int(im_shape / scale_factor) pixels and clips
+    to [0, size - 1] before NMS: tfdet clips to that limit (image_sizes) and its input-pixel
+    boxes are taken to that frame the same way."""
+    h, w = image["input_size"]
+    oh, ow = (int(np.float32(a) / np.float32(b))
+              for a, b in zip(image["im_shape"], image["scale_factor"]))
+    # Clip before NMS where yolo_box clips: the original image's last pixel, in input pixels.
+    limits = np.asarray([[(oh - 1) * h / oh, (ow - 1) * w / ow]], np.float32)
+    out = model(x, image_sizes=limits)
+    num = int(out["num_detections"][0])
+    boxes = np.asarray(out["boxes"][0, :num]) * np.asarray([ow / w, oh / h, ow / w, oh / h],
+                                                           np.float32)
+    boxes = np.clip(boxes, 0, np.asarray([ow - 1, oh - 1, ow - 1, oh - 1], np.float32))
+    return np.concatenate([np.asarray(out["classes"][0, :num], np.float32)[:, None],
+                           np.asarray(out["scores"][0, :num])[:, None], boxes], axis=1)
+
+
 STAGES = {"retinanet": (_retinanet_stages, _retinanet_detections),
+          "yolov3": (_yolov3_stages, _yolov3_detections),
           "mask_rcnn": (_mask_rcnn_stages, _faster_rcnn_detections),
           "faster_rcnn": (_faster_rcnn_stages, _faster_rcnn_detections)}
 

@@ -50,6 +50,9 @@ PADDLE_CONFIGS = {
     "mask_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "mask_rcnn_r50_fpn_1x", "mask_rcnn",
         dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+    # ppdet 2.x YOLOv3 DarkNet-53 (608 test size): the static zoo's architecture; BN kept as
+    # BN (inference uses its statistics).
+    "yolov3_darknet53_270e_coco": PaddleConfig("yolov3_darknet53", "yolov3", {}),
 }
 
 
@@ -121,10 +124,11 @@ class _Mapping:
             self.put(f"{layer}/gamma", weight)
             self.put(f"{layer}/beta", bias)
 
-    def conv_norm(self, layer, prefix):
-        """ppdet ConvNormLayer `prefix` (.conv, .norm) -> tfdet `layer`_conv / `layer`_norm."""
+    def conv_norm(self, layer, prefix, norm="norm"):
+        """ppdet ConvNormLayer `prefix` (.conv, .norm; ConvBNLayer: .batch_norm) -> tfdet
+        `layer`_conv / `layer`_norm."""
         self.conv(f"{layer}_conv", f"{prefix}.conv")
-        self.norm(f"{layer}_norm", f"{prefix}.norm")
+        self.norm(f"{layer}_norm", f"{prefix}.{norm}")
 
     def finish(self, what):
         """Raises ConversionError unless every variable got a tensor of its shape and every
@@ -271,8 +275,39 @@ def map_mask_rcnn(m, model):
     m.put(f"{layers}/mask_logits/bias", b)
 
 
+def map_yolov3(m, model):
+    """ppdet YOLOv3 (DarkNet-53, YOLOv3FPN, YOLOv3Head) -> tfdet YOLOv3. The output channels
+    are laid out alike (per anchor: x, y, w, h, objectness, classes)."""
+    from tfdet.backbones.darknet import _STAGES as DARKNET53_BLOCKS
+    if model.config["backbone"] != "darknet53":
+        raise ConversionError("only the DarkNet-53 YOLOv3 converts so far")
+    bn = "batch_norm"
+    m.conv_norm("stem", "backbone.conv0", bn)
+    for stage, blocks in enumerate(DARKNET53_BLOCKS):
+        # ppdet names the downsampling conv before stage s+1 inside stage s, and a stage's
+        # blocks basicblock0, then stage.<s>.<b>.
+        down = ("backbone.downsample0" if stage == 0 else
+                f"backbone.stage.{stage - 1}.downsample")
+        m.conv_norm(f"stage{stage + 1}_down", f"{down}.conv_bn_layer", bn)
+        for b in range(blocks):
+            p = (f"backbone.stage.{stage}.basicblock0" if b == 0 else
+                 f"backbone.stage.{stage}.stage.{stage}.{b}")
+            m.conv_norm(f"stage{stage + 1}_block{b + 1}_a", f"{p}.conv1", bn)
+            m.conv_norm(f"stage{stage + 1}_block{b + 1}_b", f"{p}.conv2", bn)
+    for i in range(3):
+        p = f"neck.yolo_block.{i}"
+        for j in range(2):
+            m.conv_norm(f"yolo_block{i}_{j}_a", f"{p}.conv_module.conv{2 * j}", bn)
+            m.conv_norm(f"yolo_block{i}_{j}_b", f"{p}.conv_module.conv{2 * j + 1}", bn)
+        m.conv_norm(f"yolo_block{i}_route", f"{p}.conv_module.route", bn)
+        m.conv_norm(f"yolo_block{i}_tip", f"{p}.tip", bn)
+        if i < 2:
+            m.conv_norm(f"yolo_transition{i}", f"neck.yolo_transition.{i}", bn)
+        m.conv(f"output{i}", f"yolo_head.yolo_output.{i}")
+
+
 FAMILIES = {"retinanet": map_retinanet, "faster_rcnn": map_faster_rcnn,
-            "mask_rcnn": map_mask_rcnn}
+            "mask_rcnn": map_mask_rcnn, "yolov3": map_yolov3}
 
 
 def paddle_config(name):
@@ -323,6 +358,8 @@ def _infer_classes(state, spec):
     if spec.family == "retinanet" and "head.retina_cls.weight" in state:
         anchors = state["head.retina_reg.weight"].shape[0] // 4
         return state["head.retina_cls.weight"].shape[0] // anchors
+    if "yolo_head.yolo_output.0.weight" in state:
+        return state["yolo_head.yolo_output.0.weight"].shape[0] // 3 - 5
     if "bbox_head.bbox_score.weight" in state:
         return state["bbox_head.bbox_score.weight"].shape[-1] - 1
     return spec.num_classes
