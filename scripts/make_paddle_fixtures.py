@@ -65,6 +65,17 @@ ROWS = {
         config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3",
         overrides={f"yolo_head.yolo_output.{i}.weight": ("normal", 0.0, 0.5)
                    for i in range(3)}),
+    "yolov3_darknet53_270e_coco_320": dict(
+        config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3", test_size=320,
+        paddle_config="yolov3_darknet53_270e_coco",
+        overrides={f"yolo_head.yolo_output.{i}.weight": ("normal", 0.0, 0.5)
+                   for i in range(3)}),
+    "faster_rcnn_r50_vd_fpn_2x_coco": dict(
+        config="faster_rcnn/faster_rcnn_r50_vd_fpn_2x_coco.yml", kind="faster_rcnn",
+        overrides={"rpn_head.rpn_rois_score.weight": ("normal", 0.0, 0.2),
+                   "rpn_head.rpn_rois_delta.weight": ("normal", 0.0, 0.02),
+                   "bbox_head.bbox_score.weight": ("normal", 0.0, 0.2),
+                   "bbox_head.bbox_delta.weight": ("normal", 0.0, 0.02)}),
 }
 
 
@@ -199,6 +210,10 @@ def make_row(row, spec, configs, output, seed):
     for value in cfg.values():  # newer configs' `cpu: True` under MultiClassNMS: 2.6.0 lacks it
         if isinstance(value, dict) and isinstance(value.get("nms"), dict):
             value["nms"].pop("cpu", None)
+    if "test_size" in spec:  # the same weights tested at another size (YOLOv3 at 320)
+        for op in cfg.TestReader["sample_transforms"]:
+            if "Resize" in op:
+                op["Resize"]["target_size"] = [spec["test_size"]] * 2
     model = create(cfg.architecture)
     model.eval()
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
@@ -234,7 +249,8 @@ def make_row(row, spec, configs, output, seed):
         print(f"{row} {rel}: {num} detections, top score "
               f"{float(out['bbox'].numpy()[:1, 1].max()) if num else 0:.3f}")
     np.savez_compressed(output / f"{row}.npz", **arrays)
-    manifest = {"row": row, "config": spec["config"], "seed": seed,
+    manifest = {"row": row, "paddle_config": spec.get("paddle_config", row),
+                "config": spec["config"], "seed": seed,
                 "overrides": spec["overrides"], "shapes": shapes, "images": images,
                 "paddle": paddle.__version__}
     (output / f"{row}.json").write_text(json.dumps(manifest, indent=1))

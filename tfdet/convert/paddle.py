@@ -46,6 +46,9 @@ PADDLE_CONFIGS = {
     "faster_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "faster_rcnn_r50_fpn_1x", "faster_rcnn",
         dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+    "faster_rcnn_r50_vd_fpn_2x_coco": PaddleConfig(
+        "faster_rcnn_r50_vd_fpn_2x", "faster_rcnn",
+        dict(depth=50, variant="d", aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
     # ppdet 2.x Mask R-CNN FPN: the Faster R-CNN differences; 14x14 mask RoIs as the zoo's.
     "mask_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "mask_rcnn_r50_fpn_1x", "mask_rcnn",
