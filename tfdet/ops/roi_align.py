@@ -46,6 +46,10 @@ def _axis_samples(start, size, bins, grid, max_grid, limit):
             frac * weight)
 
 
+# Most values one gather of RoIAlign taps may hold (64M floats = 256 MB).
+_GATHER_BUDGET = 64 * 1024 * 1024
+
+
 def roi_align_flat(flat, boxes, heights, widths, bases, scales, output_size, sampling_ratio,
                     aligned):
     """RoIAlign on features flattened to flat [B, N, C]; each RoI reads the map of size
@@ -86,15 +90,38 @@ def roi_align_flat(flat, boxes, heights, widths, bases, scales, output_size, sam
     weight = (row_w[:, :, :, None, :, None] * col_w[:, :, None, :, None, :]
               / count[..., None, None, None, None])
     shape = tf.shape(index)
-    batch, channels = tf.shape(flat)[0], tf.shape(flat)[2]
+    batch, positions, channels = tf.shape(flat)[0], tf.shape(flat)[1], tf.shape(flat)[2]
     num_taps = shape[4] * shape[5]
-    # One gather of every tap, then one batched dot product per bin: [1, T] x [T, C].
-    values = tf.gather(flat, tf.reshape(index, [batch, -1]), batch_dims=1)
-    if not values.dtype.is_floating:  # e.g. uint8 masks: gathered small, then cast
-        values = tf.cast(values, tf.float32)
-    values = tf.reshape(values, [-1, num_taps, channels])
-    weight = tf.reshape(weight, [-1, 1, num_taps])
-    pooled = tf.matmul(tf.cast(weight, values.dtype), values)
+    bins = shape[2] * shape[3]
+    # Every RoI's taps as rows of one [B * N, C] table.
+    table = tf.reshape(flat, [-1, channels])
+    index = index + (tf.range(batch) * positions)[:, None, None, None, None, None]
+    index = tf.reshape(index, [-1, bins, num_taps])  # [K = B * R, bins, T]
+    weight = tf.reshape(weight, [-1, bins, 1, num_taps])
+    out_dtype = table.dtype if table.dtype.is_floating else tf.float32
+
+    def pool(chunk_index, chunk_weight):
+        # One gather of every tap, then one batched dot product per bin: [1, T] x [T, C].
+        values = tf.gather(table, chunk_index)  # [k, bins, T, C]
+        if not values.dtype.is_floating:  # e.g. uint8 masks: gathered small, then cast
+            values = tf.cast(values, tf.float32)
+        return tf.matmul(tf.cast(chunk_weight, values.dtype), values)[:, :, 0]
+
+    # The gathered taps take K * bins * T * C values: with adaptive sampling, large RoIs
+    # make T large (a 1000-RoI FPN batch at 800 x 1333 reached 7 GB in one gather). RoIs go
+    # through in chunks of at most _GATHER_BUDGET values; one chunk in the common case.
+    rois = tf.shape(index)[0]
+    per_roi = tf.maximum(bins * num_taps * channels, 1)
+    chunk = tf.clip_by_value(_GATHER_BUDGET // per_roi, 1, tf.maximum(rois, 1))
+    chunks = (rois + chunk - 1) // chunk
+    pad = chunks * chunk - rois
+    index = tf.pad(index, [[0, pad], [0, 0], [0, 0]])
+    weight = tf.pad(weight, [[0, pad], [0, 0], [0, 0], [0, 0]])
+    index = tf.reshape(index, [chunks, chunk, bins, num_taps])
+    weight = tf.reshape(weight, [chunks, chunk, bins, 1, num_taps])
+    pooled = tf.map_fn(lambda args: pool(*args), (index, weight),
+                       fn_output_signature=tf.TensorSpec(None, out_dtype))
+    pooled = tf.reshape(pooled, [-1, bins, channels])[:rois]
     return tf.reshape(pooled, tf.concat([shape[:4], [channels]], 0))
 
 
