@@ -21,7 +21,8 @@ fam, size, nimg = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 steps, every = int(sys.argv[4]), int(sys.argv[5])
 extra = sys.argv[6:]
 FAM = {
- "retina": ["ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, 'fpn_channels': 64}"],
+ "retina": ["ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
+            "'fpn_channels': 64}"],
  "frcnn": ["ModelConfig.name = 'faster_rcnn_r50_fpn_1x'",
         "ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
         "'fpn_channels': 64, 'fc_dim': 256, 'roi_batch_per_image': 128, "
