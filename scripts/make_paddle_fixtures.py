@@ -42,7 +42,15 @@ _spec.loader.exec_module(seeded_weights)
 IMAGES = ["raccoon/images/raccoon-1.jpg", "coco128/images/train2017/000000000009.jpg"]
 SAMPLES = 1024
 
-# row -> config path under configs/, the captured stages, weight overrides (name -> recipe)
+# Scales that put detections above the score thresholds with spread-out scores.
+_RCNN = {"rpn_head.rpn_rois_score.weight": ("normal", 0.0, 0.2),
+         "rpn_head.rpn_rois_delta.weight": ("normal", 0.0, 0.02),
+         "bbox_head.bbox_score.weight": ("normal", 0.0, 0.2),
+         "bbox_head.bbox_delta.weight": ("normal", 0.0, 0.02)}
+_YOLO = {f"yolo_head.yolo_output.{i}.weight": ("normal", 0.0, 0.5) for i in range(3)}
+
+# row -> config path under configs/, the captured stages, weight overrides (name -> recipe);
+# test_size / paddle_config: the same config's weights tested at another size.
 ROWS = {
     "retinanet_r50_fpn_1x_coco": dict(
         config="retinanet/retinanet_r50_fpn_1x_coco.yml", kind="retinanet",
@@ -50,32 +58,18 @@ ROWS = {
                    "head.retina_cls.weight": ("normal", 0.0, 0.3)}),
     "faster_rcnn_r50_fpn_1x_coco": dict(
         config="faster_rcnn/faster_rcnn_r50_fpn_1x_coco.yml", kind="faster_rcnn",
-        overrides={"rpn_head.rpn_rois_score.weight": ("normal", 0.0, 0.2),
-                   "rpn_head.rpn_rois_delta.weight": ("normal", 0.0, 0.02),
-                   "bbox_head.bbox_score.weight": ("normal", 0.0, 0.2),
-                   "bbox_head.bbox_delta.weight": ("normal", 0.0, 0.02)}),
-    "mask_rcnn_r50_fpn_1x_coco": dict(
-        config="mask_rcnn/mask_rcnn_r50_fpn_1x_coco.yml", kind="mask_rcnn",
-        overrides={"rpn_head.rpn_rois_score.weight": ("normal", 0.0, 0.2),
-                   "rpn_head.rpn_rois_delta.weight": ("normal", 0.0, 0.02),
-                   "bbox_head.bbox_score.weight": ("normal", 0.0, 0.2),
-                   "bbox_head.bbox_delta.weight": ("normal", 0.0, 0.02),
-                   "mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)}),
-    "yolov3_darknet53_270e_coco": dict(
-        config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3",
-        overrides={f"yolo_head.yolo_output.{i}.weight": ("normal", 0.0, 0.5)
-                   for i in range(3)}),
-    "yolov3_darknet53_270e_coco_320": dict(
-        config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3", test_size=320,
-        paddle_config="yolov3_darknet53_270e_coco",
-        overrides={f"yolo_head.yolo_output.{i}.weight": ("normal", 0.0, 0.5)
-                   for i in range(3)}),
+        overrides=_RCNN),
     "faster_rcnn_r50_vd_fpn_2x_coco": dict(
         config="faster_rcnn/faster_rcnn_r50_vd_fpn_2x_coco.yml", kind="faster_rcnn",
-        overrides={"rpn_head.rpn_rois_score.weight": ("normal", 0.0, 0.2),
-                   "rpn_head.rpn_rois_delta.weight": ("normal", 0.0, 0.02),
-                   "bbox_head.bbox_score.weight": ("normal", 0.0, 0.2),
-                   "bbox_head.bbox_delta.weight": ("normal", 0.0, 0.02)}),
+        overrides=_RCNN),
+    "mask_rcnn_r50_fpn_1x_coco": dict(
+        config="mask_rcnn/mask_rcnn_r50_fpn_1x_coco.yml", kind="mask_rcnn",
+        overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)})),
+    "yolov3_darknet53_270e_coco": dict(
+        config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3", overrides=_YOLO),
+    "yolov3_darknet53_270e_coco_320": dict(
+        config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3", overrides=_YOLO,
+        test_size=320, paddle_config="yolov3_darknet53_270e_coco"),
 }
 
 
