@@ -250,6 +250,39 @@ def make_row(row, spec, configs, output, seed):
     (output / f"{row}.json").write_text(json.dumps(manifest, indent=1))
 
 
+def write_static_sample(output):
+    """static_vars/: a conv and a batch norm saved by the old static-graph API (save_vars, one
+    file per variable, named as the static zoo names them), and static_vars.npz with their
+    values. Needs FLAGS_enable_pir_api=0 (main() runs it in such a process)."""
+    import paddle
+    paddle.enable_static()
+    paddle.seed(0)
+    main_program, startup = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main_program, startup):
+        x = paddle.static.data("image", [1, 3, 8, 8], "float32")
+        y = paddle.static.nn.conv2d(
+            x, 4, 3, param_attr=paddle.ParamAttr(name="res2a_branch2a_weights"),
+            bias_attr=False)
+        paddle.static.nn.batch_norm(
+            y, param_attr=paddle.ParamAttr(name="bn2a_branch2a_scale"),
+            bias_attr=paddle.ParamAttr(name="bn2a_branch2a_offset"),
+            moving_mean_name="bn2a_branch2a_mean", moving_variance_name="bn2a_branch2a_variance")
+    exe = paddle.static.Executor(paddle.CPUPlace())
+    exe.run(startup)
+    scope = paddle.static.global_scope()
+    variables = [v for v in main_program.list_vars() if v.persistable]
+    # Distinct values for the statistics (they start as 0 / 1).
+    for v in variables:
+        tensor = scope.find_var(v.name).get_tensor()
+        values = np.asarray(tensor)
+        tensor.set(values + np.arange(values.size, dtype=values.dtype).reshape(values.shape)
+                   * 0.01, paddle.CPUPlace())
+    folder = output / "static_vars"
+    paddle.static.save_vars(exe, str(folder), main_program, vars=variables)
+    np.savez(output / "static_vars.npz",
+             **{v.name: np.asarray(scope.find_var(v.name).get_tensor()) for v in variables})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", required=True, type=pathlib.Path,
@@ -258,7 +291,12 @@ def main():
                         default=ROOT / "tests" / "parity" / "fixtures")
     parser.add_argument("--rows", nargs="*", default=list(ROWS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--static_sample", action="store_true",
+                        help="only write static_vars/ (run with FLAGS_enable_pir_api=0)")
     args = parser.parse_args()
+    if args.static_sample:
+        write_static_sample(args.output)
+        return
     args.output.mkdir(parents=True, exist_ok=True)
     import paddle
     paddle.seed(0)
@@ -270,9 +308,12 @@ def main():
     if len(args.rows) == 1:
         make_row(args.rows[0], ROWS[args.rows[0]], args.configs, args.output, args.seed)
         return
+    import subprocess
+    subprocess.run([sys.executable, __file__, "--configs", str(args.configs), "--output",
+                    str(args.output), "--static_sample"], check=True,
+                   env=dict(os.environ, FLAGS_enable_pir_api="0"))
     # One process per row: ppdet's load_config merges into one global config, so a second
     # config in the same process inherits the first one's settings.
-    import subprocess
     for row in args.rows:
         subprocess.run([sys.executable, __file__, "--configs", str(args.configs), "--output",
                         str(args.output), "--seed", str(args.seed), "--rows", row], check=True)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.parity.seeded_weights import seeded_state
 from tfdet.convert import (ConversionError, WeightFileError, build_for_paddle, convert_state,
-                           read_pdparams)
+                           read_pdparams, read_static_params)
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -21,6 +21,39 @@ def test_reads_a_file_written_by_paddle_save():
         "0.weight": (4, 3, 3, 3), "0.bias": (4,), "1.weight": (4,), "1.bias": (4,),
         "1._mean": (4,), "1._variance": (4,)}
     assert all(v.dtype == np.float32 for v in state.values())
+
+
+def test_reads_the_static_graph_format_written_by_save_vars(tmp_path):
+    # static_vars/: paddle.static.save_vars (paddlepaddle 3.3.1, FLAGS_enable_pir_api=0), one
+    # file per variable as in the static zoo's .tar; static_vars.npz: the values paddle held.
+    expected = dict(np.load(FIXTURES / "static_vars.npz"))
+    assert set(expected) == {"res2a_branch2a_weights", "bn2a_branch2a_scale",
+                             "bn2a_branch2a_offset", "bn2a_branch2a_mean",
+                             "bn2a_branch2a_variance"}
+    folder = read_static_params(FIXTURES / "static_vars")
+    import tarfile
+    archive = tmp_path / "ResNet50_cos_pretrained.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(FIXTURES / "static_vars", arcname="ResNet50_cos_pretrained")
+    for state in (folder, read_static_params(archive)):
+        assert set(state) == set(expected)
+        for name, value in expected.items():
+            assert state[name].dtype == value.dtype and state[name].shape == value.shape
+            np.testing.assert_array_equal(state[name], value)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    data = (FIXTURES / "static_vars" / "res2a_branch2a_weights").read_bytes()
+    (broken / "res2a_branch2a_weights").write_bytes(data[:-4])
+    with pytest.raises(WeightFileError, match=r"broken/res2a_branch2a_weights: 428 bytes of "
+                                              r"data for shape \[4, 3, 3, 3\]"):
+        read_static_params(broken)
+    (broken / "res2a_branch2a_weights").write_bytes(data[:10])
+    with pytest.raises(WeightFileError, match="truncated Paddle tensor header"):
+        read_static_params(broken)
+    not_tar = tmp_path / "model.tar"
+    not_tar.write_bytes(b"nothing here")
+    with pytest.raises(WeightFileError, match="not a folder or tar of Paddle variables"):
+        read_static_params(not_tar)
 
 
 class _RunsCode:

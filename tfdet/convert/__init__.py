@@ -2,4 +2,5 @@
 from tfdet.convert.paddle import (  # noqa: F401
     PADDLE_CONFIGS, ConversionError, build_for_paddle, convert_paddle_checkpoint, convert_state,
     from_paddle, paddle_config)
-from tfdet.convert.pdparams import WeightFileError, read_pdparams, write_pdparams  # noqa: F401
+from tfdet.convert.pdparams import (  # noqa: F401
+    WeightFileError, parse_paddle_tensor, read_pdparams, read_static_params, write_pdparams)

@@ -98,3 +98,104 @@ def write_pdparams(state, path):
     and tests."""
     with open(path, "wb") as f:
         pickle.dump({k: np.asarray(v) for k, v in state.items()}, f, protocol=4)
+
+
+# Paddle's VarType.Type codes of the tensor element types a weight file may hold.
+_PADDLE_DTYPES = {0: np.bool_, 1: np.int16, 2: np.int32, 3: np.int64, 4: np.float16,
+                  5: np.float32, 6: np.float64, 20: np.uint8, 21: np.int8}
+
+
+def _varint(data, pos, where):
+    value, shift = 0, 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise WeightFileError(f"{where}: truncated tensor description")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _tensor_desc(desc, where):
+    """(dtype code, dims) from a serialized TensorDesc: field 1 data_type, field 2 dims."""
+    pos, dtype, dims = 0, None, []
+    while pos < len(desc):
+        key, pos = _varint(desc, pos, where)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(desc, pos, where)
+            if field == 1:
+                dtype = value
+            elif field == 2:
+                dims.append(value - (1 << 64) if value >= 1 << 63 else value)
+        elif wire == 2:
+            length, pos = _varint(desc, pos, where)
+            end = pos + length
+            while field == 2 and pos < end:  # packed dims
+                value, pos = _varint(desc, pos, where)
+                dims.append(value - (1 << 64) if value >= 1 << 63 else value)
+            pos = end
+        else:
+            raise WeightFileError(f"{where}: unexpected field in the tensor description")
+    if dtype not in _PADDLE_DTYPES or any(d < 0 for d in dims):
+        raise WeightFileError(f"{where}: unsupported tensor type {dtype} or shape {dims}")
+    return dtype, dims
+
+
+def parse_paddle_tensor(data, where):
+    """One variable file of Paddle's static-graph format (save_vars / the static zoo's
+    `.tar` members): uint32 version, uint64 LoD levels (each a uint64 byte count and its
+    offsets), uint32 tensor version, int32 description size, the TensorDesc protobuf, then the
+    raw little-endian elements. Returns the array; WeightFileError naming `where` otherwise."""
+    import struct
+    try:
+        pos = 4
+        (levels,) = struct.unpack_from("<Q", data, pos)
+        pos += 8
+        for _ in range(levels):
+            (size,) = struct.unpack_from("<Q", data, pos)
+            pos += 8 + size
+        pos += 4
+        (desc_size,) = struct.unpack_from("<i", data, pos)
+        pos += 4
+    except struct.error:
+        raise WeightFileError(f"{where}: truncated Paddle tensor header") from None
+    if desc_size < 0 or pos + desc_size > len(data):
+        raise WeightFileError(f"{where}: bad tensor description size {desc_size}")
+    dtype, dims = _tensor_desc(data[pos:pos + desc_size], where)
+    pos += desc_size
+    dt = np.dtype(_PADDLE_DTYPES[dtype]).newbyteorder("<")
+    count = int(np.prod(dims)) if dims else 1
+    if len(data) - pos != count * dt.itemsize:
+        raise WeightFileError(f"{where}: {len(data) - pos} bytes of data for shape {dims} "
+                              f"of {dt.name}")
+    return np.frombuffer(data, dt, count, pos).reshape(dims).astype(dt.newbyteorder("="))
+
+
+def read_static_params(path):
+    """{variable name: array} from the static-graph zoo's weights: a folder with one file per
+    variable (named as the static code names them, e.g. res2a_branch2a_weights) or the `.tar`
+    the zoo links (read in place; members are never extracted to disk)."""
+    import tarfile
+    path = os.fspath(path)
+    out = {}
+    if os.path.isdir(path):
+        for name in sorted(os.listdir(path)):
+            full = os.path.join(path, name)
+            if os.path.isfile(full) and not name.startswith("."):
+                with open(full, "rb") as f:
+                    out[name] = parse_paddle_tensor(f.read(), full)
+        return out
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar.getmembers():
+                base = os.path.basename(member.name)
+                if not member.isfile() or base.startswith("."):
+                    continue
+                data = tar.extractfile(member).read()
+                out[base] = parse_paddle_tensor(data, f"{path}:{member.name}")
+    except (tarfile.TarError, OSError) as e:
+        raise WeightFileError(f"{path}: not a folder or tar of Paddle variables ({e})") from None
+    return out
