@@ -59,6 +59,9 @@ ROWS = {
     "faster_rcnn_r50_fpn_1x_coco": dict(
         config="faster_rcnn/faster_rcnn_r50_fpn_1x_coco.yml", kind="faster_rcnn",
         overrides=_RCNN),
+    "faster_rcnn_r50_1x_coco": dict(
+        config="faster_rcnn/faster_rcnn_r50_1x_coco.yml", kind="faster_rcnn",
+        overrides=_RCNN),
     "faster_rcnn_r50_vd_fpn_2x_coco": dict(
         config="faster_rcnn/faster_rcnn_r50_vd_fpn_2x_coco.yml", kind="faster_rcnn",
         overrides=_RCNN),

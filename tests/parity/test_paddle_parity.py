@@ -76,23 +76,29 @@ def _retinanet_detections(model, x, image):
                            np.asarray(out["scores"][0, :num])[:, None], boxes], axis=1)
 
 
-def _level_maps(flat, shapes, per_anchor):
-    """[1, sum H W A (, per)] rows level, cell, anchor -> NCHW maps [1, A * per, H, W]."""
+def _level_maps(flat, shapes, per_anchor, perm):
+    """[1, sum H W A (, per)] rows level, cell, tfdet anchor -> NCHW maps [1, A * per, H, W]
+    in ppdet's anchor order (ppdet anchor p sits at tfdet anchor argsort(perm)[p])."""
     out, start = [], 0
+    inverse = np.argsort(perm)
     for h, w in shapes:
-        n = h * w * 3
-        out.append(_nchw(flat[:, start:start + n].reshape(1, h, w, -1)))
+        n = h * w * len(perm)
+        level = flat[:, start:start + n].reshape(1, h, w, len(perm), per_anchor)[:, :, :, inverse]
+        out.append(_nchw(level.reshape(1, h, w, -1)))
         start += n
     return out
 
 
 def _faster_rcnn_stages(model, x, image, expected):
     net = model.network
+    c = model.config
     blocks = {2: 3, 3: 4, 4: 6, 5: 3}
-    backbone = [f"res{s}_{blocks[s] - 1}_out" for s in range(2, 6)]
+    stages = (4,) if c["neck"] == "c4" else (2, 3, 4, 5)
+    backbone = [f"res{s}_{blocks[s] - 1}_out" for s in stages]
     probe = keras.Model(net.input, [net.get_layer(n).output for n in backbone])
     *pyramid, rpn_logits, rpn_deltas = (np.asarray(o) for o in net(x))
     shapes = [p.shape[1:3] for p in pyramid]
+    perm = anchor_order(len(c["anchor_sizes"]) if c["neck"] == "c4" else 1, len(c["ratios"]))
     h, w = image["im_shape"]
     rois, valid = model.proposals(x, rpn_logits, rpn_deltas, training=False,
                                   image_sizes=np.asarray([[h, w]], np.float32))
@@ -111,9 +117,11 @@ def _faster_rcnn_stages(model, x, image, expected):
     probs = keras.ops.softmax(logits[0], axis=-1).numpy()
     probs = np.concatenate([probs[:, 1:], probs[:, :1]], axis=1)  # background last
     deltas = np.asarray(deltas[0])[:, 1:].reshape(len(theirs), -1)
-    return {"backbone": [_nchw(o) for o in probe(x)], "neck": [_nchw(p) for p in pyramid],
-            "rpn_logits": _level_maps(rpn_logits, shapes, 1),
-            "rpn_deltas": _level_maps(rpn_deltas, shapes, 4),
+    features = probe(x)
+    features = features if isinstance(features, (list, tuple)) else [features]
+    return {"backbone": [_nchw(o) for o in features], "neck": [_nchw(p) for p in pyramid],
+            "rpn_logits": _level_maps(rpn_logits, shapes, 1, perm),
+            "rpn_deltas": _level_maps(rpn_deltas, shapes, 4, perm),
             "box_probs": [probs], "box_deltas": [deltas]}
 
 
@@ -249,10 +257,11 @@ def test_paddle_row_matches_ppdet(row, tmp_path):
     compare_row(row, tmp_path)
 
 
-if __name__ == "__main__":  # the README's table: python -m tests.parity.test_paddle_parity
+if __name__ == "__main__":  # the README's table: python -m tests.parity.test_paddle_parity [ROW]
+    import sys
     import tempfile
     with tempfile.TemporaryDirectory() as folder:
-        for row in ROWS:
+        for row in sys.argv[1:] or ROWS:
             errors, dets = compare_row(row, folder)
             stages = ", ".join(f"{s} {e:.1e}" for s, e in errors.items())
             boxes = max(d[0] for d in dets)

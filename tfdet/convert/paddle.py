@@ -46,6 +46,10 @@ PADDLE_CONFIGS = {
     "faster_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "faster_rcnn_r50_fpn_1x", "faster_rcnn",
         dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+    # ppdet 2.x Faster R-CNN C4: the FPN rows' differences, 14x14 RoIs from C4 through res5.
+    "faster_rcnn_r50_1x_coco": PaddleConfig(
+        "faster_rcnn_r50_1x", "faster_rcnn",
+        dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
     "faster_rcnn_r50_vd_fpn_2x_coco": PaddleConfig(
         "faster_rcnn_r50_vd_fpn_2x", "faster_rcnn",
         dict(depth=50, variant="d", aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
@@ -171,18 +175,22 @@ def map_resnet(m, depth, variant, num_stages=4, prefix="backbone"):
         if not m.has(f"{stem}.conv.weight") and m.has(f"{prefix}.res_conv1.conv.weight"):
             stem = f"{prefix}.res_conv1"
         m.conv_norm("stem", stem)
-    branches = ("a", "b") if kind == "basic" else ("a", "b", "c")
     for index, count in enumerate(blocks[:num_stages]):
-        stage = index + 2
-        for b, name in enumerate(_block_names(stage, count)):
-            p = f"{prefix}.res{stage}.{name}"
-            for branch in branches:
-                m.conv_norm(f"res{stage}_{b}_{branch}", f"{p}.branch2{branch}")
-            short = f"{p}.short"
-            if m.has(f"{short}.conv.conv.weight"):  # vd: pool then ConvNormLayer
-                short = f"{short}.conv"
-            if m.has(f"{short}.conv.weight"):
-                m.conv_norm(f"res{stage}_{b}_short", short)
+        map_resnet_stage(m, index + 2, count, kind, prefix)
+
+
+def map_resnet_stage(m, stage, count, kind, prefix="backbone"):
+    """One ppdet ResNet stage `prefix`.res<stage> -> tfdet res<stage>_<block>_<branch>."""
+    branches = ("a", "b") if kind == "basic" else ("a", "b", "c")
+    for b, name in enumerate(_block_names(stage, count)):
+        p = f"{prefix}.res{stage}.{name}"
+        for branch in branches:
+            m.conv_norm(f"res{stage}_{b}_{branch}", f"{p}.branch2{branch}")
+        short = f"{p}.short"
+        if m.has(f"{short}.conv.conv.weight"):  # vd: pool then ConvNormLayer
+            short = f"{short}.conv"
+        if m.has(f"{short}.conv.weight"):
+            m.conv_norm(f"res{stage}_{b}_short", short)
 
 
 def map_fpn(m, levels, top, extra_levels=(), prefix="neck", name="fpn"):
@@ -221,20 +229,27 @@ def map_retinanet(m, model):
 
 
 def map_faster_rcnn(m, model):
-    """ppdet FasterRCNN (FPN) -> tfdet FasterRCNN. ppdet's classifier puts the background
-    last and its regressor has no background deltas: tfdet's background (index 0) takes
-    ppdet's last logit and zero deltas. fc6 reads RoI features flattened C, H, W in ppdet and
-    H, W, C in tfdet: its rows are reordered."""
+    """ppdet FasterRCNN (FPN or C4) -> tfdet FasterRCNN. ppdet's classifier puts the
+    background last and its regressor has no background deltas: tfdet's background (index 0)
+    takes ppdet's last logit and zero deltas. FPN: fc6 reads RoI features flattened C, H, W in
+    ppdet and H, W, C in tfdet, so its rows are reordered. C4: res5 is the RoI head, and the
+    RPN's 15 anchors per cell are ordered size-major in ppdet (channels permuted)."""
+    from tfdet.backbones.resnet import DEPTHS
     c = model.config
-    if c["neck"] != "fpn":
-        raise ConversionError("only the FPN form of Faster R-CNN converts so far")
-    map_resnet(m, c["depth"], c["variant"])
-    map_fpn(m, range(2, 6), 5)
+    c4 = c["neck"] == "c4"
+    map_resnet(m, c["depth"], c["variant"], num_stages=3 if c4 else 4)
+    if not c4:
+        map_fpn(m, range(2, 6), 5)
     m.conv("rpn_head/conv", "rpn_head.rpn_feat.rpn_conv")
-    perm = anchor_order(1, len(c["ratios"]))
+    perm = anchor_order(len(c["anchor_sizes"]) if c4 else 1, len(c["ratios"]))
     m.conv("rpn_head/objectness", "rpn_head.rpn_rois_score", perm)
     m.conv("rpn_head/deltas", "rpn_head.rpn_rois_delta", _channel_perm(perm, 4))
-    map_box_head(m, model, "bbox_head", c["roi_size"], c["fpn_channels"])
+    if c4:
+        kind, blocks = DEPTHS[c["depth"]]
+        map_resnet_stage(m, 5, blocks[3], kind, "bbox_head.head")
+        map_predictors(m, "bbox_head")
+    else:
+        map_box_head(m, model, "bbox_head", c["roi_size"], c["fpn_channels"])
 
 
 def map_box_head(m, model, prefix, roi_size, channels, box_head="box_head"):
@@ -247,6 +262,11 @@ def map_box_head(m, model, prefix, roi_size, channels, box_head="box_head"):
     m.put(f"{box_head}/fcs/fc1/bias", m.take(f"{prefix}.head.fc6.bias"))
     m.put(f"{box_head}/fcs/fc2/kernel", m.take(f"{prefix}.head.fc7.weight"))
     m.put(f"{box_head}/fcs/fc2/bias", m.take(f"{prefix}.head.fc7.bias"))
+    map_predictors(m, prefix, box_head)
+
+
+def map_predictors(m, prefix, box_head="box_head"):
+    """ppdet bbox_score / bbox_delta -> tfdet classifier / regressor (background moved)."""
     w, b = m.take(f"{prefix}.bbox_score.weight"), m.take(f"{prefix}.bbox_score.bias")
     if w is not None and b is not None:  # background last -> first
         w, b = np.roll(w, 1, axis=-1), np.roll(b, 1)
