@@ -79,7 +79,7 @@ def main(_):
     from tfdet.config import load_experiment
     from tfdet.data import load_dataset
     from tfdet.evaluation import compiled_predictor, evaluate_detector, headline
-    from tfdet.training import read_run_info, resolve_checkpoint, restore_model, run_config
+    from tfdet.training import read_run_info, resolve_checkpoint, restore_model, config_for
 
     f = flags.FLAGS
     if f.score_results:
@@ -106,9 +106,9 @@ def main(_):
                                                   load_dataset(f.data, keep_empty=True))
         source = f.saved_model
     else:
-        config = f.config or (f.checkpoint and run_config(f.checkpoint))
-        if not (config and f.checkpoint):
+        if not f.checkpoint:
             raise SystemExit("give --config and --checkpoint, or --saved_model and --data")
+        config = config_for(f.config, f.checkpoint)
         exp = load_experiment(config, f.gin_bindings, allow_imports=f.allow_config_imports)
         checkpoint = resolve_checkpoint(f.checkpoint)
         info = read_run_info(checkpoint)

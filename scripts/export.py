@@ -28,12 +28,10 @@ flags.DEFINE_string("output", None, "export base folder (default saved_models/<c
 def main(_):
     from tfdet.config import load_experiment
     from tfdet.export import export_saved_model, next_version_dir
-    from tfdet.training import read_run_info, resolve_checkpoint, restore_model, run_config
+    from tfdet.training import read_run_info, resolve_checkpoint, restore_model, config_for
 
     f = flags.FLAGS
-    config = f.config or (f.checkpoint and run_config(f.checkpoint))
-    if not config:
-        raise SystemExit("give --config (the checkpoint folder has no config.gin)")
+    config = config_for(f.config, f.checkpoint)
     exp = load_experiment(config, f.gin_bindings, allow_imports=f.allow_config_imports)
     if f.checkpoint:
         checkpoint = resolve_checkpoint(f.checkpoint)

@@ -286,6 +286,42 @@ def write_static_sample(output):
              **{v.name: np.asarray(scope.find_var(v.name).get_tensor()) for v in variables})
 
 
+def measure_latency(row, configs, runs=10, warmup=3):
+    """ppdet's side of scripts/paddle_latency.py: the row's fixture weights and first image,
+    batch 1, eval mode, the whole model with post-processing under paddle.no_grad."""
+    import cv2
+    import paddle
+    import ppdet.data  # noqa: F401
+    import ppdet.modeling  # noqa: F401
+    from ppdet.core.workspace import create, load_config
+    spec = importlib.util.spec_from_file_location("paddle_latency",
+                                                  ROOT / "scripts" / "paddle_latency.py")
+    latency = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(latency)  # numpy only at import
+    _compat_shims(paddle)
+    paddle.set_device("cpu")
+    manifest = json.loads((latency.FIXTURES / f"{row}.json").read_text())
+    image = manifest["images"][0]
+    model = create(load_config(str(configs / manifest["config"])).architecture)
+    model.eval()
+    model.set_state_dict(latency.seeded(manifest))
+    pixels = cv2.cvtColor(cv2.imread(str(latency.FIXTURES / image["resized"])),
+                          cv2.COLOR_BGR2RGB)
+    x = latency.fixture_input(image, pixels).transpose(2, 0, 1)[None]
+    inputs = {"image": paddle.to_tensor(x),
+              "im_shape": paddle.to_tensor(np.asarray([image["im_shape"]], np.float32)),
+              "scale_factor": paddle.to_tensor(np.asarray([image["scale_factor"]],
+                                                          np.float32))}
+
+    def run():
+        with paddle.no_grad():
+            return model(inputs)["bbox"].numpy()
+    median, mean = latency.time_runs(run, warmup, runs)
+    print(json.dumps({"framework": "paddle", "row": row, "input": image["input_size"],
+                      "median_ms": round(median, 1), "mean_ms": round(mean, 1),
+                      "runs": runs}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", required=True, type=pathlib.Path,
@@ -296,7 +332,12 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--static_sample", action="store_true",
                         help="only write static_vars/ (run with FLAGS_enable_pir_api=0)")
+    parser.add_argument("--latency", metavar="ROW",
+                        help="only time ppdet on ROW's fixture (scripts/paddle_latency.py)")
     args = parser.parse_args()
+    if args.latency:
+        measure_latency(args.latency, args.configs)
+        return
     if args.static_sample:
         write_static_sample(args.output)
         return

@@ -1,8 +1,9 @@
-"""Latency of a converted PaddleDetection model in tfdet beside ppdet's own, same image and size.
+"""Latency of a converted PaddleDetection model in tfdet, to set beside ppdet's own on the same
+image and size (ppdet's side: `make_paddle_fixtures.py --latency ROW`, in the reference venv).
 
-    python scripts/paddle_latency.py --framework tfdet --row faster_rcnn_r50_fpn_1x_coco
-    $PADDLE_PY scripts/paddle_latency.py --framework paddle --row faster_rcnn_r50_fpn_1x_coco \
-        --configs PaddleDetection/configs
+    python scripts/paddle_latency.py --row faster_rcnn_r50_fpn_1x_coco
+    $PADDLE_PY scripts/make_paddle_fixtures.py --configs PaddleDetection/configs \
+        --latency faster_rcnn_r50_fpn_1x_coco
 
 Both run the row's parity fixture (tests/parity/fixtures): its seeded weights, its first image
 after the config's Resize, normalised and padded to 32, batch 1, in eval mode, the whole model
@@ -25,7 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "parity" / "fixtures"
 
 
-def _seeded(manifest):
+def seeded(manifest):
     spec = importlib.util.spec_from_file_location(
         "seeded_weights", ROOT / "tests" / "parity" / "seeded_weights.py")
     module = importlib.util.module_from_spec(spec)
@@ -34,7 +35,7 @@ def _seeded(manifest):
                                {k: tuple(v) for k, v in manifest["overrides"].items()})
 
 
-def _image(image, pixels):
+def fixture_input(image, pixels):
     """The normalised, padded HWC input from the fixture's uint8 RGB pixels."""
     x = pixels.astype(np.float32)
     norm = image["normalise"]
@@ -47,7 +48,7 @@ def _image(image, pixels):
     return padded
 
 
-def _time(fn, warmup, runs):
+def time_runs(fn, warmup, runs):
     for _ in range(warmup):
         fn()
     times = []
@@ -62,9 +63,9 @@ def tfdet_runner(row, manifest, image):
     import tensorflow as tf
 
     from tfdet.convert import from_paddle
-    model, spec = from_paddle(row, _seeded(manifest))
+    model, spec = from_paddle(row, seeded(manifest))
     pixels = tf.image.decode_png(tf.io.read_file(str(FIXTURES / image["resized"])), 3)
-    x = tf.constant(_image(image, pixels.numpy())[None])
+    x = tf.constant(fixture_input(image, pixels.numpy())[None])
     sizes = tf.constant([image["im_shape"]], tf.float32)
     if spec.family == "retinanet":
         fn = tf.function(lambda: model(x), jit_compile=False)
@@ -73,53 +74,20 @@ def tfdet_runner(row, manifest, image):
     return lambda: {k: v.numpy() for k, v in fn().items()}
 
 
-def paddle_runner(row, manifest, image, configs):
-    import paddle
-    import ppdet.data  # noqa: F401
-    import ppdet.modeling  # noqa: F401
-    from ppdet.core.workspace import create, load_config
-    spec = importlib.util.spec_from_file_location("fixtures", ROOT / "scripts" /
-                                                  "make_paddle_fixtures.py")
-    fixtures = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fixtures)
-    fixtures._compat_shims(paddle)
-    paddle.set_device("cpu")
-    model = create(load_config(str(pathlib.Path(configs) / manifest["config"])).architecture)
-    model.eval()
-    model.set_state_dict(_seeded(manifest))
-    import cv2
-    pixels = cv2.cvtColor(cv2.imread(str(FIXTURES / image["resized"])), cv2.COLOR_BGR2RGB)
-    inputs = {"image": paddle.to_tensor(_image(image, pixels).transpose(2, 0, 1)[None]),
-              "im_shape": paddle.to_tensor(np.asarray([image["im_shape"]], np.float32)),
-              "scale_factor": paddle.to_tensor(np.asarray([image["scale_factor"]],
-                                                          np.float32))}
-
-    def run():
-        with paddle.no_grad():
-            out = model(inputs)
-        return out["bbox"].numpy()
-    return run
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--framework", choices=["tfdet", "paddle"], required=True)
     parser.add_argument("--row", required=True)
-    parser.add_argument("--configs", help="PaddleDetection's configs/ (paddle only)")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
     manifest = json.loads((FIXTURES / f"{args.row}.json").read_text())
     image = manifest["images"][0]
-    if args.framework == "tfdet":
-        run = tfdet_runner(args.row, manifest, image)
-    else:
-        run = paddle_runner(args.row, manifest, image, args.configs)
-    median, mean = _time(run, args.warmup, args.runs)
+    run = tfdet_runner(args.row, manifest, image)
+    median, mean = time_runs(run, args.warmup, args.runs)
     with open("/proc/cpuinfo") as f:
         cpu = next((line.split(":", 1)[1].strip() for line in f
                     if line.startswith("model name")), platform.machine())
-    print(json.dumps({"framework": args.framework, "row": args.row,
+    print(json.dumps({"framework": "tfdet", "row": args.row,
                       "input": image["input_size"], "median_ms": round(median, 1),
                       "mean_ms": round(mean, 1), "runs": args.runs,
                       "cpu": f"{cpu}, {os.cpu_count()} cores"}))

@@ -37,7 +37,7 @@ def main(_):
 
     from tfdet.config import load_experiment
     from tfdet.evaluation import compiled_predictor, evaluate_detector, headline
-    from tfdet.training import (Trainer, get_strategy, resolve_checkpoint, run_config,
+    from tfdet.training import (Trainer, get_strategy, resolve_checkpoint, config_for,
                                 uses_l2_gradients, write_run_info)
     from tfdet.training.strategy import worker_info
 
@@ -47,9 +47,7 @@ def main(_):
     # image checks decode with TensorFlow).
     strategy = get_strategy()
     workers, worker, is_chief = worker_info(strategy)
-    config = f.config or (f.checkpoint and run_config(f.checkpoint))
-    if not config:
-        raise SystemExit("give --config (or a --checkpoint folder holding config.gin)")
+    config = config_for(f.config, f.checkpoint)
     exp = load_experiment(config, f.gin_bindings, allow_imports=f.allow_config_imports)
     if f.checkpoint:
         exp.model.weights = resolve_checkpoint(f.checkpoint)

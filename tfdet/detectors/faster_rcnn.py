@@ -82,15 +82,6 @@ class FasterRCNN(keras.Model):
         self.box_head.build((None, None, roi_size, roi_size, head_channels))
 
     # -- region proposals --------------------------------------------------------------------
-    @staticmethod
-    def clip_size(images, image_sizes=None):
-        """(height, width) boxes are clipped to: each image's valid size [B, 1] from
-        image_sizes [B, 2] (h, w before padding), else the padded input's."""
-        if image_sizes is None:
-            return tf.shape(images)[1], tf.shape(images)[2]
-        sizes = tf.cast(image_sizes, tf.float32)
-        return sizes[:, 0:1], sizes[:, 1:2]
-
     def proposals(self, images, rpn_logits, rpn_deltas, training, anchors=None,
                   image_sizes=None):
         """Per level: top pre-NMS anchors by objectness, decode, clip (to image_sizes [B, 2]
@@ -118,7 +109,7 @@ class FasterRCNN(keras.Model):
             scores.append(top)
             levels.append(tf.fill(tf.shape(top), level))
             start += count
-        boxes = ops.clip_boxes(tf.concat(boxes, 1), *self.clip_size(images, image_sizes))
+        boxes = ops.clip_boxes(tf.concat(boxes, 1), *ops.clip_limits(images, image_sizes))
         scores = tf.sigmoid(tf.concat(scores, 1))
         if c["rpn_min_size"] > 0:
             min_size = max(c["rpn_min_size"], 1.0)
@@ -155,7 +146,7 @@ class FasterRCNN(keras.Model):
     def postprocess(self, images, rois, valid, logits, deltas, image_sizes=None):
         """Softmax, class-specific decoding, clipping and per-class NMS."""
         c = self.config
-        height, width = self.clip_size(images, image_sizes)
+        height, width = ops.clip_limits(images, image_sizes)
         if image_sizes is not None:
             height, width = height[..., None], width[..., None]  # [B, 1, 1] for [B, R, K, 4]
         probs = tf.nn.softmax(tf.cast(logits, tf.float32))[..., 1:]

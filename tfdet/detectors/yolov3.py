@@ -102,10 +102,6 @@ class YOLOv3(keras.Model):
         (size - 1) in original pixels: pass that limit scaled to the input to reproduce it.)"""
         c = self.config
         height, width = tf.shape(images)[1], tf.shape(images)[2]
-        clip_h, clip_w = height, width
-        if image_sizes is not None:
-            sizes = tf.cast(image_sizes, tf.float32)
-            clip_h, clip_w = sizes[:, 0:1], sizes[:, 1:2]
         boxes, scores = [], []
         for level, out in enumerate(self.level_outputs(images, training)):
             batch = tf.shape(out)[0]
@@ -115,7 +111,7 @@ class YOLOv3(keras.Model):
             objectness *= tf.cast(objectness >= c["conf_threshold"], tf.float32)
             scores.append(tf.reshape(objectness * tf.sigmoid(out[..., 5:]),
                                      [batch, -1, self.num_classes]))
-        boxes = ops.clip_boxes(tf.concat(boxes, 1), clip_h, clip_w)
+        boxes = ops.clip_boxes(tf.concat(boxes, 1), *ops.clip_limits(images, image_sizes))
         return ops.batched_multiclass_nms(
             boxes, tf.concat(scores, 1), iou_threshold=c["nms_iou"],
             score_threshold=c["score_threshold"], max_per_class=c["max_detections"],

@@ -4,6 +4,7 @@ from tfdet.ops.boxes import (
     box_area,
     box_iou,
     clip_boxes,
+    clip_limits,
     complete_box_iou,
     convert_format,
     decode_boxes,

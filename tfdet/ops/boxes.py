@@ -88,6 +88,15 @@ def clip_boxes(boxes, height, width):
     return tf.clip_by_value(boxes, tf.zeros_like(upper), upper)
 
 
+def clip_limits(images, image_sizes=None):
+    """(height, width) to clip a batch's boxes to: each image's [B, 1] from image_sizes [B, 2]
+    (h, w in input pixels, e.g. the size before padding), else the input's own (scalars)."""
+    if image_sizes is None:
+        return tf.shape(images)[1], tf.shape(images)[2]
+    sizes = tf.cast(image_sizes, tf.float32)
+    return sizes[:, 0:1], sizes[:, 1:2]
+
+
 def valid_boxes_mask(boxes, min_size=0.0):
     """True where a box is finite and both its sides are longer than `min_size`."""
     boxes = as_float(boxes)

@@ -49,6 +49,15 @@ def run_config(path):
     return config if os.path.exists(config) else None
 
 
+def config_for(config, checkpoint):
+    """The config a script should load: `config` if given, else the config.gin stored with
+    `checkpoint` (converted weights); SystemExit naming the flag when there is neither."""
+    found = config or (checkpoint and run_config(checkpoint))
+    if not found:
+        raise SystemExit("give --config (or a --checkpoint folder holding config.gin)")
+    return found
+
+
 def read_run_info(checkpoint):
     """run.json of the folder holding a checkpoint prefix."""
     path = os.path.join(os.path.dirname(checkpoint), RUN_FILE)
