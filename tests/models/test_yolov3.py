@@ -9,6 +9,9 @@ from tfdet.layers.norm import count_params_without_norm_statistics as count
 from tfdet.training import Trainer
 
 YOLOV3_D53_80 = 61_949_149  # REFERENCE.md
+# ppdet 2.6.0's counts (../shared/reference/PADDLE.md); the R34 count needs res2a's projection
+# shortcut, which Paddle's basic-block ResNets have.
+PPDET_COUNTS = {"yolov3_mobilenet_v1": 24_571_197, "yolov3_r34": 42_309_053}
 # Output convs on tips of 1024, 512, 256 channels, 3 anchors x (5 + K) each: K 80 -> 20.
 VOC_DELTA = 3 * 60 * (1025 + 513 + 257)
 
@@ -19,6 +22,8 @@ def test_rows_build_and_darknet53_has_the_reference_count():
                           for v in ("", "_voc"))
     counts = {name: count(models.get(name)) for name in rows}
     assert counts["yolov3_darknet53"] == YOLOV3_D53_80
+    for name, expected in PPDET_COUNTS.items():
+        assert counts[name] == expected, name
     for b in ("darknet53", "mobilenet_v1", "r34"):
         assert counts[f"yolov3_{b}"] - counts[f"yolov3_{b}_voc"] == VOC_DELTA
 

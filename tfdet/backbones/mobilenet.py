@@ -22,9 +22,16 @@ def _pad_for_stride(x, stride, name):
     return keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x), "valid"
 
 
-def mobilenet_v1(scale=1.0, norm="bn", input_size=None, name="mobilenet_v1"):
+STATIC_BLOCKS = (5, 11, 13)  # the static zoo's C3, C4, C5: conv4_1, conv5_5, conv6
+PPDET2_BLOCKS = (4, 6, 13)  # ppdet 2.x YOLOv3's feature_maps: conv3_2, conv4_2, conv6
+
+
+def mobilenet_v1(scale=1.0, norm="bn", input_size=None, name="mobilenet_v1",
+                 feature_blocks=STATIC_BLOCKS):
     """images [B, H, W, 3] -> [C3 (stride 8, 256 x scale), C4 (stride 16, 512 x scale),
-    C5 (stride 32, 1024 x scale)]: the outputs of blocks 5, 11 and 13."""
+    C5 (stride 32, 1024 x scale)]: the outputs of blocks `feature_blocks` (1-based; the
+    static zoo's 5, 11, 13 by default, ppdet 2.x YOLOv3 takes 4, 6, 13: the same channels,
+    each the first map of its stride)."""
     images = keras.Input([input_size, input_size, 3], name="images")
     x, padding = _pad_for_stride(images, 2, "stem")
     x = keras.layers.Conv2D(int(32 * scale), 3, 2, padding=padding, use_bias=False,
@@ -39,6 +46,6 @@ def mobilenet_v1(scale=1.0, norm="bn", input_size=None, name="mobilenet_v1"):
         x = keras.layers.Conv2D(int(filters * scale), 1, use_bias=False,
                                 name=f"block{i}_pw_conv")(x)
         x = _norm_relu(x, norm, f"block{i}_pw")
-        if i in (5, 11, 13):
+        if i in feature_blocks:
             outputs.append(x)
     return keras.Model(images, outputs, name=name)

@@ -3,7 +3,8 @@
 Variant b (the zoo's default): the stride sits on the 3x3 conv of a bottleneck; stem 7x7/2 +
 3x3/2 max pool; projection shortcut = 1x1 conv with the stride. Variant d (vd): stem of three
 3x3 convs (32, 32, 64), projection shortcut = 2x2 average pool (ceil mode) then a stride-1 1x1
-conv, except in the first stage. ResNeXt: grouped 3x3 convs (`groups` x `group_width`).
+conv, except in the first stage. The first block (res2a) always has a projection shortcut, also
+in basic-block ResNets (18 / 34) whose res2a keeps 64 channels, as PaddleDetection builds them. ResNeXt: grouped 3x3 convs (`groups` x `group_width`).
 Strided convs pad symmetrically ((k - 1) // 2 each side), as PaddlePaddle / PyTorch do, so
 converted weights give the same features. Convs have no bias; a norm follows each.
 """
@@ -38,15 +39,17 @@ def _conv_norm(x, filters, kernel, stride, name, norm, act=True, groups=1, train
     return keras.layers.ReLU(name=f"{name}_relu")(x) if act else x
 
 
-def _shortcut(x, filters, stride, name, norm, variant, first_stage, trainable):
-    if variant == "d" and stride > 1 and not first_stage:
+def _shortcut(x, filters, stride, name, norm, variant, is_first, trainable):
+    if variant == "d" and stride > 1 and not is_first:
         x = keras.layers.AveragePooling2D(2, 2, padding="same", name=f"{name}_pool")(x)
         stride = 1
     return _conv_norm(x, filters, 1, stride, name, norm, act=False, trainable=trainable)
 
 
-def _block(x, kind, planes, stride, name, norm, variant, groups, group_width, first_stage,
+def _block(x, kind, planes, stride, name, norm, variant, groups, group_width, is_first,
            trainable):
+    """One residual block; is_first: the network's first block (res2a), which has a
+    projection shortcut even in a basic-block ResNet (Paddle's `depth < 50 and is_first`)."""
     in_channels = x.shape[-1]
     if kind == "basic":
         out_channels = planes
@@ -59,8 +62,8 @@ def _block(x, kind, planes, stride, name, norm, variant, groups, group_width, fi
         y = _conv_norm(y, width, 3, stride, f"{name}_b", norm, groups=groups,
                        trainable=trainable)
         y = _conv_norm(y, out_channels, 1, 1, f"{name}_c", norm, act=False, trainable=trainable)
-    if stride != 1 or in_channels != out_channels:
-        x = _shortcut(x, out_channels, stride, f"{name}_short", norm, variant, first_stage,
+    if stride != 1 or in_channels != out_channels or is_first:
+        x = _shortcut(x, out_channels, stride, f"{name}_short", norm, variant, is_first,
                       trainable)
     y = keras.layers.Add(name=f"{name}_add")([x, y])
     return keras.layers.ReLU(name=f"{name}_out")(y)
@@ -85,7 +88,7 @@ def resnet_stage(stage, input_channels, depth=50, variant="b", groups=1, group_w
     for b in range(blocks[index]):
         x = _block(x, kind, 64 * 2**index, 2 if b == 0 and index > 0 else 1,
                    f"res{stage}_{b}", norm, variant, groups, group_width,
-                   first_stage=index == 0, trainable=trainable)
+                   is_first=index == 0 and b == 0, trainable=trainable)
     return keras.Model(inputs, x, name=name or f"res{stage}")
 
 
@@ -117,7 +120,7 @@ def resnet(depth=50, variant="b", groups=1, group_width=64, norm="affine", freez
         for b in range(num_blocks):
             stride = 2 if b == 0 and stage > 0 else 1
             x = _block(x, kind, planes, stride, f"res{stage + 2}_{b}", norm, variant, groups,
-                       group_width, first_stage=stage == 0, trainable=trainable)
+                       group_width, is_first=stage == 0 and b == 0, trainable=trainable)
         outputs.append(x)
     suffix = f"_{groups}x{group_width}d" if groups > 1 else ""
     return keras.Model(images, outputs,

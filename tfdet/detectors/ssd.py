@@ -28,7 +28,9 @@ class SSD(keras.Model):
 
     backbone 'vgg16' (conv4_3 L2-normalised with a learned scale, fc7, then `extras` with
     biases and ReLU) or 'mobilenet_v1' (C4, C5, then `extras` with `norm`). Prior sizes are
-    in pixels of `base_size` and scale with image_size / base_size.
+    in pixels of `base_size` and scale with image_size / base_size. extra_activation: 'relu'
+    or 'relu6' after the MobileNet extras' norms (ppdet 2.x uses ReLU6). clip_boxes: clip the
+    decoded boxes to the image before NMS (ppdet 2.x clips only its final boxes).
     """
 
     def __init__(self, num_classes=80, backbone="vgg16", image_size=300, base_size=300,
@@ -38,7 +40,8 @@ class SSD(keras.Model):
                  steps=(8, 16, 32, 64, 100, 300), offset=0.5, flip=True, clip=False,
                  min_max_order=False, head_kernel=3, positive_iou=0.5, neg_pos_ratio=3.0,
                  box_weights=(10.0, 10.0, 5.0, 5.0), score_threshold=0.01, nms_iou=0.45,
-                 pre_nms_top_k=400, max_detections=200, **kwargs):
+                 pre_nms_top_k=400, max_detections=200, extra_activation="relu",
+                 clip_boxes=True, **kwargs):
         super().__init__(**kwargs)
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
         for key in ("extras", "min_sizes", "max_sizes", "aspect_ratios", "steps",
@@ -54,7 +57,8 @@ class SSD(keras.Model):
         elif backbone == "mobilenet_v1":
             body = mobilenet_v1(width, norm, image_size)
             features = list(body.outputs[1:])
-            extra = ssd_extra_layers(features[-1], extras, norm=norm)
+            extra = ssd_extra_layers(features[-1], extras, norm=norm,
+                                     activation=extra_activation)
         else:
             raise ValueError(f"backbone must be 'vgg16' or 'mobilenet_v1', got {backbone!r}")
         features += extra
@@ -94,8 +98,10 @@ class SSD(keras.Model):
         c = self.config
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         probs = tf.nn.softmax(tf.cast(logits, tf.float32))[..., 1:]  # [B, N, K]
-        boxes = ops.clip_boxes(ops.decode_boxes(tf.cast(deltas, tf.float32), self.priors[None],
-                                                c["box_weights"]), height, width)
+        boxes = ops.decode_boxes(tf.cast(deltas, tf.float32), self.priors[None],
+                                 c["box_weights"])
+        if c["clip_boxes"]:
+            boxes = ops.clip_boxes(boxes, height, width)
         return ops.batched_multiclass_nms(
             boxes, probs, iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
             max_per_class=c["max_detections"], max_total=c["max_detections"],

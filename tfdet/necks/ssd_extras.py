@@ -5,12 +5,16 @@ import keras
 from tfdet.layers.norm import make_norm
 
 
-def ssd_extra_layers(x, specs, norm=None, name="extra"):
+def ssd_extra_layers(x, specs, norm=None, name="extra", activation="relu"):
     """specs: [[filters1, filters2, padding, stride, kernel], ...] as PaddleDetection's VGG
     (e.g. [256, 512, 1, 2, 3]: 1x1 conv of 256, then 3x3 / 2 conv of 512 with padding 1);
     [filters1, filters2] means padding 1, stride 2, kernel 3 (the MobileNet blocks).
-    norm: None (convs with bias and ReLU, VGG) or a norm kind (conv, norm, ReLU).
+    norm: None (convs with bias and ReLU, VGG) or a norm kind (conv, norm, activation).
+    activation (with a norm): 'relu' (the static zoo) or 'relu6' (ppdet 2.x MobileNet).
     Returns the list of the extra maps."""
+    if activation not in ("relu", "relu6"):
+        raise ValueError(f"SSD extra layers: activation must be 'relu' or 'relu6', got "
+                         f"{activation!r}")
     outputs = []
     for i, spec in enumerate(specs, start=1):
         filters1, filters2, padding, stride, kernel = (list(spec) + [1, 2, 3])[:5]
@@ -25,6 +29,7 @@ def ssd_extra_layers(x, specs, norm=None, name="extra"):
                                     name=f"{layer}_conv")(x)
             if norm is not None:
                 x = make_norm(norm, f"{layer}_norm")(x)
-                x = keras.layers.ReLU(name=f"{layer}_relu")(x)
+                x = keras.layers.ReLU(6.0 if activation == "relu6" else None,
+                                      name=f"{layer}_relu")(x)
         outputs.append(x)
     return outputs
