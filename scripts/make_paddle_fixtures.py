@@ -9,7 +9,8 @@ For each row: builds ppdet 2.6.0's model from its config, fills it with seeded w
 runs it in eval mode on real images (../shared/data) preprocessed by the config's own
 TestReader operators, and stores
   ROW.json      config, seed, weight overrides, {name: shape}, per image: the resized image
-                file, im_shape / scale_factor, the normalisation, the padded input size
+                file, im_shape / scale_factor, the normalisation, the padded input size, and
+                for the families in LOSSES ppdet's train-mode losses for fixed ground truth
   ROW.npz       per image and stage (backbone, neck, head outputs): 1024 elements at seeded
                 positions of each NCHW tensor with their flat indices, the tensor's shape and
                 its largest magnitude; the final detections [N, 6] (class, score, x1, y1, x2,
@@ -48,23 +49,39 @@ _RCNN = {"rpn_head.rpn_rois_score.weight": ("normal", 0.0, 0.2),
          "bbox_head.bbox_score.weight": ("normal", 0.0, 0.2),
          "bbox_head.bbox_delta.weight": ("normal", 0.0, 0.02)}
 _YOLO = {f"yolo_head.yolo_output.{i}.weight": ("normal", 0.0, 0.5) for i in range(3)}
+# Norm scales near sqrt(2) for (leaky) ReLU networks without residuals, whose activations
+# would otherwise shrink layer by layer down to the norms' biases.
+_GAIN = ("normal", 1.4, 0.1)
 
-# row -> config path under configs/, the captured stages, weight overrides (name -> recipe);
-# test_size / paddle_config: the same config's weights tested at another size.
+# row -> config path under configs/, the captured stages, weight overrides (name -> recipe),
+# losses: also ppdet's train-mode losses (LOSSES). Not for the DarkNet rows (their head outputs
+# are large enough in train mode to saturate ppdet's probability-space BCE at its log clamp)
+# nor MobileNetV1 (its train-mode losses differed by up to 0.3% in xy / wh: not explained);
+# test_size / paddle_config: the same config's weights tested at another size (a square side,
+# or [short, long] for the R-CNN configs' keep-ratio Resize).
 ROWS = {
     "retinanet_r50_fpn_1x_coco": dict(
-        config="retinanet/retinanet_r50_fpn_1x_coco.yml", kind="retinanet",
+        config="retinanet/retinanet_r50_fpn_1x_coco.yml", kind="retinanet", losses=True,
         overrides={"head.retina_cls.bias": ("const", -5.0),
                    "head.retina_cls.weight": ("normal", 0.0, 0.3)}),
     "faster_rcnn_r50_fpn_1x_coco": dict(
         config="faster_rcnn/faster_rcnn_r50_fpn_1x_coco.yml", kind="faster_rcnn",
         overrides=_RCNN),
+    # The C4 rows at 512 x 853 too: res5 on 1000 RoIs took about 55 s per test at 800 x 1333.
     "faster_rcnn_r50_1x_coco": dict(
         config="faster_rcnn/faster_rcnn_r50_1x_coco.yml", kind="faster_rcnn",
-        overrides=_RCNN),
+        overrides=_RCNN, test_size=[512, 853]),
     "faster_rcnn_r50_vd_fpn_2x_coco": dict(
         config="faster_rcnn/faster_rcnn_r50_vd_fpn_2x_coco.yml", kind="faster_rcnn",
         overrides=_RCNN),
+    # At 512 x 853: at 800 x 1333 the X101 test peaked at 12 GB (10.5 GB in tfdet's forward).
+    "faster_rcnn_x101_vd_64x4d_fpn_1x_coco": dict(
+        config="faster_rcnn/faster_rcnn_x101_vd_64x4d_fpn_1x_coco.yml", kind="faster_rcnn",
+        overrides=_RCNN, test_size=[512, 853]),
+    "mask_rcnn_r50_1x_coco": dict(
+        config="mask_rcnn/mask_rcnn_r50_1x_coco.yml", kind="mask_rcnn",
+        overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)}),
+        test_size=[512, 853]),
     "mask_rcnn_r50_fpn_1x_coco": dict(
         config="mask_rcnn/mask_rcnn_r50_fpn_1x_coco.yml", kind="mask_rcnn",
         overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)})),
@@ -73,6 +90,20 @@ ROWS = {
     "yolov3_darknet53_270e_coco_320": dict(
         config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3", overrides=_YOLO,
         test_size=320, paddle_config="yolov3_darknet53_270e_coco"),
+    "yolov3_mobilenet_v1_270e_coco": dict(
+        config="yolov3/yolov3_mobilenet_v1_270e_coco.yml", kind="yolov3",
+        overrides={"backbone.*._batch_norm.weight": ("normal", 1.2, 0.1),
+                   "neck.*.batch_norm.weight": _GAIN,
+                   "yolo_head.yolo_output.*.weight": ("normal", 0.0, 0.1)}),
+    "yolov3_r34_270e_coco": dict(
+        config="yolov3/yolov3_r34_270e_coco.yml", kind="yolov3", losses=True,
+        overrides={"neck.*.batch_norm.weight": _GAIN,
+                   "yolo_head.yolo_output.*.weight": ("normal", 0.0, 0.1)}),
+    "ssd_vgg16_300_240e_voc": dict(
+        config="ssd/ssd_vgg16_300_240e_voc.yml", kind="ssd", overrides={}),
+    "ssd_mobilenet_v1_300_120e_voc": dict(
+        config="ssd/ssd_mobilenet_v1_300_120e_voc.yml", kind="ssd",
+        overrides={"backbone.*._batch_norm.weight": _GAIN}),
 }
 
 
@@ -100,12 +131,13 @@ def _stages_faster_rcnn(model, inputs):
 def _stages_mask_rcnn(model, inputs):
     stages, extra = _stages_faster_rcnn(model, inputs)
     body = model.backbone(inputs)
-    neck = model.neck(body)
+    neck = model.neck(body) if model.neck is not None else body
     rois, rois_num, _ = model.rpn_head(neck, inputs)
-    preds, _ = model.bbox_head(neck, rois, rois_num, None)
+    preds, feat_func = model.bbox_head(neck, rois, rois_num, None)
     boxes, num, _ = model.bbox_post_process(preds, (rois, rois_num), inputs["im_shape"],
                                             inputs["scale_factor"])
-    masks = model.mask_head(neck, boxes, num, inputs)  # [N, 28, 28] of each box's class
+    # [N, m, m] of each box's class (m = 28 FPN, 14 C4, whose head runs res5 via feat_func)
+    masks = model.mask_head(neck, boxes, num, inputs, feat_func=feat_func)
     stages["mask_probs"] = [masks]
     extra["mask_boxes"] = boxes.numpy()  # [N, 6] class, score, box in input pixels
     return stages, extra
@@ -118,12 +150,71 @@ def _stages_yolov3(model, inputs):
     return {"backbone": body, "neck": tips, "head": outputs}, {}
 
 
+def _stages_ssd(model, inputs):
+    feats = model.backbone(inputs)  # VGG: conv4_3 already L2-normalised
+    head = model.ssd_head
+    return {"backbone": feats,
+            "head_boxes": [conv(f) for f, conv in zip(feats, head.box_convs)],
+            "head_scores": [conv(f) for f, conv in zip(feats, head.score_convs)]}, {}
+
+
+# Training-loss parity: ground truth as fractions of the unpadded input (x1, y1, x2, y2) and
+# contiguous classes; the third box is small, so it is matched only as its anchors' best box.
+GT_FRACTIONS = [[0.10, 0.15, 0.60, 0.80], [0.50, 0.40, 0.95, 0.90], [0.30, 0.30, 0.36, 0.38]]
+GT_CLASSES = [0, 5, 17]
+
+
+def _train_mode_losses(model, feed):
+    """ppdet's losses of `model(feed)` in train mode; the weights (BN statistics, which train
+    mode updates) are restored afterwards."""
+    import copy
+    state = copy.deepcopy({k: v.numpy() for k, v in model.state_dict().items()})
+    model.train()
+    try:
+        out = model(feed)
+    finally:
+        model.eval()
+        model.set_state_dict(state)
+    return {k: float(v.numpy().reshape(-1)[0]) for k, v in out.items()}
+
+
+def _losses_retinanet(model, cfg, inputs, gt_boxes, gt_classes):
+    """RetinaNet: no sampling; its norms are frozen (train mode computes eval features)."""
+    import paddle
+    return _train_mode_losses(model, dict(inputs, gt_bbox=paddle.to_tensor(gt_boxes[None]),
+                                          gt_class=paddle.to_tensor(gt_classes[None, :, None])))
+
+
+def _losses_yolov3(model, cfg, inputs, gt_boxes, gt_classes):
+    """YOLOv3: the reader's Gt2YoloTarget builds the per-level targets from normalised
+    centre-size boxes, as the TrainReader does; BN uses the batch's statistics."""
+    import paddle
+    from ppdet.data.transform.batch_operators import Gt2YoloTarget
+    image = inputs["image"].numpy()[0]
+    _, h, w = image.shape
+    xyxy = gt_boxes / np.asarray([w, h, w, h], np.float32)
+    xywh = np.concatenate([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], 1)
+    head = cfg["YOLOv3Head"]
+    # 1-d class and score columns: numpy 2 refuses Gt2YoloTarget's writes of [M, 1] rows.
+    sample = {"image": image, "gt_bbox": xywh.astype(np.float32),
+              "gt_class": gt_classes.astype(np.int32),
+              "gt_score": np.ones(len(gt_classes), np.float32)}
+    Gt2YoloTarget(head["anchors"], head["anchor_masks"], cfg["YOLOv3Loss"]["downsample"],
+                  num_classes=cfg["num_classes"])([sample])
+    targets = {f"target{i}": paddle.to_tensor(sample[f"target{i}"][None]) for i in range(3)}
+    return _train_mode_losses(model, dict(inputs, gt_bbox=paddle.to_tensor(
+        sample["gt_bbox"][None]), **targets))
+
+
+LOSSES = {"retinanet": _losses_retinanet, "yolov3": _losses_yolov3}
+
+
 def _stages_retinanet_full(model, inputs):
     return _stages_retinanet(model, inputs), {}
 
 
 STAGES = {"retinanet": _stages_retinanet_full, "faster_rcnn": _stages_faster_rcnn,
-          "mask_rcnn": _stages_mask_rcnn, "yolov3": _stages_yolov3}
+          "mask_rcnn": _stages_mask_rcnn, "yolov3": _stages_yolov3, "ssd": _stages_ssd}
 
 
 def preprocess(cfg, path, image_dir):
@@ -210,7 +301,8 @@ def make_row(row, spec, configs, output, seed):
     if "test_size" in spec:  # the same weights tested at another size (YOLOv3 at 320)
         for op in cfg.TestReader["sample_transforms"]:
             if "Resize" in op:
-                op["Resize"]["target_size"] = [spec["test_size"]] * 2
+                size = spec["test_size"]  # a side, or [short, long] for keep_ratio resizes
+                op["Resize"]["target_size"] = list(size) if isinstance(size, list) else [size] * 2
     model = create(cfg.architecture)
     model.eval()
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
@@ -234,6 +326,15 @@ def make_row(row, spec, configs, output, seed):
             arrays[f"{i}/{k}"] = np.asarray(v, np.float32)
         num = int(out["bbox_num"].numpy()[0])
         arrays[f"{i}/bbox"] = out["bbox"].numpy()[:num].astype(np.float32)
+        losses = None
+        if spec.get("losses"):
+            h, w = (float(v) for v in im_shape)
+            gt_boxes = (np.asarray(GT_FRACTIONS) * [w, h, w, h]).astype(np.float32)
+            gt_classes = np.asarray(GT_CLASSES, np.int32)
+            losses = {"gt_boxes": gt_boxes.tolist(), "gt_classes": gt_classes.tolist(),
+                      "values": LOSSES[spec["kind"]](model, cfg, inputs, gt_boxes,
+                                                     gt_classes)}
+            print(f"{row} {rel}: train-mode losses {losses['values']}")
         import cv2
         original = cv2.imread(str(DATA / rel)).shape[:2]
         images.append({"source": rel, "resized": str(png.relative_to(output)),
@@ -242,7 +343,7 @@ def make_row(row, spec, configs, output, seed):
                        "scale_factor": [float(v) for v in scale],
                        "input_size": list(x.shape[1:]), "normalise": normalise,
                        "stages": {s: len(t) for s, t in stages.items()},
-                       "detections": num})
+                       "detections": num, "losses": losses})
         print(f"{row} {rel}: {num} detections, top score "
               f"{float(out['bbox'].numpy()[:1, 1].max()) if num else 0:.3f}")
     np.savez_compressed(output / f"{row}.npz", **arrays)

@@ -5,9 +5,12 @@ seed and the names / shapes instead of tens of millions of floats.
 Each tensor is drawn from its own generator, seeded by (seed, crc32(name)), so the values do not
 depend on dict order. Scales keep activations of order one through a deep network in eval mode:
 conv / linear weights N(0, 1 / fan_in), norm scales U(0.4, 0.8), biases / means N(0, 0.05),
-variances U(0.5, 1.5). `overrides` maps a name to ("normal", mean, std) or ("const", value),
-e.g. classifier biases that put detections above the score threshold.
+variances U(0.5, 1.5). `overrides` maps a name, or an fnmatch pattern such as
+"backbone.*._batch_norm.weight", to ("normal", mean, std) or ("const", value): e.g. classifier
+biases that put detections above the score threshold, or norm scales that keep a thin
+network's activations from fading (an exact name wins over patterns, then the first pattern).
 """
+import fnmatch
 import zlib
 
 import numpy as np
@@ -41,5 +44,11 @@ def seeded_tensor(name, shape, seed, override=None):
 def seeded_state(shapes, seed, overrides=None):
     """{name: array} for an ordered {name: shape}."""
     overrides = overrides or {}
-    return {name: seeded_tensor(name, shape, seed, overrides.get(name))
+    patterns = [k for k in overrides if any(c in k for c in "*?[")]
+
+    def recipe(name):
+        if name in overrides:
+            return overrides[name]
+        return next((overrides[p] for p in patterns if fnmatch.fnmatchcase(name, p)), None)
+    return {name: seeded_tensor(name, shape, seed, recipe(name))
             for name, shape in shapes.items()}

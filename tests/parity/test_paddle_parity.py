@@ -45,8 +45,9 @@ def _nchw(a):
 def _retinanet_stages(model, x, image, expected):
     net = model.network
     c = model.config
-    blocks = {2: 3, 3: 4, 4: 6, 5: 3} if c["depth"] == 50 else None
-    backbone = [f"res{s}_{blocks[s] - 1}_out" for s in range(c["min_level"], 6)]
+    from tfdet.backbones.resnet import DEPTHS
+    blocks = DEPTHS[c["depth"]][1]
+    backbone = [f"res{s}_{blocks[s - 2] - 1}_out" for s in range(c["min_level"], 6)]
     neck = [f"fpn_output{level}" for level in range(c["min_level"], 6)] + [
         f"fpn_extra{level}" for level in range(6, c["max_level"] + 1)]
     probe = keras.Model(net.input, [net.get_layer(n).output for n in backbone + neck])
@@ -90,27 +91,41 @@ def _level_maps(flat, shapes, per_anchor, perm):
 
 
 def _faster_rcnn_stages(model, x, image, expected):
+    from tfdet.backbones.resnet import DEPTHS
     net = model.network
     c = model.config
-    blocks = {2: 3, 3: 4, 4: 6, 5: 3}
+    blocks = DEPTHS[c["depth"]][1]
     stages = (4,) if c["neck"] == "c4" else (2, 3, 4, 5)
-    backbone = [f"res{s}_{blocks[s] - 1}_out" for s in stages]
+    backbone = [f"res{s}_{blocks[s - 2] - 1}_out" for s in stages]
     probe = keras.Model(net.input, [net.get_layer(n).output for n in backbone])
     *pyramid, rpn_logits, rpn_deltas = (np.asarray(o) for o in net(x))
     shapes = [p.shape[1:3] for p in pyramid]
     perm = anchor_order(len(c["anchor_sizes"]) if c["neck"] == "c4" else 1, len(c["ratios"]))
     h, w = image["im_shape"]
-    rois, valid = model.proposals(x, rpn_logits, rpn_deltas, training=False,
-                                  image_sizes=np.asarray([[h, w]], np.float32))
-    theirs = expected["rois"]
-    ours = np.asarray(rois[0])[np.asarray(valid[0])]
+    sizes = np.asarray([[h, w]], np.float32)
+
+    def proposals(extra=0):
+        key = "test_post_nms_top_k"
+        keep = model.config[key]
+        model.config[key] = keep + extra
+        try:
+            rois, valid = model.proposals(x, rpn_logits, rpn_deltas, training=False,
+                                          image_sizes=sizes)
+        finally:
+            model.config[key] = keep
+        return np.asarray(rois[0])[np.asarray(valid[0])]
+    theirs, ours = expected["rois"], proposals()
     assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
     # Both lists are sorted by objectness: the same boxes in the same order, up to swaps of
-    # neighbours whose scores tie to float precision.
+    # neighbours whose scores tie to float precision; where the list is full, the last ones
+    # may differ by such a tie at the cut: then ppdet's are tfdet's next few.
     tol = 0.01 * max(h, w) / 1000
+    n, longer = len(theirs), None
     for k, box in enumerate(theirs):
-        near = ours[max(0, k - 3):k + 4]
-        err = np.abs(near - box).max(axis=1).min()
+        err = np.abs(ours[max(0, k - 3):k + 4] - box).max(axis=1).min()
+        if err > tol and k >= n - 3 and n == model.config["test_post_nms_top_k"]:
+            longer = proposals(3) if longer is None else longer
+            err = np.abs(longer[k - 3:] - box).max(axis=1).min()
         assert err <= tol, f"proposal {k} {box}: nearest tfdet proposal is {err} px away"
     logits, deltas = model.box_head(model.roi_features([p for p in pyramid],
                                                         theirs[None].astype(np.float32)))
@@ -123,6 +138,37 @@ def _faster_rcnn_stages(model, x, image, expected):
             "rpn_logits": _level_maps(rpn_logits, shapes, 1, perm),
             "rpn_deltas": _level_maps(rpn_deltas, shapes, 4, perm),
             "box_probs": [probs], "box_deltas": [deltas]}
+
+
+def _batch(x, gt_boxes, gt_classes):
+    boxes = np.asarray(gt_boxes, np.float32)[None]
+    classes = np.asarray(gt_classes, np.int32)[None]
+    return {"images": x, "boxes": boxes, "classes": classes,
+            "is_crowd": np.zeros_like(classes, bool)}
+
+
+def _retinanet_losses(model, x, gt_boxes, gt_classes):
+    """tfdet's training losses under ppdet's names (focal / L1 sums over the positives)."""
+    out = model.compute_losses(_batch(x, gt_boxes, gt_classes), training=True)
+    return {"loss_cls": out["class_loss"], "loss_reg": out["box_loss"],
+            "loss": out["total_loss"]}
+
+
+def _yolov3_losses(model, x, gt_boxes, gt_classes):
+    """YOLOv3's training losses (BN on the batch's statistics) under ppdet's names; the
+    weights, whose BN statistics a training call moves, are restored."""
+    weights = model.get_weights()
+    try:
+        out = model.compute_losses(_batch(x, gt_boxes, gt_classes), training=True)
+    finally:
+        model.set_weights(weights)
+    names = {"loss_xy": "xy_loss", "loss_wh": "wh_loss", "loss_obj": "objectness_loss",
+             "loss_cls": "class_loss", "loss": "total_loss"}
+    return {theirs: out[ours] for theirs, ours in names.items()}
+
+
+LOSSES = {"retinanet": _retinanet_losses, "yolov3": _yolov3_losses}
+LOSS_TOLERANCE = 1e-3  # relative, issue 10's bound for deterministic sampling
 
 
 def _faster_rcnn_detections(model, x, image):
@@ -151,7 +197,15 @@ def _mask_rcnn_stages(model, x, image, expected):
 
 def _yolov3_stages(model, x, image, expected):
     net = model.network
-    backbone = ["stage3_block8_add", "stage4_block8_add", "stage5_block4_add"]
+    c = model.config
+    if c["backbone"] == "darknet53":
+        backbone = ["stage3_block8_add", "stage4_block8_add", "stage5_block4_add"]
+    elif c["backbone"] == "mobilenet_v1":
+        backbone = [f"block{b}_pw_relu" for b in c["mobilenet_blocks"]]
+    else:
+        from tfdet.backbones.resnet import DEPTHS
+        blocks = DEPTHS[c["depth"]][1]
+        backbone = [f"res{s}_{blocks[s - 2] - 1}_out" for s in (3, 4, 5)]
     tips = [f"yolo_block{i}_tip_leaky" for i in range(3)]
     probe = keras.Model(net.input, [net.get_layer(n).output for n in backbone + tips])
     outs = [_nchw(o) for o in probe(x)]
@@ -177,7 +231,42 @@ def _yolov3_detections(model, x, image):
                            np.asarray(out["scores"][0, :num])[:, None], boxes], axis=1)
 
 
+def _ssd_stages(model, x, image, expected):
+    """The six maps the head reads (VGG's conv4_3 after its L2 norm), and each map's box and
+    class conv outputs; class channels back in ppdet's order (background last)."""
+    net = model.network
+    c = model.config
+    extras = range(1, len(c["extras"]) + 1)
+    if c["backbone"] == "vgg16":
+        names = ["conv4_3_norm", "fc7"] + [f"extra{i}_2_conv" for i in extras]
+    else:
+        names = ["block11_pw_relu", "block13_pw_relu"] + [f"extra{i}_2_relu" for i in extras]
+    probe = keras.Model(net.input, [net.get_layer(n).output for n in names])
+    feats = [np.asarray(f) for f in probe(x)]
+    k = model.num_classes + 1
+    boxes, scores = [], []
+    for f, box, cls, priors in zip(feats, model.head.box_convs, model.head.class_convs,
+                                   model.head.priors_per_cell):
+        boxes.append(_nchw(box(f)))
+        # ppdet's (prior a, class j) is tfdet's (a, (j + 1) mod (K + 1)).
+        perm = (np.arange(priors)[:, None] * k + (np.arange(k) + 1) % k).reshape(-1)
+        scores.append(_nchw(np.asarray(cls(f))[..., perm]))
+    return {"backbone": [_nchw(f) for f in feats], "head_boxes": boxes, "head_scores": scores}
+
+
+def _ssd_detections(model, x, image):
+    """ppdet's SSD decodes normalised boxes times the original size and does not clip: tfdet's
+    input-pixel boxes over the scale factor, unclipped (clip_boxes=False)."""
+    out = model(x)
+    num = int(out["num_detections"][0])
+    sy, sx = image["scale_factor"]
+    boxes = np.asarray(out["boxes"][0, :num]) / np.asarray([sx, sy, sx, sy], np.float32)
+    return np.concatenate([np.asarray(out["classes"][0, :num], np.float32)[:, None],
+                           np.asarray(out["scores"][0, :num])[:, None], boxes], axis=1)
+
+
 STAGES = {"retinanet": (_retinanet_stages, _retinanet_detections),
+          "ssd": (_ssd_stages, _ssd_detections),
           "yolov3": (_yolov3_stages, _yolov3_detections),
           "mask_rcnn": (_mask_rcnn_stages, _faster_rcnn_detections),
           "faster_rcnn": (_faster_rcnn_stages, _faster_rcnn_detections)}
@@ -238,6 +327,14 @@ def compare_row(row, folder):
                 mean_err = abs(float(ours.astype(np.float64).mean()) - expected[f"{key}/mean"])
                 assert mean_err <= TOLERANCE * scale, (key, mean_err)
                 errors[stage] = max(errors.get(stage, 0.0), float(err))
+        if image.get("losses"):
+            ours = LOSSES[spec.family](model, x, image["losses"]["gt_boxes"],
+                                       image["losses"]["gt_classes"])
+            for name, theirs in image["losses"]["values"].items():
+                rel = abs(float(ours[name]) - theirs) / max(abs(theirs), 1e-12)
+                assert rel <= LOSS_TOLERANCE, (row, image["source"], name, float(ours[name]),
+                                               theirs)
+                errors[f"loss {name}"] = max(errors.get(f"loss {name}", 0.0), rel)
         ours = detect_fn(model, x, image)
         num = len(ours)
         theirs = expected[f"{i}/bbox"]

@@ -53,19 +53,45 @@ PADDLE_CONFIGS = {
     "faster_rcnn_r50_vd_fpn_2x_coco": PaddleConfig(
         "faster_rcnn_r50_vd_fpn_2x", "faster_rcnn",
         dict(depth=50, variant="d", aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+    # ResNeXt-101-vd 64x4d: the same differences as the other FPN rows.
+    "faster_rcnn_x101_vd_64x4d_fpn_1x_coco": PaddleConfig(
+        "faster_rcnn_x101_vd_64x4d_fpn_1x", "faster_rcnn",
+        dict(aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+    # ppdet 2.x Mask R-CNN C4: Faster R-CNN C4's differences; the mask head is a deconv on the
+    # res5 maps of each box (14x14 masks), as the zoo's.
+    "mask_rcnn_r50_1x_coco": PaddleConfig(
+        "mask_rcnn_r50_1x", "mask_rcnn",
+        dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
     # ppdet 2.x Mask R-CNN FPN: the Faster R-CNN differences; 14x14 mask RoIs as the zoo's.
     "mask_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "mask_rcnn_r50_fpn_1x", "mask_rcnn",
         dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
     # ppdet 2.x YOLOv3 DarkNet-53 (608 test size): the static zoo's architecture; BN kept as
-    # BN (inference uses its statistics).
-    "yolov3_darknet53_270e_coco": PaddleConfig("yolov3_darknet53", "yolov3", {}),
+    # BN (inference uses its statistics); no label smoothing in its loss (the static zoo's
+    # config smooths).
+    "yolov3_darknet53_270e_coco": PaddleConfig(
+        "yolov3_darknet53", "yolov3", dict(label_smooth=False)),
+    # ppdet 2.x YOLOv3 MobileNetV1: C3 / C4 from blocks 4 and 6 (conv3_2, conv4_2), where the
+    # static zoo takes blocks 5 and 11 (same channels, so the same parameter count).
+    "yolov3_mobilenet_v1_270e_coco": PaddleConfig(
+        "yolov3_mobilenet_v1", "yolov3", dict(mobilenet_blocks=(4, 6, 13), label_smooth=False)),
+    # ppdet 2.x YOLOv3 ResNet-34: the zoo's architecture (res2a with a projection shortcut).
+    "yolov3_r34_270e_coco": PaddleConfig("yolov3_r34", "yolov3", dict(label_smooth=False)),
+    # ppdet 2.x SSD: softmax background last (moved to slot 0), boxes clipped only after NMS;
+    # the MobileNet extras use ReLU6.
+    "ssd_vgg16_300_240e_voc": PaddleConfig(
+        "ssd_vgg16_300_voc", "ssd", dict(clip_boxes=False), num_classes=20),
+    "ssd_mobilenet_v1_300_120e_voc": PaddleConfig(
+        "ssd_mobilenet_v1_voc", "ssd", dict(clip_boxes=False, extra_activation="relu6"),
+        num_classes=20),
 }
 
 
-def _conv_kernel(w):
+def _conv_kernel(w, depthwise=False):
+    """Paddle [out, in / groups, kh, kw] -> Keras [kh, kw, in / groups, out]; depthwise
+    [C, 1, kh, kw] -> Keras DepthwiseConv2D [kh, kw, C, 1]."""
     if w.ndim == 4:
-        return np.transpose(w, (2, 3, 1, 0))
+        return np.transpose(w, (2, 3, 0, 1) if depthwise else (2, 3, 1, 0))
     raise ConversionError(f"expected a 4-d conv weight, got shape {w.shape}")
 
 
@@ -97,11 +123,12 @@ class _Mapping:
         prefix = layer + "/"
         return {p[len(prefix):] for p in self.paths if p.startswith(prefix)}
 
-    def conv(self, layer, prefix, out_perm=None):
-        """Conv `prefix`.weight (and .bias if tfdet's layer has one) -> tfdet `layer`."""
+    def conv(self, layer, prefix, out_perm=None, depthwise=False):
+        """Conv `prefix`.weight (and .bias if tfdet's layer has one) -> tfdet `layer`;
+        out_perm: tfdet output channel c takes Paddle's out_perm[c]."""
         w = self.take(f"{prefix}.weight")
         if w is not None:
-            w = _conv_kernel(w)
+            w = _conv_kernel(w, depthwise)
             if out_perm is not None and w.shape[-1] == len(out_perm):
                 w = w[..., out_perm]
         self.put(f"{layer}/kernel", w)
@@ -131,10 +158,10 @@ class _Mapping:
             self.put(f"{layer}/gamma", weight)
             self.put(f"{layer}/beta", bias)
 
-    def conv_norm(self, layer, prefix, norm="norm"):
-        """ppdet ConvNormLayer `prefix` (.conv, .norm; ConvBNLayer: .batch_norm) -> tfdet
-        `layer`_conv / `layer`_norm."""
-        self.conv(f"{layer}_conv", f"{prefix}.conv")
+    def conv_norm(self, layer, prefix, norm="norm", conv="conv", depthwise=False):
+        """ppdet ConvNormLayer `prefix` (.conv, .norm; DarkNet's ConvBNLayer: .batch_norm;
+        MobileNet's: ._conv, ._batch_norm) -> tfdet `layer`_conv / `layer`_norm."""
+        self.conv(f"{layer}_conv", f"{prefix}.{conv}", depthwise=depthwise)
         self.norm(f"{layer}_norm", f"{prefix}.{norm}")
 
     def finish(self, what):
@@ -298,12 +325,24 @@ def map_mask_rcnn(m, model):
     m.put(f"{layers}/mask_logits/bias", b)
 
 
-def map_yolov3(m, model):
-    """ppdet YOLOv3 (DarkNet-53, YOLOv3FPN, YOLOv3Head) -> tfdet YOLOv3. The output channels
-    are laid out alike (per anchor: x, y, w, h, objectness, classes)."""
+_MOBILENET_BLOCKS = (["conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv4_1", "conv4_2"]
+                     + [f"conv5_{i}" for i in range(1, 7)] + ["conv6"])
+
+
+def map_mobilenet_v1(m, prefix="backbone"):
+    """ppdet MobileNet (conv1, then depthwise-separable conv2_1 .. conv6) -> tfdet
+    mobilenet_v1 (stem, block1 .. block13, each _dw and _pw)."""
+    bn, conv = "_batch_norm", "_conv"
+    m.conv_norm("stem", f"{prefix}.conv1", bn, conv)
+    for i, name in enumerate(_MOBILENET_BLOCKS, start=1):
+        m.conv_norm(f"block{i}_dw", f"{prefix}.{name}._depthwise_conv", bn, conv,
+                    depthwise=True)
+        m.conv_norm(f"block{i}_pw", f"{prefix}.{name}._pointwise_conv", bn, conv)
+
+
+def map_darknet53(m):
+    """ppdet DarkNet (depth 53) -> tfdet darknet53."""
     from tfdet.backbones.darknet import _STAGES as DARKNET53_BLOCKS
-    if model.config["backbone"] != "darknet53":
-        raise ConversionError("only the DarkNet-53 YOLOv3 converts so far")
     bn = "batch_norm"
     m.conv_norm("stem", "backbone.conv0", bn)
     for stage, blocks in enumerate(DARKNET53_BLOCKS):
@@ -317,6 +356,19 @@ def map_yolov3(m, model):
                  f"backbone.stage.{stage}.stage.{stage}.{b}")
             m.conv_norm(f"stage{stage + 1}_block{b + 1}_a", f"{p}.conv1", bn)
             m.conv_norm(f"stage{stage + 1}_block{b + 1}_b", f"{p}.conv2", bn)
+
+
+def map_yolov3(m, model):
+    """ppdet YOLOv3 (DarkNet-53, MobileNet or ResNet; YOLOv3FPN, YOLOv3Head) -> tfdet YOLOv3.
+    The output channels are laid out alike (per anchor: x, y, w, h, objectness, classes)."""
+    c = model.config
+    if c["backbone"] == "darknet53":
+        map_darknet53(m)
+    elif c["backbone"] == "mobilenet_v1":
+        map_mobilenet_v1(m)
+    else:
+        map_resnet(m, c["depth"], "b")
+    bn = "batch_norm"
     for i in range(3):
         p = f"neck.yolo_block.{i}"
         for j in range(2):
@@ -329,8 +381,40 @@ def map_yolov3(m, model):
         m.conv(f"output{i}", f"yolo_head.yolo_output.{i}")
 
 
+def map_ssd(m, model):
+    """ppdet SSD (VGG with its L2-normalised conv4_3 and extra convs, or MobileNet with
+    ExtraBlocks; SSDHead boxes<i> / scores<i>) -> tfdet SSD. ppdet's softmax has the
+    background last in each prior's K + 1 logits, tfdet's first: the class convs' output
+    channels are permuted."""
+    c = model.config
+    if c["backbone"] == "vgg16":
+        from tfdet.backbones.vgg import _BLOCKS as VGG_BLOCKS
+        for block, (_, convs) in enumerate(VGG_BLOCKS, start=1):
+            for i in range(1, convs + 1):
+                m.conv(f"conv{block}_{i}", f"backbone.conv_block_{block - 1}.conv{i - 1}")
+        m.conv("fc6", "backbone.fc6")
+        m.conv("fc7", "backbone.fc7")
+        (var,) = m.layer_vars("conv4_3_norm")
+        m.put(f"conv4_3_norm/{var}", m.take("backbone.norm0.scale"))
+        for i in range(1, len(c["extras"]) + 1):
+            for j in (1, 2):
+                m.conv(f"extra{i}_{j}_conv", f"backbone.conv{5 + i}.conv{j - 1}")
+    else:
+        map_mobilenet_v1(m)
+        for i in range(1, len(c["extras"]) + 1):
+            p = f"backbone.conv7_{i}"
+            m.conv_norm(f"extra{i}_1", f"{p}.pointwise_conv", "_batch_norm", "_conv")
+            m.conv_norm(f"extra{i}_2", f"{p}.normal_conv", "_batch_norm", "_conv")
+    k = model.num_classes + 1
+    for i, priors in enumerate(model.head.priors_per_cell):
+        m.conv(f"head/box{i}", f"ssd_head.boxes{i}")
+        # tfdet's (prior a, class j) takes ppdet's (a, (j - 1) mod (K + 1)).
+        perm = (np.arange(priors)[:, None] * k + (np.arange(k) - 1) % k).reshape(-1)
+        m.conv(f"head/class{i}", f"ssd_head.scores{i}", perm)
+
+
 FAMILIES = {"retinanet": map_retinanet, "faster_rcnn": map_faster_rcnn,
-            "mask_rcnn": map_mask_rcnn, "yolov3": map_yolov3}
+            "mask_rcnn": map_mask_rcnn, "yolov3": map_yolov3, "ssd": map_ssd}
 
 
 def paddle_config(name):
@@ -383,6 +467,9 @@ def _infer_classes(state, spec):
         return state["head.retina_cls.weight"].shape[0] // anchors
     if "yolo_head.yolo_output.0.weight" in state:
         return state["yolo_head.yolo_output.0.weight"].shape[0] // 3 - 5
+    if "ssd_head.scores0.weight" in state and "ssd_head.boxes0.weight" in state:
+        priors = state["ssd_head.boxes0.weight"].shape[0] // 4
+        return state["ssd_head.scores0.weight"].shape[0] // priors - 1
     if "bbox_head.bbox_score.weight" in state:
         return state["bbox_head.bbox_score.weight"].shape[-1] - 1
     return spec.num_classes
