@@ -76,7 +76,7 @@ def test_ground_truth_masks_cropped_and_pasted_back_score_mask_ap50_one():
                 "classes": batch["classes"], "num_detections": n,
                 "masks": ops.mask_targets(batch["masks"], batch["boxes"], index)}
 
-    metrics, _ = evaluate_detector(lambda images: oracle(images), batches, dataset,
+    metrics, _ = evaluate_detector(lambda images, sizes: oracle(images), batches, dataset,
                                    verbose=False, progress=False)
     assert metrics["AP50"] == pytest.approx(1.0) and metrics["AP"] > 0.9
     assert metrics["mask_AP50"] == pytest.approx(1.0)

@@ -14,9 +14,13 @@ from tfdet.evaluation.voc import VocEvaluator
 
 
 def compiled_predictor(model):
-    """model(images) as one tf.function for any image size (no retracing per shape)."""
-    return tf.function(lambda images: model(images, training=False),
-                       input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    """predict(images, image_sizes) -> model's detections, one tf.function for any image size
+    (no retracing per shape); image_sizes [B, 2] (h, w before padding) reach the detectors
+    that clip to them (tfdet.detectors.detect)."""
+    from tfdet.detectors import detect
+    return tf.function(lambda images, image_sizes: detect(model, images, image_sizes),
+                       input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
+                                        tf.TensorSpec([None, 2], tf.float32)])
 
 
 def to_original_pixels(boxes, scale, original_size):
@@ -40,7 +44,8 @@ def image_masks(box_masks, boxes, height, width, threshold=0.5):
 
 
 def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, metric="coco"):
-    """Metrics of `predict(images) -> detection dict` over an eval pipeline of `dataset`
+    """Metrics of `predict(images, image_sizes) -> detection dict` (image_sizes [B, 2] float32:
+    each image's h, w before padding) over an eval pipeline of `dataset`
     (a DetectionDataset). metric 'coco': box AP, plus mask AP as `mask_AP`, `mask_AP50`, ...
     when the detections carry `masks` (per-box probabilities, pasted into the original
     image); 'voc': the VOC2007 11-point mAP at IoU 0.5 (`mAP`, `AP/<class>`).
@@ -50,7 +55,7 @@ def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, m
     evaluator = CocoEvaluator(dataset) if metric == "coco" else VocEvaluator(dataset)
     with_masks = False
     for batch in tqdm.tqdm(pipeline, desc="evaluating", disable=not progress, leave=False):
-        detections = predict(batch["images"])
+        detections = predict(batch["images"], tf.cast(batch["image_size"], tf.float32))
         boxes = to_original_pixels(detections["boxes"], batch["scale"], batch["original_size"])
         counts = detections["num_detections"].numpy()
         masks = None
