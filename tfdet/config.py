@@ -28,7 +28,8 @@ _SQUARE = ("ssd", "yolo", "square")  # recipes with square inputs of DataConfig.
 class ModelConfig:
     """name: a zoo row (tfdet.models); num_classes: None = the training data's count;
     overrides: architecture settings (e.g. {'depth': 18, 'norm': 'bn'}); weights: a local
-    file to initialise from (a Keras weights file or a checkpoint prefix)."""
+    file to initialise from (a Keras weights file, a checkpoint prefix, or an ImageNet
+    backbone `.pdparams` from PaddleDetection / PaddleClas: the zoo's pretrain_weights)."""
 
     name: str = "retinanet_r50_fpn_1x"
     num_classes: Optional[int] = None

@@ -122,12 +122,18 @@ def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):
 
 
 def _load_weights(model, weights):
-    """A Keras weights file (.weights.h5 / .keras) or a tfdet checkpoint (prefix or folder)."""
+    """A Keras weights file (.weights.h5 / .keras), a tfdet checkpoint (prefix or folder) or a
+    PaddleDetection / PaddleClas ImageNet backbone (.pdparams: the backbone only, as the
+    zoo's `pretrain_weights`; tfdet.convert.load_paddle_backbone)."""
     import os
 
     import tensorflow as tf
     if weights.endswith((".weights.h5", ".keras", ".h5")):
         model.load_weights(weights)
+        return
+    if weights.endswith(".pdparams"):
+        from tfdet.convert import load_paddle_backbone
+        load_paddle_backbone(model, weights)
         return
     from tfdet.training.checkpoints import resolve_checkpoint, restore_model
     if not (os.path.isdir(weights) or tf.io.gfile.exists(weights + ".index")):

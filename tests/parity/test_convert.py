@@ -9,7 +9,7 @@ import pytest
 
 from tests.parity.seeded_weights import seeded_state
 from tfdet.convert import (ConversionError, WeightFileError, build_for_paddle, convert_state,
-                           read_pdparams, read_static_params)
+                           load_paddle_backbone, read_pdparams, read_static_params)
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -110,3 +110,66 @@ def test_conversion_names_missing_extra_and_misshapen_tensors():
         from tfdet import models
         static = models.get("retinanet_r50_fpn_1x")
         convert_state(state, static, "retinanet")
+
+
+def _fixture_state(row):
+    manifest = json.loads((FIXTURES / f"{row}.json").read_text())
+    return seeded_state(manifest["shapes"], manifest["seed"],
+                        {k: tuple(v) for k, v in manifest["overrides"].items()})
+
+
+@pytest.mark.parametrize("row,paddle_row,res5_prefix", [
+    ("faster_rcnn_r50_vd_fpn_2x", "faster_rcnn_r50_vd_fpn_2x_coco", None),
+    ("faster_rcnn_r50_1x", "faster_rcnn_r50_1x_coco", "bbox_head.head."),
+    ("yolov3_darknet53", "yolov3_darknet53_270e_coco", None)])
+def test_imagenet_backbone_pdparams_initialise_only_the_backbone(tmp_path, row, paddle_row,
+                                                                  res5_prefix):
+    """A backbone checkpoint as ppdet's pretrain_weights name it (no `backbone.` prefix, plus
+    an ImageNet classifier) goes through models.get(weights=...): the backbone's variables take
+    exactly what the whole-model conversion gives them, everything else keeps its values."""
+    from tfdet import models
+    from tfdet.convert import write_pdparams
+    full = _fixture_state(paddle_row)
+    backbone = {k[len("backbone."):]: v for k, v in full.items() if k.startswith("backbone.")}
+    if res5_prefix:  # C4: ppdet's ImageNet file keeps res5 with the backbone
+        backbone.update({k[len(res5_prefix):]: v for k, v in full.items()
+                         if k.startswith(res5_prefix + "res5.")})
+    backbone["fc.weight"] = np.ones((2048, 1000), np.float32)  # the ImageNet classifier
+    path = tmp_path / "ResNet50_pretrained.pdparams"
+    write_pdparams(backbone, path)
+    reference, spec = build_for_paddle(paddle_row)
+    expected = convert_state(full, reference, spec.family)
+    model = models.get(row)
+    before = {w.path: w.numpy() for w in model.weights}
+    report = load_paddle_backbone(model, str(path))
+    assert report["unused"] == ["fc.weight"]
+    changed = {w.path for w in model.weights if not np.array_equal(w.numpy(), before[w.path])}
+    layers = {p.split("/")[0] for p in changed}
+    assert len(changed) == report["assigned"] > 50
+    assert all(n.startswith(("stem", "res", "stage")) for n in layers), layers
+    assert any(n.startswith("res5") for n in layers) == (res5_prefix is not None or
+                                                         row.startswith("faster_rcnn_r50_vd"))
+    for w in model.weights:
+        if w.path in changed:
+            np.testing.assert_allclose(w.numpy(), expected[w.path], rtol=1e-6, err_msg=w.path)
+    # The same through models.get(weights=...) (and so ModelConfig.weights / train.py).
+    again = models.get(row, weights=str(path))
+    for w in again.weights:
+        if w.path in changed:
+            np.testing.assert_allclose(w.numpy(), expected[w.path], rtol=1e-6, err_msg=w.path)
+
+
+def test_backbone_pdparams_errors_name_the_problem(tmp_path):
+    from tfdet import models
+    from tfdet.convert import write_pdparams
+    full = _fixture_state("faster_rcnn_r50_vd_fpn_2x_coco")
+    whole = tmp_path / "whole.pdparams"
+    write_pdparams(full, whole)
+    with pytest.raises(ConversionError, match="whole detector.*convert_weights.py"):
+        models.get("faster_rcnn_r50_vd_fpn_2x", weights=str(whole))
+    backbone = {k[len("backbone."):]: v for k, v in full.items()
+                if k.startswith("backbone.") and "res3.res3b" not in k}
+    partial = tmp_path / "partial.pdparams"
+    write_pdparams(backbone, partial)
+    with pytest.raises(ConversionError, match="missing Paddle tensor backbone.res3.res3b"):
+        models.get("faster_rcnn_r50_vd_fpn_2x", weights=str(partial))

@@ -1,6 +1,6 @@
 """Weights from other frameworks: PaddleDetection 2.x `.pdparams` (read without paddle)."""
 from tfdet.convert.paddle import (  # noqa: F401
     PADDLE_CONFIGS, ConversionError, build_for_paddle, convert_paddle_checkpoint, convert_state,
-    from_paddle, paddle_config)
+    from_paddle, load_paddle_backbone, paddle_config)
 from tfdet.convert.pdparams import (  # noqa: F401
     WeightFileError, parse_paddle_tensor, read_pdparams, read_static_params, write_pdparams)

@@ -164,18 +164,25 @@ class _Mapping:
         self.conv(f"{layer}_conv", f"{prefix}.{conv}", depthwise=depthwise)
         self.norm(f"{layer}_norm", f"{prefix}.{norm}")
 
-    def finish(self, what):
+    def finish(self, what, partial=False):
         """Raises ConversionError unless every variable got a tensor of its shape and every
-        tensor was used; returns {path: array}."""
+        tensor was used; returns {path: array}. partial: only the variables the mapping named
+        must be filled (the rest of the model keeps its values), and unused tensors are
+        allowed (`self.unused` lists them)."""
         problems = [f"missing Paddle tensor {n}" for n in self.missing]
         for path, var in self.paths.items():
             if path not in self.values:
-                problems.append(f"no Paddle tensor for tfdet variable {path}")
+                if not partial:
+                    problems.append(f"no Paddle tensor for tfdet variable {path}")
             elif tuple(self.values[path].shape) != tuple(var.shape):
                 problems.append(f"shape mismatch for {path}: Paddle gives "
                                 f"{tuple(self.values[path].shape)}, tfdet has {tuple(var.shape)}")
-        unused = sorted(set(self.state) - self.used)
-        problems += [f"unused Paddle tensor {n} {tuple(self.state[n].shape)}" for n in unused]
+        problems += [f"no tfdet variable {p} (named by the mapping)"
+                     for p in self.values if p not in self.paths]
+        self.unused = sorted(set(self.state) - self.used)
+        if not partial:
+            problems += [f"unused Paddle tensor {n} {tuple(self.state[n].shape)}"
+                         for n in self.unused]
         if problems:
             shown = "\n  ".join(problems[:20])
             more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -411,6 +418,75 @@ def map_ssd(m, model):
         # tfdet's (prior a, class j) takes ppdet's (a, (j - 1) mod (K + 1)).
         perm = (np.arange(priors)[:, None] * k + (np.arange(k) - 1) % k).reshape(-1)
         m.conv(f"head/class{i}", f"ssd_head.scores{i}", perm)
+
+
+def map_backbone(m, model):
+    """The backbone of any tfdet detector from Paddle names under `backbone.` (an ImageNet
+    checkpoint as ppdet's `pretrain_weights` loads it): ResNet(-vd) / ResNeXt for RetinaNet
+    and the R-CNNs (C4: res5 too, into the RoI head), DarkNet-53 / MobileNetV1 / ResNet for
+    YOLOv3, VGG16's conv1-conv5 (and fc6 / fc7 when present) / MobileNetV1 for SSD."""
+    from tfdet.backbones.resnet import DEPTHS
+    c = model.config
+    kind = type(model).__name__
+    if kind in ("RetinaNet", "FasterRCNN", "MaskRCNN"):
+        c4 = c.get("neck") == "c4"
+        map_resnet(m, c["depth"], c["variant"], num_stages=3 if c4 else 4)
+        if c4:
+            block, blocks = DEPTHS[c["depth"]]
+            map_resnet_stage(m, 5, blocks[3], block, "backbone")
+    elif kind == "YOLOv3":
+        if c["backbone"] == "darknet53":
+            map_darknet53(m)
+        elif c["backbone"] == "mobilenet_v1":
+            map_mobilenet_v1(m)
+        else:
+            map_resnet(m, c["depth"], "b")
+    elif kind == "SSD" and c["backbone"] == "vgg16":
+        from tfdet.backbones.vgg import _BLOCKS as VGG_BLOCKS
+        for block, (_, convs) in enumerate(VGG_BLOCKS, start=1):
+            for i in range(1, convs + 1):
+                m.conv(f"conv{block}_{i}", f"backbone.conv_block_{block - 1}.conv{i - 1}")
+        for fc in ("fc6", "fc7"):
+            if m.has(f"backbone.{fc}.weight"):
+                m.conv(fc, f"backbone.{fc}")
+    elif kind == "SSD":
+        map_mobilenet_v1(m)
+    else:
+        raise ConversionError(f"no Paddle backbone mapping for {kind}")
+
+
+# Keys of a whole ppdet detector (not a backbone checkpoint).
+_DETECTOR_PREFIXES = ("neck.", "head.", "rpn_head.", "bbox_head.", "mask_head.", "yolo_head.",
+                      "ssd_head.")
+
+
+def load_paddle_backbone(model, path):
+    """Initialises `model`'s backbone from a PaddleDetection / PaddleClas ImageNet checkpoint
+    (`.pdparams`, keys as ppdet's backbones name them, with or without `backbone.`; ppdet's
+    `pretrain_weights`), BN statistics folded or copied as the backbone's norm needs. The
+    rest of the model keeps its values; tensors the backbone does not use (the classifier)
+    are listed in the returned report. Whole-detector files are refused: convert those with
+    scripts/convert_weights.py. Returns {"assigned": n, "unused": [names]}."""
+    from tfdet.convert.pdparams import read_pdparams
+    state = read_pdparams(path)
+    detector = sorted(k for k in state if k.startswith(_DETECTOR_PREFIXES))
+    if detector:
+        raise ConversionError(
+            f"{path}: holds a whole detector ({detector[0]}, ...), not a backbone; convert it "
+            "with scripts/convert_weights.py --paddle_config NAME")
+    state = {"backbone." + k.removeprefix("backbone."): v for k, v in state.items()}
+    m = _Mapping(state, model)
+    map_backbone(m, model)
+    values = m.finish(f"{path} (backbone of {model.name})", partial=True)
+    variables = {w.path: w for w in model.weights}
+    for name, value in values.items():
+        variables[name].assign(value.astype(variables[name].dtype))
+    unused = [k.removeprefix("backbone.") for k in m.unused]
+    if unused:
+        from absl import logging
+        logging.info("%s: %d tensors not used by the backbone: %s", path, len(unused),
+                     ", ".join(unused[:10]) + (" ..." if len(unused) > 10 else ""))
+    return {"assigned": len(values), "unused": unused}
 
 
 FAMILIES = {"retinanet": map_retinanet, "faster_rcnn": map_faster_rcnn,
