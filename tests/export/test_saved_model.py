@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tfdet import data, models
-from tfdet.detectors import detect
+from tfdet.detectors import run_detector
 from tfdet.export import export_saved_model
 from tfdet.evaluation import to_original_pixels
 
@@ -109,7 +109,7 @@ def _keras_reference(model, sample, n_images, transform, divisor):
     for batch in data.input_pipeline(subset, transform, 1, training=False,
                                      size_divisor=divisor):
         # The export clips to each image's size before padding, as evaluation does.
-        out = detect(model, batch["images"], tf.cast(batch["image_size"], tf.float32))
+        out = run_detector(model, batch["images"], tf.cast(batch["image_size"], tf.float32))
         h, w = (int(v) for v in batch["original_size"][0])
         boxes = to_original_pixels(out["boxes"], batch["scale"], batch["original_size"])[0]
         n = int(out["num_detections"][0])

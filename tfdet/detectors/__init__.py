@@ -6,7 +6,7 @@ from tfdet.detectors.ssd import SSD
 from tfdet.detectors.yolov3 import YOLOv3
 
 
-def detect(model, images, image_sizes=None, training=False):
+def run_detector(model, images, image_sizes=None, training=False):
     """model(images) -> detection dict, passing image_sizes [B, 2] (h, w of each image before
     padding) to the detectors that clip to it (Faster / Mask R-CNN, YOLOv3); the others clip
     to the padded input or not at all."""

@@ -16,9 +16,9 @@ from tfdet.evaluation.voc import VocEvaluator
 def compiled_predictor(model):
     """predict(images, image_sizes) -> model's detections, one tf.function for any image size
     (no retracing per shape); image_sizes [B, 2] (h, w before padding) reach the detectors
-    that clip to them (tfdet.detectors.detect)."""
-    from tfdet.detectors import detect
-    return tf.function(lambda images, image_sizes: detect(model, images, image_sizes),
+    that clip to them (tfdet.detectors.run_detector)."""
+    from tfdet.detectors import run_detector
+    return tf.function(lambda images, image_sizes: run_detector(model, images, image_sizes),
                        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
                                         tf.TensorSpec([None, 2], tf.float32)])
 

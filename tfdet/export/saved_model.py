@@ -21,7 +21,7 @@ import os
 
 import tensorflow as tf
 
-from tfdet.detectors import detect
+from tfdet.detectors import run_detector
 
 DEFAULT_SERVING_MAX_PIXELS = 40_000_000
 
@@ -118,7 +118,7 @@ class DetectionServingModule(tf.Module):
         padded_hw = (max_hw + d - 1) // d * d
         batch = canvases[:, :padded_hw[0], :padded_hw[1]]
         resized = tf.cast(sizes[:, :2], tf.float32)
-        detections = detect(self.model, batch, resized)
+        detections = run_detector(self.model, batch, resized)
         x1, y1, x2, y2 = tf.unstack(detections["boxes"], axis=-1)
         # Input pixels -> fraction of the resized image = fraction of the original image.
         h, w = resized[:, 0, None], resized[:, 1, None]
