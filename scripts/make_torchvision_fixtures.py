@@ -3,6 +3,10 @@ gradients on small seeded cases (run in a venv with torch + torchvision, e.g. th
 `$PEERS/venv-torch`; never imported by tfdet or its tests).
 
     $PEERS/venv-torch/bin/python scripts/make_torchvision_fixtures.py [--output FILE]
+    $PEERS/venv-torch/bin/python scripts/make_torchvision_fixtures.py --benchmark
+
+--benchmark: torchvision's side of scripts/benchmark_deform_conv.py (the same shapes and
+tensors, its C++ CPU kernel, float32, torch's default threads); prints one JSON line.
 
 Per case (strides, paddings, dilations, offset groups, offsets reaching outside the image,
 DCNv1 without a mask, grouped convolution, batch 2): the NCHW inputs, offset, mask, weight, bias, the output, a
@@ -68,11 +72,40 @@ def make_case(spec, seed):
     return arrays, meta
 
 
+def benchmark(height, width, runs, warmup):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_deform_conv", ROOT / "scripts" / "benchmark_deform_conv.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # numpy only at import
+    total = 0.0
+    with torch.no_grad():
+        for i, (channels, h, w, stride) in enumerate(bench.resnet50_dcn_shapes(height, width)):
+            x, offset, kernel, mask = bench.case_tensors(channels, h, w, stride, i)
+            nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa
+            args = (nchw(x), nchw(offset),
+                    torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))))
+            m = nchw(mask)
+            total += bench.median_ms(lambda: torchvision.ops.deform_conv2d(
+                *args, stride=stride, padding=1, mask=m), warmup, runs)
+    print(json.dumps({"framework": "torchvision", "op": "deform_conv2d",
+                      "input": [height, width], "total_ms": round(total, 1),
+                      "threads": torch.get_num_threads(), "torch": torch.__version__,
+                      "torchvision": torchvision.__version__}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=pathlib.Path,
                         default=ROOT / "tests" / "ops" / "fixtures" / "deform_conv2d.npz")
+    parser.add_argument("--benchmark", action="store_true")
+    parser.add_argument("--height", type=int, default=800)
+    parser.add_argument("--width", type=int, default=1216)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    if args.benchmark:
+        benchmark(args.height, args.width, args.runs, 2)
+        return
     args.output.parent.mkdir(parents=True, exist_ok=True)
     arrays, metas = {}, {}
     for seed, (name, spec) in enumerate(CASES.items()):
