@@ -78,6 +78,9 @@ ROWS = {
     "faster_rcnn_x101_vd_64x4d_fpn_1x_coco": dict(
         config="faster_rcnn/faster_rcnn_x101_vd_64x4d_fpn_1x_coco.yml", kind="faster_rcnn",
         overrides=_RCNN, test_size=[512, 853]),
+    "faster_rcnn_dcn_r50_fpn_1x_coco": dict(
+        config="dcn/faster_rcnn_dcn_r50_fpn_1x_coco.yml", kind="faster_rcnn",
+        overrides=_RCNN, test_size=[512, 853]),
     "mask_rcnn_r50_1x_coco": dict(
         config="mask_rcnn/mask_rcnn_r50_1x_coco.yml", kind="mask_rcnn",
         overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)}),
@@ -99,6 +102,10 @@ ROWS = {
         config="yolov3/yolov3_r34_270e_coco.yml", kind="yolov3", losses=True,
         overrides={"neck.*.batch_norm.weight": _GAIN,
                    "yolo_head.yolo_output.*.weight": ("normal", 0.0, 0.1)}),
+    "yolov3_r50vd_dcn_270e_coco": dict(
+        config="yolov3/yolov3_r50vd_dcn_270e_coco.yml", kind="yolov3",
+        overrides={"neck.*.batch_norm.weight": _GAIN,
+                   "yolo_head.yolo_output.*.weight": ("normal", 0.0, 0.3)}),
     "ssd_vgg16_300_240e_voc": dict(
         config="ssd/ssd_vgg16_300_240e_voc.yml", kind="ssd", overrides={}),
     "ssd_mobilenet_v1_300_120e_voc": dict(

@@ -15,6 +15,7 @@ OTHER_SCHEDULES = {
     "ssd_mobilenet_v1_voc": (28000, 64, "voc"),
     **{f"yolov3_{b}{v}": (500000, 64, "voc" if v else "coco")
        for b in ("darknet53", "mobilenet_v1", "r34") for v in ("", "_voc")},
+    "yolov3_r50vd_dcn": (500000, 64, "coco"),
 }
 
 

@@ -15,6 +15,7 @@ from tfdet.detectors import SSD, FasterRCNN, MaskRCNN, RetinaNet, YOLOv3
 _X101_64X4D = dict(depth=101, variant="d", groups=64, group_width=4)
 _R50_VD = dict(depth=50, variant="d")
 _R101_VD = dict(depth=101, variant="d")
+_DCN = dict(dcn_stages=(3, 4, 5))
 # C4 Faster R-CNN (PaddleDetection faster_rcnn_r50_1x.yml): RPN on C4 with 12000 / 2000
 # proposals in training and 6000 / 1000 at test, 14x14 RoIAlign (adaptive sampling) on C4.
 _C4 = dict(neck="c4", train_pre_nms_top_k=12000, train_post_nms_top_k=2000,
@@ -58,6 +59,15 @@ _ZOO = {
     "faster_rcnn_r101_vd_fpn_2x": (FasterRCNN, _R101_VD, "2x"),
     "faster_rcnn_x101_vd_64x4d_fpn_1x": (FasterRCNN, _X101_64X4D, "1x"),
     "faster_rcnn_x101_vd_64x4d_fpn_2x": (FasterRCNN, _X101_64X4D, "2x"),
+    # DCNv2 in the 3x3 convs of res3-res5 (the zoo's dcn rows, REFERENCE.md).
+    "faster_rcnn_dcn_r50_fpn_1x": (FasterRCNN, dict(depth=50, **_DCN), "1x"),
+    "faster_rcnn_dcn_r50_vd_fpn_2x": (FasterRCNN, dict(_R50_VD, **_DCN), "2x"),
+    "faster_rcnn_dcn_r101_vd_fpn_1x": (FasterRCNN, dict(_R101_VD, **_DCN), "1x"),
+    "faster_rcnn_dcn_x101_vd_64x4d_fpn_1x": (FasterRCNN, dict(_X101_64X4D, **_DCN), "1x"),
+    "mask_rcnn_dcn_r50_fpn_1x": (MaskRCNN, dict(depth=50, **_DCN), "1x"),
+    "mask_rcnn_dcn_r50_vd_fpn_2x": (MaskRCNN, dict(_R50_VD, **_DCN), "2x"),
+    "mask_rcnn_dcn_r101_vd_fpn_1x": (MaskRCNN, dict(_R101_VD, **_DCN), "1x"),
+    "mask_rcnn_dcn_x101_vd_64x4d_fpn_1x": (MaskRCNN, dict(_X101_64X4D, **_DCN), "1x"),
     "mask_rcnn_r50_1x": (MaskRCNN, dict(depth=50, **_C4_MASK), "1x"),
     "mask_rcnn_r50_2x": (MaskRCNN, dict(depth=50, **_C4_MASK), "2x"),
     "mask_rcnn_r50_fpn_1x": (MaskRCNN, dict(depth=50), "1x"),
@@ -75,6 +85,10 @@ _ZOO = {
     "yolov3_darknet53": (YOLOv3, {}, "270e"),
     "yolov3_mobilenet_v1": (YOLOv3, dict(backbone="mobilenet_v1"), "270e"),
     "yolov3_r34": (YOLOv3, dict(backbone="resnet", depth=34), "270e"),
+    # ResNet50-vd with DCNv2 in res5 only (REFERENCE.md); the COCO row and the Objects365-
+    # pretrained one share this architecture.
+    "yolov3_r50vd_dcn": (YOLOv3, dict(backbone="resnet", depth=50, variant="d",
+                                      dcn_stages=(5,)), "270e"),
     "yolov3_darknet53_voc": (YOLOv3, dict(_VOC), "270e"),
     "yolov3_mobilenet_v1_voc": (YOLOv3, dict(_VOC, backbone="mobilenet_v1"), "270e"),
     "yolov3_r34_voc": (YOLOv3, dict(_VOC, backbone="resnet", depth=34), "270e"),

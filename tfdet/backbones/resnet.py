@@ -4,12 +4,15 @@ Variant b (the zoo's default): the stride sits on the 3x3 conv of a bottleneck; 
 3x3/2 max pool; projection shortcut = 1x1 conv with the stride. Variant d (vd): stem of three
 3x3 convs (32, 32, 64), projection shortcut = 2x2 average pool (ceil mode) then a stride-1 1x1
 conv, except in the first stage. The first block (res2a) always has a projection shortcut, also
-in basic-block ResNets (18 / 34) whose res2a keeps 64 channels, as PaddleDetection builds them. ResNeXt: grouped 3x3 convs (`groups` x `group_width`).
+in basic-block ResNets (18 / 34) whose res2a keeps 64 channels, as PaddleDetection builds them.
+dcn_stages: the stages (3..5) whose blocks' 3x3 conv (a bottleneck's conv2, a basic block's
+second conv) is a DCNv2 (tfdet.layers.DeformableConv2D), as the zoo's `dcn` rows (c3-c5). ResNeXt: grouped 3x3 convs (`groups` x `group_width`).
 Strided convs pad symmetrically ((k - 1) // 2 each side), as PaddlePaddle / PyTorch do, so
 converted weights give the same features. Convs have no bias; a norm follows each.
 """
 import keras
 
+from tfdet.layers.deform_conv import DeformableConv2D
 from tfdet.layers.norm import make_norm
 
 DEPTHS = {
@@ -22,7 +25,12 @@ DEPTHS = {
 }
 
 
-def _conv_norm(x, filters, kernel, stride, name, norm, act=True, groups=1, trainable=True):
+def _conv_norm(x, filters, kernel, stride, name, norm, act=True, groups=1, trainable=True,
+               dcn=False):
+    if dcn:  # pads symmetrically itself
+        x = DeformableConv2D(filters, kernel, stride, groups=groups, name=f"{name}_conv",
+                             trainable=trainable)(x)
+        return _norm_act(x, name, norm, act, trainable)
     if stride > 1 and kernel > 1:
         pad = (kernel - 1) // 2
         x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
@@ -32,6 +40,10 @@ def _conv_norm(x, filters, kernel, stride, name, norm, act=True, groups=1, train
     x = keras.layers.Conv2D(filters, kernel, stride, padding=padding, use_bias=False,
                             groups=groups, kernel_initializer="he_normal", name=f"{name}_conv",
                             trainable=trainable)(x)
+    return _norm_act(x, name, norm, act, trainable)
+
+
+def _norm_act(x, name, norm, act, trainable):
     layer = make_norm(norm, f"{name}_norm")
     if not trainable:
         layer.trainable = False
@@ -47,20 +59,21 @@ def _shortcut(x, filters, stride, name, norm, variant, is_first, trainable):
 
 
 def _block(x, kind, planes, stride, name, norm, variant, groups, group_width, is_first,
-           trainable):
+           trainable, dcn=False):
     """One residual block; is_first: the network's first block (res2a), which has a
     projection shortcut even in a basic-block ResNet (Paddle's `depth < 50 and is_first`)."""
     in_channels = x.shape[-1]
     if kind == "basic":
         out_channels = planes
         y = _conv_norm(x, planes, 3, stride, f"{name}_a", norm, trainable=trainable)
-        y = _conv_norm(y, planes, 3, 1, f"{name}_b", norm, act=False, trainable=trainable)
+        y = _conv_norm(y, planes, 3, 1, f"{name}_b", norm, act=False, trainable=trainable,
+                       dcn=dcn)
     else:
         out_channels = planes * 4
         width = planes if groups == 1 else groups * group_width * planes // 64
         y = _conv_norm(x, width, 1, 1, f"{name}_a", norm, trainable=trainable)
         y = _conv_norm(y, width, 3, stride, f"{name}_b", norm, groups=groups,
-                       trainable=trainable)
+                       trainable=trainable, dcn=dcn)
         y = _conv_norm(y, out_channels, 1, 1, f"{name}_c", norm, act=False, trainable=trainable)
     if stride != 1 or in_channels != out_channels or is_first:
         x = _shortcut(x, out_channels, stride, f"{name}_short", norm, variant, is_first,
@@ -77,7 +90,7 @@ def _check(depth, variant):
 
 
 def resnet_stage(stage, input_channels, depth=50, variant="b", groups=1, group_width=64,
-                 norm="affine", trainable=True, name=None):
+                 norm="affine", trainable=True, name=None, dcn=False):
     """One stage (2..5) of a ResNet as its own Keras model, [N, H, W, input_channels] ->
     [N, ceil(H / 2), ceil(W / 2), C] (stride 1 for stage 2): the res5 RoI head of C4 models."""
     _check(depth, variant)
@@ -88,19 +101,22 @@ def resnet_stage(stage, input_channels, depth=50, variant="b", groups=1, group_w
     for b in range(blocks[index]):
         x = _block(x, kind, 64 * 2**index, 2 if b == 0 and index > 0 else 1,
                    f"res{stage}_{b}", norm, variant, groups, group_width,
-                   is_first=index == 0 and b == 0, trainable=trainable)
+                   is_first=index == 0 and b == 0, trainable=trainable, dcn=dcn)
     return keras.Model(inputs, x, name=name or f"res{stage}")
 
 
 def resnet(depth=50, variant="b", groups=1, group_width=64, norm="affine", freeze_at=2,
-           input_channels=3, num_stages=4, name=None):
+           input_channels=3, num_stages=4, name=None, dcn_stages=()):
     """A ResNet(-vd) / ResNeXt body as a Keras model: images [B, H, W, 3] -> [C2, C3, C4, C5]
     (strides 4, 8, 16, 32); with num_stages=3, [C2, C3, C4] (C4 models put res5 in the head).
 
     depth: 18, 34, 50, 101, 152 or 200. variant: 'b' or 'd'. groups / group_width: ResNeXt
     cardinality and width (64 and 4 for 64x4d). norm: see tfdet.layers.norm. freeze_at: the
     stem (1) and stages 2..freeze_at keep their weights fixed (0 trains everything).
+    dcn_stages: stages (3..5) with deformable 3x3 convs, e.g. (3, 4, 5) for the zoo's c3-c5.
     """
+    if any(s not in (2, 3, 4, 5) for s in dcn_stages):
+        raise ValueError(f"dcn_stages must be among 2..5, got {tuple(dcn_stages)}")
     _check(depth, variant)
     kind, blocks = DEPTHS[depth]
     images = keras.Input([None, None, input_channels], name="images")
@@ -120,7 +136,8 @@ def resnet(depth=50, variant="b", groups=1, group_width=64, norm="affine", freez
         for b in range(num_blocks):
             stride = 2 if b == 0 and stage > 0 else 1
             x = _block(x, kind, planes, stride, f"res{stage + 2}_{b}", norm, variant, groups,
-                       group_width, is_first=stage == 0 and b == 0, trainable=trainable)
+                       group_width, is_first=stage == 0 and b == 0, trainable=trainable,
+                       dcn=stage + 2 in dcn_stages)
         outputs.append(x)
     suffix = f"_{groups}x{group_width}d" if groups > 1 else ""
     return keras.Model(images, outputs,

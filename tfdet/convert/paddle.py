@@ -57,6 +57,11 @@ PADDLE_CONFIGS = {
     "faster_rcnn_x101_vd_64x4d_fpn_1x_coco": PaddleConfig(
         "faster_rcnn_x101_vd_64x4d_fpn_1x", "faster_rcnn",
         dict(aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+    # DCNv2 in res3-res5 (ppdet's ConvNormLayer conv_offset -> the DeformableConv2D's
+    # offset conv): the FPN rows' differences.
+    "faster_rcnn_dcn_r50_fpn_1x_coco": PaddleConfig(
+        "faster_rcnn_dcn_r50_fpn_1x", "faster_rcnn",
+        dict(aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
     # ppdet 2.x Mask R-CNN C4: Faster R-CNN C4's differences; the mask head is a deconv on the
     # res5 maps of each box (14x14 masks), as the zoo's.
     "mask_rcnn_r50_1x_coco": PaddleConfig(
@@ -77,6 +82,9 @@ PADDLE_CONFIGS = {
         "yolov3_mobilenet_v1", "yolov3", dict(mobilenet_blocks=(4, 6, 13), label_smooth=False)),
     # ppdet 2.x YOLOv3 ResNet-34: the zoo's architecture (res2a with a projection shortcut).
     "yolov3_r34_270e_coco": PaddleConfig("yolov3_r34", "yolov3", dict(label_smooth=False)),
+    # ppdet 2.x YOLOv3 ResNet50-vd, DCNv2 in res5.
+    "yolov3_r50vd_dcn_270e_coco": PaddleConfig(
+        "yolov3_r50vd_dcn", "yolov3", dict(label_smooth=False)),
     # ppdet 2.x SSD: softmax background last (moved to slot 0), boxes clipped only after NMS;
     # the MobileNet extras use ReLU6.
     "ssd_vgg16_300_240e_voc": PaddleConfig(
@@ -162,6 +170,10 @@ class _Mapping:
         """ppdet ConvNormLayer `prefix` (.conv, .norm; DarkNet's ConvBNLayer: .batch_norm;
         MobileNet's: ._conv, ._batch_norm) -> tfdet `layer`_conv / `layer`_norm."""
         self.conv(f"{layer}_conv", f"{prefix}.{conv}", depthwise=depthwise)
+        if "offset_kernel" in self.layer_vars(f"{layer}_conv"):  # DCNv2: ppdet's conv_offset
+            w = self.take(f"{prefix}.conv_offset.weight")
+            self.put(f"{layer}_conv/offset_kernel", None if w is None else _conv_kernel(w))
+            self.put(f"{layer}_conv/offset_bias", self.take(f"{prefix}.conv_offset.bias"))
         self.norm(f"{layer}_norm", f"{prefix}.{norm}")
 
     def finish(self, what, partial=False):
@@ -374,7 +386,7 @@ def map_yolov3(m, model):
     elif c["backbone"] == "mobilenet_v1":
         map_mobilenet_v1(m)
     else:
-        map_resnet(m, c["depth"], "b")
+        map_resnet(m, c["depth"], c["variant"])
     bn = "batch_norm"
     for i in range(3):
         p = f"neck.yolo_block.{i}"
@@ -440,7 +452,7 @@ def map_backbone(m, model):
         elif c["backbone"] == "mobilenet_v1":
             map_mobilenet_v1(m)
         else:
-            map_resnet(m, c["depth"], "b")
+            map_resnet(m, c["depth"], c["variant"])
     elif kind == "SSD" and c["backbone"] == "vgg16":
         from tfdet.backbones.vgg import _BLOCKS as VGG_BLOCKS
         for block, (_, convs) in enumerate(VGG_BLOCKS, start=1):

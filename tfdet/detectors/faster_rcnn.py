@@ -45,11 +45,12 @@ class FasterRCNN(keras.Model):
                  roi_positive_iou=0.5, roi_size=7, sampling_ratio=2, aligned=False,
                  fc_dim=1024, box_weights=(10.0, 10.0, 5.0, 5.0), roi_smooth_l1_beta=1.0,
                  score_threshold=0.05, nms_iou=0.5, max_detections=100, rpn_min_size=0.0,
-                 **kwargs):
+                 dcn_stages=(), **kwargs):
         super().__init__(**kwargs)
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
         config.update(anchor_sizes=tuple(anchor_sizes), ratios=tuple(ratios),
-                      box_weights=tuple(box_weights))
+                      box_weights=tuple(box_weights),
+                      dcn_stages=tuple(int(v) for v in dcn_stages))
         self.config = config
         self.num_classes = num_classes
         if neck not in ("fpn", "c4"):
@@ -58,7 +59,8 @@ class FasterRCNN(keras.Model):
             self.anchor_generator = ops.AnchorGenerator(
                 strides=(4, 8, 16, 32, 64), sizes=tuple(anchor_sizes), scales=(1.0,),
                 ratios=tuple(ratios))
-            body = resnet(depth, variant, groups, group_width, norm, freeze_at)
+            body = resnet(depth, variant, groups, group_width, norm, freeze_at,
+                          dcn_stages=dcn_stages)
             features = fpn(body.outputs, 2, 6, fpn_channels, extra="pool")
             head_channels = fpn_channels
         else:
@@ -66,6 +68,9 @@ class FasterRCNN(keras.Model):
             self.anchor_generator = ops.AnchorGenerator(
                 strides=(16,), sizes=(base,), scales=tuple(s / base for s in anchor_sizes),
                 ratios=tuple(ratios))
+            if dcn_stages:
+                raise ValueError("dcn_stages: deformable convs are built for FPN rows only "
+                                 "(the zoo has no C4 DCN row)")
             body = resnet(depth, variant, groups, group_width, norm, freeze_at, num_stages=3)
             features = body.outputs[-1:]
             head_channels = features[0].shape[-1]

@@ -26,7 +26,8 @@ class RetinaNet(keras.Model):
                  ratios=(0.5, 1.0, 2.0), box_weights=(1.0, 1.0, 1.0, 1.0),
                  score_threshold=0.05, pre_nms_top_k=1000, nms_iou=0.5, max_detections=100,
                  positive_iou=0.5, negative_iou=0.4, focal_alpha=0.25, focal_gamma=2.0,
-                 smooth_l1_beta=0.11, pre_nms="pair", clip_boxes=True, **kwargs):
+                 smooth_l1_beta=0.11, pre_nms="pair", clip_boxes=True, dcn_stages=(),
+                 **kwargs):
         super().__init__(**kwargs)
         self.config = dict(
             num_classes=num_classes, depth=depth, variant=variant, groups=groups,
@@ -37,13 +38,15 @@ class RetinaNet(keras.Model):
             score_threshold=score_threshold, pre_nms_top_k=pre_nms_top_k, nms_iou=nms_iou,
             max_detections=max_detections, positive_iou=positive_iou,
             negative_iou=negative_iou, focal_alpha=focal_alpha, focal_gamma=focal_gamma,
-            smooth_l1_beta=smooth_l1_beta, pre_nms=pre_nms, clip_boxes=clip_boxes)
+            smooth_l1_beta=smooth_l1_beta, pre_nms=pre_nms, clip_boxes=clip_boxes,
+            dcn_stages=tuple(int(v) for v in dcn_stages))
         if pre_nms not in ("pair", "anchor"):
             raise ValueError(f"RetinaNet: pre_nms must be 'pair' or 'anchor', got {pre_nms!r}")
         self.num_classes = num_classes
         self.anchor_generator = ops.retinanet_anchor_generator(
             min_level, max_level, anchor_size, num_scales, ratios)
-        body = resnet(depth, variant, groups, group_width, norm, freeze_at)
+        body = resnet(depth, variant, groups, group_width, norm, freeze_at,
+                      dcn_stages=dcn_stages)
         pyramid = fpn(body.outputs, min_level, max_level, fpn_channels, fpn_extra)
         self.head = RetinaNetHead(num_classes, self.anchor_generator.num_anchors_per_location,
                                   fpn_channels, norm=head_norm, name="head")

@@ -32,18 +32,20 @@ def _sigmoid_ce(logits, labels):
 class YOLOv3(keras.Model):
     """YOLOv3; see the module docstring. backbone: 'darknet53', 'mobilenet_v1' or 'resnet'
     (with `depth`, 34 in the zoo). mobilenet_blocks: the MobileNetV1 blocks giving C3, C4, C5
-    (the static zoo's (5, 11, 13); ppdet 2.x weights use (4, 6, 13))."""
+    (the static zoo's (5, 11, 13); ppdet 2.x weights use (4, 6, 13)). variant / dcn_stages: the
+    ResNet's ('d' and (5,) for the zoo's R50-vd-DCN)."""
 
     def __init__(self, num_classes=80, backbone="darknet53", depth=34, norm="bn", width=1.0,
                  anchors=COCO_ANCHORS, anchor_masks=ANCHOR_MASKS, ignore_iou=0.7,
                  label_smooth=True, conf_threshold=0.005, score_threshold=0.01, nms_iou=0.45,
                  pre_nms_top_k=1000, max_detections=100, objectness_prior=0.01,
-                 mobilenet_blocks=(5, 11, 13), **kwargs):
+                 mobilenet_blocks=(5, 11, 13), variant="b", dcn_stages=(), **kwargs):
         super().__init__(**kwargs)
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
         config["anchors"] = tuple(tuple(float(v) for v in a) for a in anchors)
         config["anchor_masks"] = tuple(tuple(int(i) for i in m) for m in anchor_masks)
         config["mobilenet_blocks"] = tuple(int(b) for b in mobilenet_blocks)
+        config["dcn_stages"] = tuple(int(v) for v in dcn_stages)
         self.config = config
         self.num_classes = num_classes
         if backbone == "darknet53":
@@ -53,7 +55,7 @@ class YOLOv3(keras.Model):
             body = mobilenet_v1(width, norm, feature_blocks=tuple(mobilenet_blocks))
             features = body.outputs
         elif backbone == "resnet":
-            body = resnet(depth, "b", norm=norm, freeze_at=0)
+            body = resnet(depth, variant, norm=norm, freeze_at=0, dcn_stages=dcn_stages)
             features = body.outputs[1:]
         else:
             raise ValueError(f"backbone must be 'darknet53', 'mobilenet_v1' or 'resnet', got "
