@@ -113,3 +113,37 @@ def test_new_dcn_v2_layer_is_half_the_plain_convolution_and_learns_offsets(strid
     clone.set_weights(layer.get_weights())
     np.testing.assert_allclose(clone(x).numpy(), y.numpy(), atol=1e-6)
     assert keras.saving.get_registered_name(DeformableConv2D) == "tfdet>DeformableConv2D"
+
+
+def test_a_saved_model_with_deformable_convs_serves_without_tfdet(tmp_path):
+    """Stock ops only: the SavedModel loads and runs in a process that never imports tfdet."""
+    import subprocess
+    import sys
+
+    import keras
+    from tfdet.layers import DeformableConv2D
+    inputs = keras.Input([None, None, 4])
+    x = DeformableConv2D(6, 3, strides=2, name="dcn1")(inputs)
+    outputs = DeformableConv2D(5, 3, groups=1, name="dcn2")(x)
+    model = keras.Model(inputs, outputs)
+    for layer in model.layers[1:]:  # non-zero offsets and masks
+        layer.offset_kernel.assign(tf.random.stateless_normal(layer.offset_kernel.shape,
+                                                              [3, 4]) * 0.3)
+    module = tf.Module()
+    module.model = model  # tracks the variables
+    module.f = tf.function(lambda x: model(x), input_signature=[
+        tf.TensorSpec([None, None, None, 4], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "dcn"))
+    x = np.random.default_rng(0).normal(size=(1, 11, 13, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    client = ("import sys, numpy as np, tensorflow as tf\n"
+              "assert 'tfdet' not in sys.modules\n"
+              "m = tf.saved_model.load(sys.argv[1])\n"
+              "np.save(sys.argv[3], m.f(np.load(sys.argv[2])).numpy())\n"
+              "assert not any(k.startswith('tfdet') for k in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", client, str(tmp_path / "dcn"),
+                          str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+                         capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+                         env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model(x).numpy(), atol=1e-5)
