@@ -9,9 +9,7 @@ Prints one JSON line.
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -41,14 +39,14 @@ def case_tensors(channels, h, w, stride, seed):
 
 
 def median_ms(fn, warmup, runs):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    """The median of `runs` timed calls after `warmup` (paddle_latency.time_runs)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "paddle_latency", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                       "paddle_latency.py"))
+    latency = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(latency)  # numpy only at import
+    return latency.time_runs(fn, warmup, runs)[0]
 
 
 def main():

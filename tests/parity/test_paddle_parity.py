@@ -254,19 +254,10 @@ def _ssd_stages(model, x, image, expected):
     return {"backbone": [_nchw(f) for f in feats], "head_boxes": boxes, "head_scores": scores}
 
 
-def _ssd_detections(model, x, image):
-    """ppdet's SSD decodes normalised boxes times the original size and does not clip: tfdet's
-    input-pixel boxes over the scale factor, unclipped (clip_boxes=False)."""
-    out = model(x)
-    num = int(out["num_detections"][0])
-    sy, sx = image["scale_factor"]
-    boxes = np.asarray(out["boxes"][0, :num]) / np.asarray([sx, sy, sx, sy], np.float32)
-    return np.concatenate([np.asarray(out["classes"][0, :num], np.float32)[:, None],
-                           np.asarray(out["scores"][0, :num])[:, None], boxes], axis=1)
-
-
 STAGES = {"retinanet": (_retinanet_stages, _retinanet_detections),
-          "ssd": (_ssd_stages, _ssd_detections),
+          # ppdet's SSD decodes normalised boxes times the original size and does not clip:
+          # tfdet's input-pixel boxes over the scale factor, as RetinaNet's.
+          "ssd": (_ssd_stages, _retinanet_detections),
           "yolov3": (_yolov3_stages, _yolov3_detections),
           "mask_rcnn": (_mask_rcnn_stages, _faster_rcnn_detections),
           "faster_rcnn": (_faster_rcnn_stages, _faster_rcnn_detections)}

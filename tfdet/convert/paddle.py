@@ -377,16 +377,19 @@ def map_darknet53(m):
             m.conv_norm(f"stage{stage + 1}_block{b + 1}_b", f"{p}.conv2", bn)
 
 
-def map_yolov3(m, model):
-    """ppdet YOLOv3 (DarkNet-53, MobileNet or ResNet; YOLOv3FPN, YOLOv3Head) -> tfdet YOLOv3.
-    The output channels are laid out alike (per anchor: x, y, w, h, objectness, classes)."""
-    c = model.config
+def _map_yolov3_backbone(m, c):
     if c["backbone"] == "darknet53":
         map_darknet53(m)
     elif c["backbone"] == "mobilenet_v1":
         map_mobilenet_v1(m)
     else:
         map_resnet(m, c["depth"], c["variant"])
+
+
+def map_yolov3(m, model):
+    """ppdet YOLOv3 (DarkNet-53, MobileNet or ResNet; YOLOv3FPN, YOLOv3Head) -> tfdet YOLOv3.
+    The output channels are laid out alike (per anchor: x, y, w, h, objectness, classes)."""
+    _map_yolov3_backbone(m, model.config)
     bn = "batch_norm"
     for i in range(3):
         p = f"neck.yolo_block.{i}"
@@ -447,12 +450,7 @@ def map_backbone(m, model):
             block, blocks = DEPTHS[c["depth"]]
             map_resnet_stage(m, 5, blocks[3], block, "backbone")
     elif kind == "YOLOv3":
-        if c["backbone"] == "darknet53":
-            map_darknet53(m)
-        elif c["backbone"] == "mobilenet_v1":
-            map_mobilenet_v1(m)
-        else:
-            map_resnet(m, c["depth"], c["variant"])
+        _map_yolov3_backbone(m, c)
     elif kind == "SSD" and c["backbone"] == "vgg16":
         from tfdet.backbones.vgg import _BLOCKS as VGG_BLOCKS
         for block, (_, convs) in enumerate(VGG_BLOCKS, start=1):
