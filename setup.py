@@ -16,6 +16,7 @@ setup(
         "pycocotools>=2.0.7",
         "tqdm",
         "tensorboard",
+        "pillow>=10.1",  # drawing labelled detections (tfdet.visualize)
     ],
     extras_require={"dev": ["pytest>=8"]},
 )

@@ -30,6 +30,10 @@ flags.DEFINE_string("score_results", None,
                     "needed) and print pycocotools' summary")
 flags.DEFINE_enum("iou_type", "bbox", ["bbox", "segm"], "what --score_results scores")
 flags.DEFINE_string("json", None, "write the metrics here as JSON")
+flags.DEFINE_string("visualize", None, "write ground truth | detections PNGs of the first "
+                    "--visualize_count images into this folder")
+flags.DEFINE_integer("visualize_count", 16, "images drawn by --visualize")
+flags.DEFINE_float("visualize_score", 0.3, "the lowest score --visualize draws")
 
 
 def score_results_file(results_path, data_spec, iou_type):
@@ -102,8 +106,8 @@ def main(_):
     if f.saved_model:
         if not f.data:
             raise SystemExit("--saved_model needs --data SPEC")
-        metrics, evaluator = evaluate_saved_model(f.saved_model,
-                                                  load_dataset(f.data, keep_empty=True))
+        dataset = load_dataset(f.data, keep_empty=True)
+        metrics, evaluator = evaluate_saved_model(f.saved_model, dataset)
         source = f.saved_model
     else:
         if not f.checkpoint:
@@ -128,6 +132,11 @@ def main(_):
         if not hasattr(evaluator, "write_results"):
             raise SystemExit("--results writes COCO results; this config scores VOC mAP")
         evaluator.write_results(f.results)
+    if f.visualize:
+        from tfdet.visualize import write_comparisons
+        written = write_comparisons(dataset, evaluator.per_image(), f.visualize,
+                                    f.visualize_count, f.visualize_score)
+        print(f"{len(written)} ground truth | detections pictures in {f.visualize}")
     if f.json:
         with open(f.json, "w", encoding="utf-8") as out:
             json.dump(dict(metrics, source=source), out, indent=1)

@@ -61,14 +61,21 @@ def test_benchmark_writes_the_design_json(saved_model, tmp_path):
 
 def test_eval_scores_the_saved_model(saved_model, tmp_path):
     results = tmp_path / "results.json"
+    pictures = tmp_path / "pictures"
     stdout = run("eval.py", "--saved_model", saved_model, "--data", "sample:val",
-                 "--results", str(results))
+                 "--results", str(results), "--visualize", str(pictures),
+                 "--visualize_count", "2", "--visualize_score", "0.0")
     metrics = json.loads(stdout.strip().splitlines()[-1])
     assert metrics["source"] == saved_model
     assert 0 <= metrics["AP"] <= metrics["AP50"] <= 1 and np.isfinite(metrics["AP"])
     # Untrained with score threshold 0: every image gets its 100 boxes, in the data set's
     # category ids and inside the image.
     val = data.load_sample_dataset("val")
+    # --visualize: ground truth | detections, side by side, for the first two images.
+    for ex in val.examples[:2]:
+        png = tf.io.decode_png(tf.io.read_file(str(pictures / f"{ex.image_id}.png"))).numpy()
+        assert png.shape == (ex.height, 2 * ex.width + 8, 3)
+    assert len(list(pictures.iterdir())) == 2
     detections = json.loads(results.read_text())
     assert len(detections) == 100 * len(val)
     assert {d["category_id"] for d in detections} <= set(val.category_ids)

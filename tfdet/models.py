@@ -121,7 +121,13 @@ def predicts_masks(name):
 
 def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):
     """Builds a zoo model (weights created by one forward pass at build_size x build_size,
-    or at the model's fixed input size)."""
+    or at the model's fixed input size).
+
+    weights: a Keras weights file, a tfdet checkpoint / run folder, or a PaddleDetection
+    ImageNet backbone `.pdparams` (tfdet.convert.load_paddle_backbone); without it the model
+    has random weights, and a warning says so (whole PaddleDetection detectors convert with
+    scripts/convert_weights.py, then load with tfdet.models.load(folder)).
+    """
     cls, settings, _ = _ZOO[resolve(name)]
     kwargs = dict(settings)
     kwargs.update(overrides)
@@ -132,7 +138,19 @@ def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):
     model(np.zeros((1, size, size, 3), np.float32))
     if weights:
         _load_weights(model, weights)
+    elif name not in _WARNED_UNTRAINED:
+        _WARNED_UNTRAINED.add(name)
+        from absl import logging
+        logging.warning(
+            "%s has random weights (no weights=): it detects nothing useful until trained or "
+            "restored. The zoo's recipes start from an ImageNet backbone: "
+            "weights='ResNet50_cos_pretrained.pdparams' (PaddleDetection's pretrain_weights, "
+            "ModelConfig.weights in configs); trained PaddleDetection detectors convert with "
+            "scripts/convert_weights.py.", resolve(name))
     return model
+
+
+_WARNED_UNTRAINED = set()
 
 
 def _load_weights(model, weights):

@@ -131,3 +131,12 @@ def test_batch_mixup_and_random_size():
     late = augment(batch, tf.constant(10, tf.int64))  # mixup is off from step 10
     np.testing.assert_array_equal(late["scores"].numpy(), [[1, 0], [1, 0]])
     np.testing.assert_array_equal(late["classes"].numpy(), [[0, -1], [1, -1]])
+
+
+def test_a_model_without_weights_says_it_is_untrained(monkeypatch, caplog):
+    monkeypatch.setattr(models, "_WARNED_UNTRAINED", set())
+    with caplog.at_level("WARNING"):
+        models.get("yolov3_mobilenet_v1", num_classes=2, width=0.25)
+        models.get("yolov3_mobilenet_v1", num_classes=2, width=0.25)  # once per row
+    said = [r.getMessage() for r in caplog.records if "random weights" in r.getMessage()]
+    assert len(said) == 1 and "convert_weights.py" in said[0] and ".pdparams" in said[0]

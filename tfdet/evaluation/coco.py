@@ -163,6 +163,19 @@ class CocoEvaluator:
                     result["segmentation"] = rle
                 self._results.append(result)
 
+    def per_image(self):
+        """{image_id: (boxes [N, 4] xyxy original pixels, classes [N] contiguous, scores [N])}
+        of the detections so far."""
+        index = {int(c): k for k, c in enumerate(self.category_ids)}
+        grouped = {}
+        for r in self._results:
+            x, y, w, h = r["bbox"]
+            grouped.setdefault(r["image_id"], []).append(
+                ([x, y, x + w, y + h], index[r["category_id"]], r["score"]))
+        return {i: (np.asarray([d[0] for d in v], np.float32).reshape(-1, 4),
+                    np.asarray([d[1] for d in v], np.int64), np.asarray([d[2] for d in v]))
+                for i, v in grouped.items()}
+
     @property
     def results(self):
         """Detections so far as a COCO results list (data set category ids, xywh boxes)."""

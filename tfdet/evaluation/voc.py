@@ -61,6 +61,17 @@ class VocEvaluator:
                 self._dets[int(classes[b, i])].append(
                     (float(scores[b, i]), int(image_id), boxes[b, i].astype(float)))
 
+    def per_image(self):
+        """{image_id: (boxes [N, 4] xyxy original pixels, classes [N] contiguous, scores [N])}
+        of the detections so far."""
+        grouped = collections.defaultdict(list)
+        for k, dets in self._dets.items():
+            for score, image_id, box in dets:
+                grouped[image_id].append((box, k, score))
+        return {i: (np.asarray([d[0] for d in v], np.float32).reshape(-1, 4),
+                    np.asarray([d[1] for d in v], np.int64), np.asarray([d[2] for d in v]))
+                for i, v in grouped.items()}
+
     def class_ap(self, k):
         """AP of class k, or NaN when the class has no non-difficult ground truth."""
         gt_boxes, gt_difficult, matched = {}, {}, {}
