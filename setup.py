@@ -18,5 +18,9 @@ setup(
         "tensorboard",
         "pillow>=10.1",  # drawing labelled detections (tfdet.visualize)
     ],
-    extras_require={"dev": ["pytest>=8"]},
+    extras_require={
+        # TF Serving's request protos: scripts/serving_client.py and export's warm-up file.
+        "serving": ["tensorflow-serving-api>=2.20"],
+        "dev": ["pytest>=8", "tensorflow-serving-api>=2.20"],
+    },
 )

@@ -58,7 +58,8 @@ _GAIN = ("normal", 1.4, 0.1)
 # are large enough in train mode to saturate ppdet's probability-space BCE at its log clamp)
 # nor MobileNetV1 (its train-mode losses differed by up to 0.3% in xy / wh: not explained);
 # test_size / paddle_config: the same config's weights tested at another size (a square side,
-# or [short, long] for the R-CNN configs' keep-ratio Resize).
+# or [short, long] for the R-CNN configs' keep-ratio Resize); proposals: the RPN's test-time
+# post-NMS count (ppdet's config and tfdet's test_post_nms_top_k alike).
 ROWS = {
     "retinanet_r50_fpn_1x_coco": dict(
         config="retinanet/retinanet_r50_fpn_1x_coco.yml", kind="retinanet", losses=True,
@@ -67,10 +68,10 @@ ROWS = {
     "faster_rcnn_r50_fpn_1x_coco": dict(
         config="faster_rcnn/faster_rcnn_r50_fpn_1x_coco.yml", kind="faster_rcnn",
         overrides=_RCNN),
-    # The C4 rows at 512 x 853 too: res5 on 1000 RoIs took about 55 s per test at 800 x 1333.
+    # The C4 rows at 512 x 853 with 300 proposals: res5 on 1000 RoIs took about 50 s a test.
     "faster_rcnn_r50_1x_coco": dict(
         config="faster_rcnn/faster_rcnn_r50_1x_coco.yml", kind="faster_rcnn",
-        overrides=_RCNN, test_size=[512, 853]),
+        overrides=_RCNN, test_size=[512, 853], proposals=300),
     "faster_rcnn_r50_vd_fpn_2x_coco": dict(
         config="faster_rcnn/faster_rcnn_r50_vd_fpn_2x_coco.yml", kind="faster_rcnn",
         overrides=_RCNN),
@@ -84,7 +85,7 @@ ROWS = {
     "mask_rcnn_r50_1x_coco": dict(
         config="mask_rcnn/mask_rcnn_r50_1x_coco.yml", kind="mask_rcnn",
         overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)}),
-        test_size=[512, 853]),
+        test_size=[512, 853], proposals=300),
     "mask_rcnn_r50_fpn_1x_coco": dict(
         config="mask_rcnn/mask_rcnn_r50_fpn_1x_coco.yml", kind="mask_rcnn",
         overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)})),
@@ -305,6 +306,8 @@ def make_row(row, spec, configs, output, seed):
     for value in cfg.values():  # newer configs' `cpu: True` under MultiClassNMS: 2.6.0 lacks it
         if isinstance(value, dict) and isinstance(value.get("nms"), dict):
             value["nms"].pop("cpu", None)
+    if "proposals" in spec:  # fewer RPN proposals at test time (the RoI heads' cost)
+        cfg["RPNHead"]["test_proposal"]["post_nms_top_n"] = spec["proposals"]
     if "test_size" in spec:  # the same weights tested at another size (YOLOv3 at 320)
         for op in cfg.TestReader["sample_transforms"]:
             if "Resize" in op:
@@ -354,7 +357,9 @@ def make_row(row, spec, configs, output, seed):
         print(f"{row} {rel}: {num} detections, top score "
               f"{float(out['bbox'].numpy()[:1, 1].max()) if num else 0:.3f}")
     np.savez_compressed(output / f"{row}.npz", **arrays)
+    settings = {"test_post_nms_top_k": spec["proposals"]} if "proposals" in spec else {}
     manifest = {"row": row, "paddle_config": spec.get("paddle_config", row),
+                "tfdet_settings": settings,
                 "config": spec["config"], "seed": seed,
                 "overrides": spec["overrides"], "shapes": shapes, "images": images,
                 "paddle": paddle.__version__}

@@ -297,7 +297,8 @@ def compare_row(row, folder):
                          {k: tuple(v) for k, v in manifest["overrides"].items()})
     path = pathlib.Path(folder) / f"{row}.pdparams"
     write_pdparams(state, path)
-    model, spec = from_paddle(manifest.get("paddle_config", row), read_pdparams(path))
+    model, spec = from_paddle(manifest.get("paddle_config", row), read_pdparams(path),
+                              **manifest.get("tfdet_settings", {}))
     errors, detections = {}, []
     for i, image in enumerate(manifest["images"]):
         x = _load_image(image)

@@ -512,12 +512,14 @@ def paddle_config(name):
     return PADDLE_CONFIGS[key]
 
 
-def build_for_paddle(name, num_classes=None):
+def build_for_paddle(name, num_classes=None, **settings):
     """The tfdet model (untouched weights) that reproduces ppdet config `name`, with
-    (row, overrides) for config files."""
+    (row, overrides) for config files; settings: test-time changes on top (e.g.
+    test_post_nms_top_k, as a changed ppdet config would have)."""
     from tfdet import models
     spec = paddle_config(name)
-    model = models.get(spec.row, num_classes=num_classes or spec.num_classes, **spec.overrides)
+    model = models.get(spec.row, num_classes=num_classes or spec.num_classes,
+                       **dict(spec.overrides, **settings))
     return model, spec
 
 
@@ -534,15 +536,16 @@ def assign(model, values):
         w.assign(values[w.path].astype(w.dtype))
 
 
-def from_paddle(name, state, num_classes=None, what="weights"):
+def from_paddle(name, state, num_classes=None, what="weights", **settings):
     """A tfdet model with the weights of ppdet config `name` from state {name: array}.
 
-    num_classes: for weights trained on other data (default: the config's). Returns
-    (model, spec). Raises ConversionError naming every mismatched tensor.
+    num_classes: for weights trained on other data (default: the config's); settings: see
+    build_for_paddle. Returns (model, spec). Raises ConversionError naming every mismatched
+    tensor.
     """
     if num_classes is None:
         num_classes = _infer_classes(state, paddle_config(name))
-    model, spec = build_for_paddle(name, num_classes)
+    model, spec = build_for_paddle(name, num_classes, **settings)
     assign(model, convert_state(state, model, spec.family, what))
     return model, spec
 

@@ -157,7 +157,9 @@ class DetectionServingModule(tf.Module):
 
 def export_saved_model(model, output_dir, category_ids, class_names=None, *, transform, canvas,
                        size_divisor=128, max_pixels=DEFAULT_SERVING_MAX_PIXELS):
-    """Writes the SavedModel to output_dir (and assets.extra/labels.json); returns the path.
+    """Writes the SavedModel to output_dir, assets.extra/labels.json and, when
+    tensorflow-serving-api is installed, TF Serving's warm-up requests
+    (assets.extra/tf_serving_warmup_requests, tfdet.export.serving); returns the path.
 
     transform: the evaluation transform (`Experiment.eval_transform()`, e.g.
     `data.detection_transforms(False, 800, 1333)`); canvas: a side every transformed image
@@ -174,6 +176,13 @@ def export_saved_model(model, output_dir, category_ids, class_names=None, *, tra
     os.makedirs(os.path.join(output_dir, "assets.extra"), exist_ok=True)
     with open(os.path.join(output_dir, "assets.extra", "labels.json"), "w") as f:
         json.dump(labels, f)
+    from tfdet.export import serving
+    try:
+        serving.write_warmup_requests(output_dir)
+    except ImportError:
+        from absl import logging
+        logging.info("no TF Serving warm-up requests written (pip install "
+                     "tensorflow-serving-api to have them)")
     return output_dir
 
 
