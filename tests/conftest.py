@@ -12,6 +12,37 @@ SHARED_DATA = pathlib.Path(
 )
 
 
+# Tests of a minute or more (learning tests, parity rows, exports, script and multi-process
+# runs, whole-zoo builds): `python -m pytest -q -m "not slow" tests` leaves them out.
+SLOW = (
+    "tests/models/test_faster_rcnn_learning.py", "tests/models/test_mask_rcnn_learning.py",
+    "tests/models/test_retinanet_learning.py", "tests/models/test_ssd_learning.py",
+    "tests/models/test_yolov3_learning.py", "tests/training/test_multiworker.py",
+    "tests/training/test_trainer.py", "tests/training/test_checkpoint_roundtrip.py",
+    "tests/test_train_command.py", "tests/test_scripts.py", "tests/export/test_saved_model.py",
+    "tests/parity/test_paddle_parity.py", "tests/parity/test_convert_command.py",
+    "tests/parity/test_convert.py::test_imagenet_backbone",
+    "tests/models/test_dcn_rows.py",
+    "tests/models/test_faster_rcnn.py::test_every_faster_rcnn_row",
+    "tests/models/test_mask_rcnn.py::test_every_mask_rcnn_row",
+    "tests/models/test_retinanet.py::test_losses_fall_when_fitting_one_batch",
+    "tests/models/test_retinanet.py::test_registered_retinanet_rows",
+    "tests/models/test_yolov3.py::test_rows_build",
+    "tests/models/test_yolov3.py::test_random_input_sizes",
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a minute or more (see tests/conftest.py SLOW); "
+                            "-m 'not slow' runs the rest in a few minutes")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_models_after_each_module():
     """Drop Keras' global graph state after each test module: the suite builds dozens of
