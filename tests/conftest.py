@@ -19,6 +19,7 @@ SLOW = (
     "tests/models/test_retinanet_learning.py", "tests/models/test_ssd_learning.py",
     "tests/models/test_yolov3_learning.py", "tests/training/test_multiworker.py",
     "tests/training/test_trainer.py", "tests/training/test_checkpoint_roundtrip.py",
+    "tests/training/test_keras_fit.py",
     "tests/test_train_command.py", "tests/test_scripts.py", "tests/export/test_saved_model.py",
     "tests/parity/test_paddle_parity.py", "tests/parity/test_convert_command.py",
     "tests/parity/test_convert.py::test_imagenet_backbone",

@@ -12,6 +12,7 @@ import tensorflow as tf
 from tfdet import ops
 from tfdet.backbones import resnet, resnet_stage
 from tfdet.detectors.ground_truth import ground_truth
+from tfdet.detectors.keras_training import KerasTrainingMixin
 from tfdet.heads import FCBoxHead, Res5BoxHead, RPNHead
 from tfdet.losses import replica_mean, smooth_l1_loss
 from tfdet.necks import fpn
@@ -27,7 +28,7 @@ def _select(mask_scores, count):
 
 
 @keras.saving.register_keras_serializable("tfdet")
-class FasterRCNN(keras.Model):
+class FasterRCNN(KerasTrainingMixin, keras.Model):
     """Faster R-CNN; see the module docstring. num_classes excludes the background.
 
     neck 'fpn' (P2-P6, one anchor size per level) or 'c4' (one level at stride 16 with every

@@ -11,13 +11,14 @@ import tensorflow as tf
 from tfdet import ops
 from tfdet.backbones import resnet
 from tfdet.detectors.ground_truth import ground_truth
+from tfdet.detectors.keras_training import KerasTrainingMixin
 from tfdet.losses import replica_mean, sigmoid_focal_loss, smooth_l1_loss
 from tfdet.heads import RetinaNetHead
 from tfdet.necks import fpn
 
 
 @keras.saving.register_keras_serializable("tfdet")
-class RetinaNet(keras.Model):
+class RetinaNet(KerasTrainingMixin, keras.Model):
     """RetinaNet detector; see the module docstring for inputs and outputs."""
 
     def __init__(self, num_classes=80, depth=50, variant="b", groups=1, group_width=64,

@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfdet import ops
 from tfdet.backbones import mobilenet_v1, vgg16
 from tfdet.detectors.ground_truth import ground_truth
+from tfdet.detectors.keras_training import KerasTrainingMixin
 from tfdet.heads import SSDHead
 from tfdet.layers import L2Normalization
 from tfdet.losses import hard_negatives, replica_mean, smooth_l1_loss
@@ -23,7 +24,7 @@ VGG16_300_EXTRAS = ((256, 512, 1, 2, 3), (128, 256, 1, 2, 3), (128, 256, 0, 1, 3
 
 
 @keras.saving.register_keras_serializable("tfdet")
-class SSD(keras.Model):
+class SSD(KerasTrainingMixin, keras.Model):
     """SSD; see the module docstring. num_classes excludes the background.
 
     backbone 'vgg16' (conv4_3 L2-normalised with a learned scale, fc7, then `extras` with

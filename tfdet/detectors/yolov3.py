@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfdet import ops
 from tfdet.backbones import darknet53, mobilenet_v1, resnet
 from tfdet.detectors.ground_truth import ground_truth
+from tfdet.detectors.keras_training import KerasTrainingMixin
 from tfdet.necks import yolo_fpn
 
 COCO_ANCHORS = ((10, 13), (16, 30), (33, 23), (30, 61), (62, 45), (59, 119), (116, 90),
@@ -29,7 +30,7 @@ def _sigmoid_ce(logits, labels):
 
 
 @keras.saving.register_keras_serializable("tfdet")
-class YOLOv3(keras.Model):
+class YOLOv3(KerasTrainingMixin, keras.Model):
     """YOLOv3; see the module docstring. backbone: 'darknet53', 'mobilenet_v1' or 'resnet'
     (with `depth`, 34 in the zoo). mobilenet_blocks: the MobileNetV1 blocks giving C3, C4, C5
     (the static zoo's (5, 11, 13); ppdet 2.x weights use (4, 6, 13)). variant / dcn_stages: the
