@@ -2,3 +2,4 @@
 __version__ = "0.1.0"
 
 from tfdet import data, evaluation, models, ops  # noqa: F401
+from tfdet.inference import detect  # noqa: F401

@@ -123,10 +123,31 @@ def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):
     """Builds a zoo model (weights created by one forward pass at build_size x build_size,
     or at the model's fixed input size).
 
+    name: a row of list_models() (a 1x / 2x suffix may be left out); num_classes: foreground
+    classes (the R-CNN heads add the background); overrides: architecture settings of the
+    detector class (e.g. depth=18, norm='bn', score_threshold=0.3).
     weights: a Keras weights file, a tfdet checkpoint / run folder, or a PaddleDetection
     ImageNet backbone `.pdparams` (tfdet.convert.load_paddle_backbone); without it the model
     has random weights, and a warning says so (whole PaddleDetection detectors convert with
     scripts/convert_weights.py, then load with tfdet.models.load(folder)).
+
+    Inputs: `model(images)` takes float32 RGB [B, H, W, 3] already resized, normalised and
+    zero-padded, as the row's config's evaluation transform makes them (`tfdet.detect(model,
+    image)` does all of it from a uint8 image or a file). "Normalised" is (pixel - mean) / std
+    per RGB channel in 0..255 units:
+      RetinaNet, Faster / Mask R-CNN: ImageNet mean (123.675, 116.28, 103.53), std (58.395,
+        57.12, 57.375); short side 800, long side <= 1333; padded to a multiple of 128
+        (RetinaNet) or 32 (R-CNN). Faster / Mask R-CNN and YOLOv3 also take
+        `image_sizes` [B, 2] (h, w before padding) to clip to.
+      SSD VGG16: mean (104, 117, 123), std 1; SSD MobileNetV1: mean and std 127.5; a square
+        300 (512) input.
+      YOLOv3: ImageNet mean / std; a square side that is a multiple of 32 (608, 416, 320).
+    Outputs: {boxes [B, N, 4] xyxy in input pixels, scores [B, N], classes [B, N] int32
+    (contiguous 0..K-1), num_detections [B] int32} (Mask R-CNN adds masks [B, N, m, m]: each
+    box's mask probabilities). The SavedModel's signatures (tfdet.export) take uint8 images or
+    encoded bytes and return the same detections as TF OD API outputs: detection_boxes
+    normalised [y1, x1, y2, x2] of the original image, detection_scores, detection_classes
+    (the data set's category ids, float32), num_detections (float32), detection_masks.
     """
     cls, settings, _ = _ZOO[resolve(name)]
     kwargs = dict(settings)
@@ -195,4 +216,8 @@ def load(run_dir, allow_config_imports=False):
             exp = load_experiment(f.name, allow_imports=allow_config_imports)
         finally:
             os.unlink(f.name)
-    return restore_model(exp.build_model(info["num_classes"]), checkpoint)
+    model = restore_model(exp.build_model(info["num_classes"]), checkpoint)
+    # For tfdet.detect: the run's preprocessing and class names.
+    model.tfdet_experiment = exp
+    model.tfdet_class_names = info.get("class_names")
+    return model
