@@ -66,7 +66,11 @@ def main(_):
         train_set = exp.dataset(exp.data.train, exp.data.train_limit)
         eval_set = exp.dataset(exp.data.eval, evaluation=True) if f.eval else None
     except FileNotFoundError as err:  # the data set is not where the config says
-        raise SystemExit(f"error: {err}") from None
+        sched = exp.schedule
+        raise SystemExit(
+            f"error: {err}. The schedule is {sched.total_steps} steps of "
+            f"{exp.train.global_batch_size} images: --steps N compresses it, milestones and "
+            f"warmup scaled, and --batch_size B changes the batch.") from None
     print(f"training data {exp.data.train}: {len(train_set)} images, {train_set.num_classes} "
           f"classes; {train_set.skipped.summary()}")
     if is_chief:

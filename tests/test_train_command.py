@@ -18,11 +18,13 @@ def _train(config, *flags, cwd, timeout=600):
                           capture_output=True, text=True, cwd=str(cwd), timeout=timeout)
 
 
-@pytest.mark.parametrize("config, expected", [
-    ("ssd_vgg16_300.gin", ["data/coco/annotations/instances_train2017.json"]),
-    ("ssd_vgg16_300_voc.gin", ["data/voc/VOCdevkit/VOC2007", "data/voc/VOCdevkit/VOC2012"]),
+@pytest.mark.parametrize("config, expected, steps", [
+    ("ssd_vgg16_300.gin", ["data/coco/annotations/instances_train2017.json"], 400000),
+    ("ssd_vgg16_300_voc.gin", ["data/voc/VOCdevkit/VOC2007", "data/voc/VOCdevkit/VOC2012"],
+     120000),
 ])
-def test_without_the_data_it_stops_at_once_naming_paths_and_flag(config, expected, tmp_path):
+def test_without_the_data_it_stops_at_once_naming_paths_and_flag(config, expected, steps,
+                                                                 tmp_path):
     start = time.time()
     out = _train(config, cwd=tmp_path)
     assert out.returncode != 0
@@ -32,6 +34,7 @@ def test_without_the_data_it_stops_at_once_naming_paths_and_flag(config, expecte
     for path in expected:
         assert path in message
     assert "--train_data sample --eval_data sample:val" in message
+    assert f"The schedule is {steps} steps of 32 images: --steps N compresses it" in message
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "runs").exists()  # nothing written
 
