@@ -18,6 +18,16 @@ from gin import config_parser
 from tfdet import data, models
 from tfdet.training import optimizers, schedules
 
+
+class _DropGinPathChecks(logging.Filter):
+    """gin logs every include lookup ('system_path_file_exists:PATH') on the root logger."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith("system_path_file_exists")
+
+
+logging.getLogger().addFilter(_DropGinPathChecks())
+
 COCO_TRAIN = "coco:data/coco/annotations/instances_train2017.json:data/coco/train2017"
 COCO_VAL = "coco:data/coco/annotations/instances_val2017.json:data/coco/val2017"
 _SQUARE = ("ssd", "yolo", "square")  # recipes with square inputs of DataConfig.square_size

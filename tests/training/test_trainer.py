@@ -201,3 +201,24 @@ def test_skipping_stops_after_too_many_in_a_row_and_updates_must_stay_finite(tmp
     with pytest.raises(NonFiniteLossError, match=r"step 1: the update made weights non-finite"):
         huge.fit(clean, 3, 2, verbose=0)
     assert tf.train.latest_checkpoint(str(tmp_path / "huge")) is None
+
+
+def test_image_summaries_show_ground_truth_beside_labelled_detections(tmp_path):
+    """TensorBoard gets, every image_summary_every steps, each image as ground truth |
+    detections: twice the width (plus the gap), with the truth's class colours drawn."""
+    from tfdet import visualize
+    exp = load_experiment(QUICKSTART, TINY)
+    train_set = exp.dataset("sample")
+    trainer = _trainer(exp, train_set, tmp_path)
+    trainer.fit(lambda position: exp.train_pipeline(train_set, 2, skip=position), 1, 2,
+                checkpoint_every=10, verbose=0, image_summary_every=1)
+    events = list((tmp_path / "train").glob("events.out.tfevents.*"))
+    images = [v for e in events for record in tf.compat.v1.train.summary_iterator(str(e))
+              for v in record.summary.value if v.tag == "truth_vs_detections"]
+    assert images
+    pictures = tf.make_ndarray(images[0].tensor)  # [width, height, PNG...] per image
+    png = tf.io.decode_png(pictures[2]).numpy()
+    assert png.shape[:2] == (128, 2 * 128 + 8)
+    colors = {tuple(c) for c in visualize.class_colors(train_set.num_classes)}
+    truth = {tuple(p) for p in png[:, :128].reshape(-1, 3)}
+    assert colors & truth  # some ground-truth box is drawn in its class colour

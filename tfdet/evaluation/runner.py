@@ -54,7 +54,11 @@ def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, m
         raise ValueError(f"metric must be 'coco' or 'voc', got {metric!r}")
     evaluator = CocoEvaluator(dataset) if metric == "coco" else VocEvaluator(dataset)
     with_masks = False
-    for batch in tqdm.tqdm(pipeline, desc="evaluating", disable=not progress, leave=False):
+    bar = tqdm.tqdm(total=len(dataset.examples), desc="evaluating", unit="img",
+                    disable=not progress, leave=False,
+                    mininterval=0.1 if _is_terminal() else 30.0)
+    for batch in pipeline:
+        bar.update(int(batch["images"].shape[0]))
         detections = predict(batch["images"], tf.cast(batch["image_size"], tf.float32))
         boxes = to_original_pixels(detections["boxes"], batch["scale"], batch["original_size"])
         counts = detections["num_detections"].numpy()
@@ -67,6 +71,7 @@ def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, m
         extra = {"masks": masks} if masks is not None else {}
         evaluator.add_detections(batch["image_id"].numpy(), boxes, detections["scores"].numpy(),
                                  detections["classes"].numpy(), counts, **extra)
+    bar.close()
     monitor = getattr(pipeline, "drop_monitor", None)
     if monitor is not None:
         monitor.finish()  # logs each image the pipeline dropped, by file
@@ -93,3 +98,8 @@ def headline(metrics):
     keys = ["AP", "AP50", "AP75"] + (["mask_AP", "mask_AP50", "mask_AP75"]
                                      if "mask_AP" in metrics else [])
     return {k: metrics[k] for k in keys}
+
+
+def _is_terminal():
+    import sys
+    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()

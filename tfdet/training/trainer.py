@@ -264,8 +264,10 @@ class Trainer:
             iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) \
             if self.model_dir and self.is_chief else None
+        # Not a terminal (a log file, CI): one progress line every 30 s, not one per step.
         progress = keras.utils.Progbar(total_steps, verbose=verbose,
-                                       stateful_metrics=["lr", "skipped"])
+                                       stateful_metrics=["lr", "skipped"],
+                                       interval=0.05 if _is_terminal() else 30.0)
         progress.update(start)
         losses, last_saved, consecutive = {}, None, 0
         for step in range(start + 1, total_steps + 1):
@@ -311,18 +313,29 @@ class Trainer:
                            skipped_steps=int(self.skipped.numpy()), losses=losses)
 
     def _image_summary(self, writer, distributed_batch, step, max_images=3):
-        """Up to three training images with the model's current detections drawn on them."""
+        """Up to three training images, each as ground truth | the model's current detections
+        (score >= 0.3), labelled boxes in per-class colours (tfdet.visualize)."""
+        from tfdet import visualize
         batch = self.strategy.experimental_local_results(distributed_batch)[0]
         images = batch["images"][:max_images]
         detections = self.model(images, training=False)
         low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
         high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
-        shown = (images - low) / tf.maximum(high - low, 1e-6)
-        size = tf.cast(tf.shape(images)[1:3], tf.float32)
-        x1, y1, x2, y2 = tf.unstack(detections["boxes"], axis=-1)
-        keep = tf.cast(detections["scores"] >= 0.3, tf.float32)
-        boxes = tf.stack([y1 / size[0], x1 / size[1], y2 / size[0], x2 / size[1]], -1)
-        drawn = tf.image.draw_bounding_boxes(shown, boxes * keep[..., None],
-                                             tf.constant([[1.0, 0.2, 0.2, 1.0]]))
+        shown = tf.cast((images - low) / tf.maximum(high - low, 1e-6) * 255, tf.uint8).numpy()
+        k = int(getattr(self.model, "num_classes", 1))
+        pictures = []
+        for i, image in enumerate(shown):
+            n = int(batch["num_boxes"][i]) if "num_boxes" in batch else 0
+            truth = visualize.draw_detections(image, batch["boxes"][i, :n].numpy(),
+                                              batch["classes"][i, :n].numpy(), num_classes=k)
+            found = visualize.draw_detections(
+                image, detections["boxes"][i].numpy(), detections["classes"][i].numpy(),
+                detections["scores"][i].numpy(), score_threshold=0.3, num_classes=k)
+            pictures.append(visualize.side_by_side(truth, found))
         with writer.as_default(step=step):
-            tf.summary.image("detections", drawn, max_outputs=max_images)
+            tf.summary.image("truth_vs_detections", np.stack(pictures), max_outputs=max_images)
+
+
+def _is_terminal():
+    import sys
+    return hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
