@@ -19,9 +19,10 @@ def experiment_for(model):
         return exp
     from tfdet.config import load_experiment
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.path.join(here, "configs", f"{model.name}.gin")
+    row = getattr(model, "tfdet_row", model.name)
+    path = os.path.join(here, "configs", f"{row}.gin")
     if not os.path.exists(path):
-        raise ValueError(f"no config for model {model.name!r}: pass experiment= (the "
+        raise ValueError(f"no config for model {row!r}: pass experiment= (the "
                          "tfdet.config.load_experiment of the config it was trained with)")
     return load_experiment(path)
 

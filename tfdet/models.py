@@ -149,11 +149,13 @@ def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):
     normalised [y1, x1, y2, x2] of the original image, detection_scores, detection_classes
     (the data set's category ids, float32), num_detections (float32), detection_masks.
     """
-    cls, settings, _ = _ZOO[resolve(name)]
+    row = resolve(name)
+    cls, settings, _ = _ZOO[row]
     kwargs = dict(settings)
     kwargs.update(overrides)
     kwargs["num_classes"] = num_classes or settings.get("num_classes") or _DEFAULT_CLASSES[cls]
-    model = cls(name=resolve(name), **kwargs)
+    model = cls(name=_describe(row, settings, overrides), **kwargs)
+    model.tfdet_row = row  # the zoo row (and config) it was built from
     # Models with one fixed input size (SSD) are built at that size.
     size = getattr(model, "fixed_input_size", None) or build_size
     model(np.zeros((1, size, size, 3), np.float32))
@@ -172,6 +174,20 @@ def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):
 
 
 _WARNED_UNTRAINED = set()
+
+
+def _describe(row, settings, overrides):
+    """The model's name: the row's, with its backbone token changed when overrides change the
+    ResNet depth / variant (retinanet_r50_fpn_1x with depth 18 -> retinanet_r18_fpn_1x)."""
+    import re
+    depth = overrides.get("depth", settings.get("depth"))
+    variant = overrides.get("variant", settings.get("variant", "b"))
+    if ("depth" not in overrides and "variant" not in overrides) or depth is None:
+        return row
+    if (depth, variant) == (settings.get("depth"), settings.get("variant", "b")):
+        return row
+    token = f"r{depth}{'_vd' if variant == 'd' else ''}"
+    return re.sub(r"(?<=_)(r|x)\d+(_vd)?(_\d+x\d+d)?(?=_|$)", token, row, count=1)
 
 
 def _load_weights(model, weights):

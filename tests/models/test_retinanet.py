@@ -1,4 +1,6 @@
 """RetinaNet parts: parameter counts from REFERENCE.md, layout and post-processing by hand."""
+import pathlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -131,3 +133,14 @@ def test_losses_fall_when_fitting_one_batch():
     # Batch norm on 2 images makes single steps noisy: judge the best of the last ten.
     curve = [float(step()["total_loss"]) for _ in range(50)]
     assert min(curve[-10:]) < 0.4 * first["total_loss"], curve
+
+
+def test_a_model_is_named_after_its_backbone_when_overrides_change_it():
+    from tfdet.config import load_experiment
+    quickstart = load_experiment(str(pathlib.Path(__file__).resolve().parents[2] / "configs"
+                                     / "quickstart" / "retinanet_r18_sample.gin"))
+    model = quickstart.build_model(3)  # the retinanet_r50_fpn_1x row with depth 18
+    assert (model.name, model.tfdet_row) == ("retinanet_r18_fpn_1x", "retinanet_r50_fpn_1x")
+    assert models.get("yolov3_r34", num_classes=2, depth=18).name == "yolov3_r18"
+    assert models.get("retinanet_r50_fpn", num_classes=2, norm="bn").name == (
+        "retinanet_r50_fpn_1x")
