@@ -34,3 +34,26 @@ def test_side_by_side_puts_ground_truth_left_of_predictions():
     assert both.shape == (14, 36, 3)
     assert (both[:10, :20] == 0).all() and (both[:, 24:] == 7).all()
     assert (both[:, 20:24] == 255).all()
+
+
+def test_both_evaluators_give_the_same_per_image_detections():
+    """eval.py --visualize reads evaluator.per_image(): COCO and VOC agree on it."""
+    from tfdet import data
+    from tfdet.evaluation import CocoEvaluator
+    from tfdet.evaluation.voc import VocEvaluator
+    val = data.load_sample_dataset("val")
+    ids = [ex.image_id for ex in val.examples[:2]]
+    boxes = np.array([[[1, 2, 30, 40], [5, 5, 9, 9]], [[0, 0, 10, 10], [3, 4, 5, 6]]],
+                     np.float32)
+    scores = np.array([[0.9, 0.4], [0.8, 0.7]], np.float32)
+    classes = np.array([[0, 2], [1, 1]])
+    got = []
+    for evaluator in (CocoEvaluator(val), VocEvaluator(val)):
+        evaluator.add_detections(ids, boxes, scores, classes, [2, 1])
+        got.append(evaluator.per_image())
+    for per_image in got:
+        assert set(per_image) == set(ids)
+        order = np.argsort(-per_image[ids[0]][2])
+        np.testing.assert_allclose(per_image[ids[0]][0][order], boxes[0], atol=1e-4)
+        assert per_image[ids[0]][1][order].tolist() == [0, 2]
+        np.testing.assert_allclose(per_image[ids[1]][2], [0.8])

@@ -40,3 +40,9 @@ def import_tensorflow():
                     if line.strip() and not _NOISE.match(line)]
             if kept:
                 sys.stderr.write("\n".join(kept) + "\n")
+
+
+def is_terminal(stream):
+    """Whether `stream` (sys.stdout / sys.stderr) is an interactive terminal: progress bars
+    redraw there and print a line per interval otherwise."""
+    return hasattr(stream, "isatty") and stream.isatty()

@@ -236,6 +236,14 @@ def _check_exists(spec):
             f"data with --train_data sample --eval_data sample:val")
 
 
+def repo_configs():
+    """The configs/ folder of the tfdet checkout this package runs from (the zoo rows' gin
+    files), or None for an installed copy without it."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(here, "configs")
+    return path if os.path.isdir(path) else None
+
+
 def _configs_root(config_file):
     """The configs folder a config's includes are relative to (the one holding base/)."""
     folder = os.path.dirname(os.path.abspath(config_file))

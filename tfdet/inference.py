@@ -17,10 +17,9 @@ def experiment_for(model):
     exp = getattr(model, "tfdet_experiment", None)
     if exp is not None:
         return exp
-    from tfdet.config import load_experiment
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from tfdet.config import load_experiment, repo_configs
     row = getattr(model, "tfdet_row", model.name)
-    path = os.path.join(here, "configs", f"{row}.gin")
+    path = os.path.join(repo_configs() or "", f"{row}.gin")
     if not os.path.exists(path):
         raise ValueError(f"no config for model {row!r}: pass experiment= (the "
                          "tfdet.config.load_experiment of the config it was trained with)")
@@ -44,7 +43,7 @@ def detect(model, image, experiment=None, class_names=None, score_threshold=None
     path. Returns {"boxes": [N, 4] float32 xyxy in the image's pixels, "scores": [N],
     "classes": [N] int contiguous ids, "class_names": [N] str}, best first; score_threshold
     drops lower scores (default: the model's own threshold only)."""
-    from tfdet.data.pipeline import decode_image
+    from tfdet.data.pipeline import decode_image, pad_to_divisor
     from tfdet.detectors import run_detector
     from tfdet.evaluation.runner import to_original_pixels
     exp = experiment or experiment_for(model)
@@ -59,11 +58,10 @@ def detect(model, image, experiment=None, class_names=None, score_threshold=None
     sample = {"image": tf.cast(pixels, tf.float32), "boxes": tf.zeros([0, 4]),
               "scale": tf.ones([2])}
     sample = exp.eval_transform()(sample, tf.zeros([2], tf.int64))
-    x = sample["image"]
-    h, w = int(x.shape[0]), int(x.shape[1])
-    d = max(int(exp.data.size_divisor), 1)  # padded as the evaluation pipeline pads
-    x = tf.pad(x, [[0, -(-h // d) * d - h], [0, -(-w // d) * d - w], [0, 0]])
-    out = run_detector(model, x[None], tf.constant([[h, w]], tf.float32))
+    h, w = int(sample["image"].shape[0]), int(sample["image"].shape[1])
+    # Padded as the evaluation pipeline pads its batches.
+    x = pad_to_divisor({"images": sample["image"][None]}, exp.data.size_divisor)["images"]
+    out = run_detector(model, x, tf.constant([[h, w]], tf.float32))
     n = int(out["num_detections"][0])
     boxes = to_original_pixels(out["boxes"][:, :n].numpy(), sample["scale"].numpy()[None],
                                size.numpy()[None])[0].astype(np.float32)

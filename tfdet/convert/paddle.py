@@ -403,6 +403,18 @@ def map_yolov3(m, model):
         m.conv(f"output{i}", f"yolo_head.yolo_output.{i}")
 
 
+def map_vgg16(m, fc_optional=False):
+    """ppdet VGG's conv blocks and fc6 / fc7 (convs) -> tfdet vgg16; fc_optional: map
+    fc6 / fc7 only when the checkpoint has them (ImageNet files may not)."""
+    from tfdet.backbones.vgg import _BLOCKS as VGG_BLOCKS
+    for block, (_, convs) in enumerate(VGG_BLOCKS, start=1):
+        for i in range(1, convs + 1):
+            m.conv(f"conv{block}_{i}", f"backbone.conv_block_{block - 1}.conv{i - 1}")
+    for fc in ("fc6", "fc7"):
+        if not fc_optional or m.has(f"backbone.{fc}.weight"):
+            m.conv(fc, f"backbone.{fc}")
+
+
 def map_ssd(m, model):
     """ppdet SSD (VGG with its L2-normalised conv4_3 and extra convs, or MobileNet with
     ExtraBlocks; SSDHead boxes<i> / scores<i>) -> tfdet SSD. ppdet's softmax has the
@@ -410,12 +422,7 @@ def map_ssd(m, model):
     channels are permuted."""
     c = model.config
     if c["backbone"] == "vgg16":
-        from tfdet.backbones.vgg import _BLOCKS as VGG_BLOCKS
-        for block, (_, convs) in enumerate(VGG_BLOCKS, start=1):
-            for i in range(1, convs + 1):
-                m.conv(f"conv{block}_{i}", f"backbone.conv_block_{block - 1}.conv{i - 1}")
-        m.conv("fc6", "backbone.fc6")
-        m.conv("fc7", "backbone.fc7")
+        map_vgg16(m)
         (var,) = m.layer_vars("conv4_3_norm")
         m.put(f"conv4_3_norm/{var}", m.take("backbone.norm0.scale"))
         for i in range(1, len(c["extras"]) + 1):
@@ -452,13 +459,7 @@ def map_backbone(m, model):
     elif kind == "YOLOv3":
         _map_yolov3_backbone(m, c)
     elif kind == "SSD" and c["backbone"] == "vgg16":
-        from tfdet.backbones.vgg import _BLOCKS as VGG_BLOCKS
-        for block, (_, convs) in enumerate(VGG_BLOCKS, start=1):
-            for i in range(1, convs + 1):
-                m.conv(f"conv{block}_{i}", f"backbone.conv_block_{block - 1}.conv{i - 1}")
-        for fc in ("fc6", "fc7"):
-            if m.has(f"backbone.{fc}.weight"):
-                m.conv(fc, f"backbone.{fc}")
+        map_vgg16(m, fc_optional=True)
     elif kind == "SSD":
         map_mobilenet_v1(m)
     else:
@@ -597,6 +598,7 @@ def convert_paddle_checkpoint(paddle_config_name, weights, output, num_classes=N
 
     from tfdet.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASS_NAMES
     from tfdet.training.checkpoints import write_run_info_dict
+    from tfdet.config import repo_configs
     from tfdet.convert.pdparams import read_pdparams
 
     output = os.path.abspath(output)
@@ -625,7 +627,7 @@ def convert_paddle_checkpoint(paddle_config_name, weights, output, num_classes=N
         # The trainer's layout (CheckpointManager, relative paths), so the folder can move.
         manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), scratch, 1)
         prefix = manager.save(checkpoint_number=0)
-        config = _config_text(spec, num_classes, configs_dir or _repo_configs())
+        config = _config_text(spec, num_classes, configs_dir or repo_configs())
         with open(os.path.join(scratch, "config.gin"), "w", encoding="utf-8") as f:
             f.write(config)
         write_run_info_dict(scratch, {
@@ -639,8 +641,3 @@ def convert_paddle_checkpoint(paddle_config_name, weights, output, num_classes=N
         raise
     return os.path.join(output, os.path.basename(prefix))
 
-
-def _repo_configs():
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    path = os.path.join(here, "configs")
-    return path if os.path.isdir(path) else None

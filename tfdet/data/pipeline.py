@@ -219,7 +219,9 @@ def _finish(sample, max_boxes, min_box_size, drop_difficult):
     return out
 
 
-def _pad_to_divisor(batch, size_divisor):
+def pad_to_divisor(batch, size_divisor):
+    """batch['images'] (and masks) zero-padded at the bottom / right to multiples of
+    size_divisor."""
     images = batch["images"]
     h, w = tf.shape(images)[1], tf.shape(images)[2]
     ph = (h + size_divisor - 1) // size_divisor * size_divisor
@@ -329,7 +331,7 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
         ds = ds.enumerate(first).map(lambda step, batch: batch_transform(batch, step),
                                      num_parallel_calls=AUTOTUNE)
     if pad_size is None:
-        ds = ds.map(lambda b: _pad_to_divisor(b, size_divisor), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(lambda b: pad_to_divisor(b, size_divisor), num_parallel_calls=AUTOTUNE)
     ds = ds.prefetch(AUTOTUNE)
     ds.drop_monitor = monitor
     return ds

@@ -167,14 +167,10 @@ class CocoEvaluator:
         """{image_id: (boxes [N, 4] xyxy original pixels, classes [N] contiguous, scores [N])}
         of the detections so far."""
         index = {int(c): k for k, c in enumerate(self.category_ids)}
-        grouped = {}
-        for r in self._results:
-            x, y, w, h = r["bbox"]
-            grouped.setdefault(r["image_id"], []).append(
-                ([x, y, x + w, y + h], index[r["category_id"]], r["score"]))
-        return {i: (np.asarray([d[0] for d in v], np.float32).reshape(-1, 4),
-                    np.asarray([d[1] for d in v], np.int64), np.asarray([d[2] for d in v]))
-                for i, v in grouped.items()}
+        return group_by_image(
+            (r["image_id"], [r["bbox"][0], r["bbox"][1], r["bbox"][0] + r["bbox"][2],
+                             r["bbox"][1] + r["bbox"][3]], index[r["category_id"]], r["score"])
+            for r in self._results)
 
     @property
     def results(self):
@@ -217,3 +213,14 @@ class CocoEvaluator:
         if verbose:
             print(format_table(metrics, iou_type))
         return dict(metrics, **extra)
+
+
+def group_by_image(detections):
+    """(image_id, box xyxy, class, score) rows -> {image_id: (boxes [N, 4] float32, classes
+    [N] int64, scores [N])}: the evaluators' per_image() layout."""
+    grouped = {}
+    for image_id, box, cls, score in detections:
+        grouped.setdefault(image_id, []).append((box, cls, score))
+    return {i: (np.asarray([d[0] for d in v], np.float32).reshape(-1, 4),
+                np.asarray([d[1] for d in v], np.int64), np.asarray([d[2] for d in v]))
+            for i, v in grouped.items()}

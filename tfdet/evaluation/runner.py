@@ -4,11 +4,14 @@ detectors that predict masks).
 Works on anything that maps a batch of pipeline images to the detection dict (a Keras detector,
 or its tf.function), so a checkpoint and an export go through the same scoring.
 """
+import sys
+
 import numpy as np
 import tensorflow as tf
 import tqdm
 
 from tfdet import ops
+from tfdet._quiet import is_terminal
 from tfdet.evaluation.coco import CocoEvaluator
 from tfdet.evaluation.voc import VocEvaluator
 
@@ -56,7 +59,7 @@ def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, m
     with_masks = False
     bar = tqdm.tqdm(total=len(dataset.examples), desc="evaluating", unit="img",
                     disable=not progress, leave=False,
-                    mininterval=0.1 if _is_terminal() else 30.0)
+                    mininterval=0.1 if is_terminal(sys.stderr) else 30.0)
     for batch in pipeline:
         bar.update(int(batch["images"].shape[0]))
         detections = predict(batch["images"], tf.cast(batch["image_size"], tf.float32))
@@ -98,8 +101,3 @@ def headline(metrics):
     keys = ["AP", "AP50", "AP75"] + (["mask_AP", "mask_AP50", "mask_AP75"]
                                      if "mask_AP" in metrics else [])
     return {k: metrics[k] for k in keys}
-
-
-def _is_terminal():
-    import sys
-    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()

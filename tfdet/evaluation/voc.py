@@ -64,13 +64,9 @@ class VocEvaluator:
     def per_image(self):
         """{image_id: (boxes [N, 4] xyxy original pixels, classes [N] contiguous, scores [N])}
         of the detections so far."""
-        grouped = collections.defaultdict(list)
-        for k, dets in self._dets.items():
-            for score, image_id, box in dets:
-                grouped[image_id].append((box, k, score))
-        return {i: (np.asarray([d[0] for d in v], np.float32).reshape(-1, 4),
-                    np.asarray([d[1] for d in v], np.int64), np.asarray([d[2] for d in v]))
-                for i, v in grouped.items()}
+        from tfdet.evaluation.coco import group_by_image
+        return group_by_image((image_id, box, k, score) for k, dets in self._dets.items()
+                              for score, image_id, box in dets)
 
     def class_ap(self, k):
         """AP of class k, or NaN when the class has no non-difficult ground truth."""

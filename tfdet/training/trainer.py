@@ -24,11 +24,13 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfdet._quiet import is_terminal
 from tfdet.training.optimizers import l2_gradients
 from tfdet.training.strategy import describe, worker_info
 
@@ -267,7 +269,7 @@ class Trainer:
         # Not a terminal (a log file, CI): one progress line every 30 s, not one per step.
         progress = keras.utils.Progbar(total_steps, verbose=verbose,
                                        stateful_metrics=["lr", "skipped"],
-                                       interval=0.05 if _is_terminal() else 30.0)
+                                       interval=0.05 if is_terminal(sys.stdout) else 30.0)
         progress.update(start)
         losses, last_saved, consecutive = {}, None, 0
         for step in range(start + 1, total_steps + 1):
@@ -334,8 +336,3 @@ class Trainer:
             pictures.append(visualize.side_by_side(truth, found))
         with writer.as_default(step=step):
             tf.summary.image("truth_vs_detections", np.stack(pictures), max_outputs=max_images)
-
-
-def _is_terminal():
-    import sys
-    return hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
