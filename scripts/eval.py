@@ -123,7 +123,8 @@ def main(_):
         if [int(c) for c in dataset.category_ids] != info["category_ids"]:
             raise SystemExit(f"the data's categories {dataset.category_ids} differ from the "
                              f"checkpoint's {info['category_ids']} ({checkpoint})")
-        model = restore_model(exp.build_model(info["num_classes"]), checkpoint)
+        model = restore_model(exp.build_model(info["num_classes"], restoring=True),
+                              checkpoint)
         metrics, evaluator = evaluate_detector(compiled_predictor(model),
                                                exp.eval_pipeline(dataset, f.batch_size),
                                                dataset, metric=exp.data.metric)

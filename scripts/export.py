@@ -36,7 +36,8 @@ def main(_):
     if f.checkpoint:
         checkpoint = resolve_checkpoint(f.checkpoint)
         info = read_run_info(checkpoint)
-        model = restore_model(exp.build_model(info["num_classes"]), checkpoint)
+        model = restore_model(exp.build_model(info["num_classes"], restoring=True),
+                              checkpoint)
     elif f.untrained_num_classes:
         n = f.untrained_num_classes
         info = {"category_ids": list(range(1, n + 1)), "class_names": None}

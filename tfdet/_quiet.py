@@ -4,6 +4,7 @@ feature guard, a failed cuInit on machines without a GPU) that TF_CPP_MIN_LOG_LE
 reach. import_tensorflow() imports TF (and touches its devices once) with file descriptor 2
 redirected, then writes back every line that is not one of those notices, so real errors still
 show. TFDET_VERBOSE_STARTUP=1 keeps everything."""
+import contextlib
 import os
 import re
 import sys
@@ -46,3 +47,20 @@ def is_terminal(stream):
     """Whether `stream` (sys.stdout / sys.stderr) is an interactive terminal: progress bars
     redraw there and print a line per interval otherwise."""
     return hasattr(stream, "isatty") and stream.isatty()
+
+
+@contextlib.contextmanager
+def tf_info_muted():
+    """Inside: TF's INFO lines (absl and the `tensorflow` logger: signatures, checkpoint
+    sharding, assets, fingerprints) are not printed; warnings and errors are."""
+    from absl import logging as absl_logging
+    import tensorflow as tf
+    logger, verbosity = tf.get_logger(), absl_logging.get_verbosity()
+    level = logger.level
+    logger.setLevel("WARNING")
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        absl_logging.set_verbosity(verbosity)

@@ -188,10 +188,12 @@ class Experiment:
                                    max_boxes=d.max_boxes, size_divisor=d.size_divisor)
 
     # -- model and optimisation ----------------------------------------------------------------
-    def build_model(self, num_classes=None):
+    def build_model(self, num_classes=None, restoring=False):
+        """The configured model; restoring=True: a checkpoint is restored into it next (no
+        untrained-model warning)."""
         m = self.model
         return models.get(m.name, num_classes=m.num_classes or num_classes,
-                          weights=m.weights, **m.overrides)
+                          weights=m.weights, restoring=restoring, **m.overrides)
 
     def learning_rate(self, global_batch_size=None):
         s, t = self.schedule, self.train

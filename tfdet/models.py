@@ -119,7 +119,8 @@ def predicts_masks(name):
     return issubclass(_ZOO[resolve(name)][0], MaskRCNN)
 
 
-def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):
+def get(name, *, num_classes=None, weights=None, build_size=128, restoring=False,
+        **overrides):
     """Builds a zoo model (weights created by one forward pass at build_size x build_size,
     or at the model's fixed input size).
 
@@ -128,8 +129,9 @@ def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):
     detector class (e.g. depth=18, norm='bn', score_threshold=0.3).
     weights: a Keras weights file, a tfdet checkpoint / run folder, or a PaddleDetection
     ImageNet backbone `.pdparams` (tfdet.convert.load_paddle_backbone); without it the model
-    has random weights, and a warning says so (whole PaddleDetection detectors convert with
-    scripts/convert_weights.py, then load with tfdet.models.load(folder)).
+    has random weights, and a warning says so unless restoring=True (the caller restores a
+    checkpoint next). Whole PaddleDetection detectors convert with scripts/convert_weights.py,
+    then load with tfdet.models.load(folder).
 
     Inputs: `model(images)` takes float32 RGB [B, H, W, 3] already resized, normalised and
     zero-padded, as the row's config's evaluation transform makes them (`tfdet.detect(model,
@@ -161,7 +163,7 @@ def get(name, *, num_classes=None, weights=None, build_size=128, **overrides):
     model(np.zeros((1, size, size, 3), np.float32))
     if weights:
         _load_weights(model, weights)
-    elif name not in _WARNED_UNTRAINED:
+    elif not restoring and name not in _WARNED_UNTRAINED:
         _WARNED_UNTRAINED.add(name)
         from absl import logging
         logging.warning(
@@ -232,7 +234,7 @@ def load(run_dir, allow_config_imports=False):
             exp = load_experiment(f.name, allow_imports=allow_config_imports)
         finally:
             os.unlink(f.name)
-    model = restore_model(exp.build_model(info["num_classes"]), checkpoint)
+    model = restore_model(exp.build_model(info["num_classes"], restoring=True), checkpoint)
     # For tfdet.detect: the run's preprocessing and class names.
     model.tfdet_experiment = exp
     model.tfdet_class_names = info.get("class_names")

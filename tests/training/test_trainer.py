@@ -222,3 +222,12 @@ def test_image_summaries_show_ground_truth_beside_labelled_detections(tmp_path):
     colors = {tuple(c) for c in visualize.class_colors(train_set.num_classes)}
     truth = {tuple(p) for p in png[:, :128].reshape(-1, 3)}
     assert colors & truth  # some ground-truth box is drawn in its class colour
+
+
+def test_progress_off_a_terminal_is_plain_lines_per_interval(capsys):
+    from tfdet.training.trainer import _Progress
+    progress = _Progress(5, 1, 0, interval=3600.0)  # pytest's stdout is not a terminal
+    for step in range(1, 6):
+        progress.update(step, {"total_loss": 1.0 / step, "lr": 0.01})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["step 5/5: total_loss 0.2 lr 0.01"]  # only the last step within the hour

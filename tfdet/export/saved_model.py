@@ -170,17 +170,9 @@ def export_saved_model(model, output_dir, category_ids, class_names=None, *, tra
                                     max_pixels)
     signatures = {"serving_default": module.serve_images.get_concrete_function(),
                   "serving_encoded": module.serve_encoded.get_concrete_function()}
-    from absl import logging as absl_logging
-    # Without TF's INFO lines about signatures, sharding, assets and fingerprints.
-    logger, verbosity = tf.get_logger(), absl_logging.get_verbosity()
-    level = logger.level
-    logger.setLevel("WARNING")
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    try:
+    from tfdet._quiet import tf_info_muted
+    with tf_info_muted():  # no INFO lines about signatures, sharding, assets, fingerprints
         tf.saved_model.save(module, output_dir, signatures=signatures)
-    finally:
-        logger.setLevel(level)
-        absl_logging.set_verbosity(verbosity)
     labels = {"category_ids": [int(c) for c in category_ids],
               "class_names": list(class_names or [str(c) for c in category_ids])}
     os.makedirs(os.path.join(output_dir, "assets.extra"), exist_ok=True)

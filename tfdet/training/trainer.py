@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfdet._quiet import is_terminal
+from tfdet._quiet import is_terminal, tf_info_muted
 from tfdet.training.optimizers import l2_gradients
 from tfdet.training.strategy import describe, worker_info
 
@@ -136,7 +136,8 @@ class Trainer:
         beside it; returns its path (the chief's)."""
         number = int(self.step.numpy())
         if self.is_chief:
-            path = self.manager.save(checkpoint_number=number)
+            with tf_info_muted():  # no INFO line about checkpoint sharding per save
+                path = self.manager.save(checkpoint_number=number)
             if data_position is not None:
                 positions = _read_positions(self.model_dir)
                 kept = {os.path.basename(p) for p in self.manager.checkpoints}
@@ -266,11 +267,7 @@ class Trainer:
             iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) \
             if self.model_dir and self.is_chief else None
-        # Not a terminal (a log file, CI): one progress line every 30 s, not one per step.
-        progress = keras.utils.Progbar(total_steps, verbose=verbose,
-                                       stateful_metrics=["lr", "skipped"],
-                                       interval=0.05 if is_terminal(sys.stdout) else 30.0)
-        progress.update(start)
+        progress = _Progress(total_steps, verbose, start)
         losses, last_saved, consecutive = {}, None, 0
         for step in range(start + 1, total_steps + 1):
             batch = next(iterator)
@@ -295,8 +292,7 @@ class Trainer:
             lr = self.learning_rate()
             shown = {k: v for k, v in losses.items() if np.isfinite(v)}
             skipped = int(self.skipped.numpy())
-            progress.update(step, list(shown.items()) + [("lr", lr)]
-                            + ([("skipped", skipped)] if skipped else []))
+            progress.update(step, dict(shown, lr=lr, **({"skipped": skipped} if skipped else {})))
             if writer and (step % log_every == 0 or step == total_steps):
                 with writer.as_default(step=step):
                     for name, value in shown.items():
@@ -336,3 +332,29 @@ class Trainer:
             pictures.append(visualize.side_by_side(truth, found))
         with writer.as_default(step=step):
             tf.summary.image("truth_vs_detections", np.stack(pictures), max_outputs=max_images)
+
+
+class _Progress:
+    """Keras' progress bar on a terminal; elsewhere (a log file, CI) one plain line every 30 s
+    and at the last step: `step S/T: name value ...`, no control characters."""
+
+    def __init__(self, total, verbose, start, interval=30.0):
+        import time
+        self.total, self.verbose, self.interval = total, verbose, interval
+        self.terminal = is_terminal(sys.stdout)
+        self.last = time.monotonic()
+        if self.terminal:
+            self.bar = keras.utils.Progbar(total, verbose=verbose,
+                                           stateful_metrics=["lr", "skipped"])
+            self.bar.update(start)
+
+    def update(self, step, values):
+        import time
+        if self.terminal:
+            self.bar.update(step, list(values.items()))
+            return
+        now = time.monotonic()
+        if self.verbose and (now - self.last >= self.interval or step == self.total):
+            self.last = now
+            shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
+            print(f"step {step}/{self.total}: {shown}", flush=True)
