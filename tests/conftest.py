@@ -33,6 +33,24 @@ SLOW = (
 )
 
 
+# Memory one test process may reach (the largest tests build several R50-R101 detectors).
+GB_PER_WORKER = 8
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one process per CPU, as many as the memory holds at GB_PER_WORKER each.
+    Parallel processes pay off in the tests' single-threaded parts (tracing, graph building,
+    model construction); TensorFlow's kernels already use every core."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        memory_gb = int(info["MemAvailable"].split()[0]) / 2 ** 20
+    except (OSError, KeyError, ValueError):
+        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    return max(1, min(cpus or 1, int(memory_gb // GB_PER_WORKER)))
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a minute or more (see tests/conftest.py SLOW); "
                             "-m 'not slow' runs the rest in a few minutes")
