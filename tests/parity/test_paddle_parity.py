@@ -42,6 +42,13 @@ def _nchw(a):
     return np.transpose(np.asarray(a), (0, 3, 1, 2))
 
 
+def _probe(net, x, names):
+    """One pass of `net` on x: ([the named layers' outputs], [the network's outputs])."""
+    probe = keras.Model(net.input, [net.get_layer(n).output for n in names] + list(net.outputs))
+    outs = [np.asarray(o) for o in probe(x)]
+    return outs[:len(names)], outs[len(names):]
+
+
 def _retinanet_stages(model, x, image, expected):
     net = model.network
     c = model.config
@@ -50,9 +57,7 @@ def _retinanet_stages(model, x, image, expected):
     backbone = [f"res{s}_{blocks[s - 2] - 1}_out" for s in range(c["min_level"], 6)]
     neck = [f"fpn_output{level}" for level in range(c["min_level"], 6)] + [
         f"fpn_extra{level}" for level in range(6, c["max_level"] + 1)]
-    probe = keras.Model(net.input, [net.get_layer(n).output for n in backbone + neck])
-    outs = [np.asarray(o) for o in probe(x)]
-    logits, deltas = (np.asarray(o) for o in model.raw_outputs(x))
+    outs, (logits, deltas) = _probe(net, x, backbone + neck)  # raw_outputs is the network's
     perm = anchor_order(c["num_scales"], len(c["ratios"]))
     inverse = np.argsort(perm)  # ppdet anchor p sits at tfdet anchor inverse[p]
     head_logits, head_deltas, start = [], [], 0
@@ -90,15 +95,15 @@ def _level_maps(flat, shapes, per_anchor, perm):
     return out
 
 
-def _faster_rcnn_stages(model, x, image, expected):
+def _rcnn_stages(model, x, image, expected):
+    """The R-CNN stages, and the pyramid (the mask stages read it)."""
     from tfdet.backbones.resnet import DEPTHS
     net = model.network
     c = model.config
     blocks = DEPTHS[c["depth"]][1]
     stages = (4,) if c["neck"] == "c4" else (2, 3, 4, 5)
     backbone = [f"res{s}_{blocks[s - 2] - 1}_out" for s in stages]
-    probe = keras.Model(net.input, [net.get_layer(n).output for n in backbone])
-    *pyramid, rpn_logits, rpn_deltas = (np.asarray(o) for o in net(x))
+    features, (*pyramid, rpn_logits, rpn_deltas) = _probe(net, x, backbone)
     shapes = [p.shape[1:3] for p in pyramid]
     perm = anchor_order(len(c["anchor_sizes"]) if c["neck"] == "c4" else 1, len(c["ratios"]))
     h, w = image["im_shape"]
@@ -132,12 +137,10 @@ def _faster_rcnn_stages(model, x, image, expected):
     probs = keras.ops.softmax(logits[0], axis=-1).numpy()
     probs = np.concatenate([probs[:, 1:], probs[:, :1]], axis=1)  # background last
     deltas = np.asarray(deltas[0])[:, 1:].reshape(len(theirs), -1)
-    features = probe(x)
-    features = features if isinstance(features, (list, tuple)) else [features]
     return {"backbone": [_nchw(o) for o in features], "neck": [_nchw(p) for p in pyramid],
             "rpn_logits": _level_maps(rpn_logits, shapes, 1, perm),
             "rpn_deltas": _level_maps(rpn_deltas, shapes, 4, perm),
-            "box_probs": [probs], "box_deltas": [deltas]}
+            "box_probs": [probs], "box_deltas": [deltas]}, pyramid
 
 
 def _batch(x, gt_boxes, gt_classes):
@@ -184,8 +187,7 @@ def _faster_rcnn_detections(model, x, image):
 
 
 def _mask_rcnn_stages(model, x, image, expected):
-    stages = _faster_rcnn_stages(model, x, image, expected)
-    *pyramid, _, _ = model.network(x)
+    stages, pyramid = _rcnn_stages(model, x, image, expected)
     boxes = expected["mask_boxes"]  # ppdet's post-processed boxes, input pixels
     logits = model.mask_logits(pyramid, boxes[None, :, 2:].astype(np.float32))
     classes = boxes[:, 0].astype(np.int64) + 1  # tfdet's channel 0 is the background
@@ -207,9 +209,8 @@ def _yolov3_stages(model, x, image, expected):
         blocks = DEPTHS[c["depth"]][1]
         backbone = [f"res{s}_{blocks[s - 2] - 1}_out" for s in (3, 4, 5)]
     tips = [f"yolo_block{i}_tip_leaky" for i in range(3)]
-    probe = keras.Model(net.input, [net.get_layer(n).output for n in backbone + tips])
-    outs = [_nchw(o) for o in probe(x)]
-    heads = net(x)
+    outs, heads = _probe(net, x, backbone + tips)
+    outs = [_nchw(o) for o in outs]
     return {"backbone": outs[:3], "neck": outs[3:], "head": [_nchw(h) for h in heads]}
 
 
@@ -252,6 +253,10 @@ def _ssd_stages(model, x, image, expected):
         perm = (np.arange(priors)[:, None] * k + (np.arange(k) + 1) % k).reshape(-1)
         scores.append(_nchw(np.asarray(cls(f))[..., perm]))
     return {"backbone": [_nchw(f) for f in feats], "head_boxes": boxes, "head_scores": scores}
+
+
+def _faster_rcnn_stages(model, x, image, expected):
+    return _rcnn_stages(model, x, image, expected)[0]
 
 
 STAGES = {"retinanet": (_retinanet_stages, _retinanet_detections),
