@@ -13,15 +13,16 @@ SHARED_DATA = pathlib.Path(
 
 
 # Tests of a minute or more (learning tests, parity rows, exports, script and multi-process
-# runs, whole-zoo builds): `python -m pytest -q -m "not slow" tests` leaves them out.
+# runs, whole-zoo builds): `python -m pytest -q -m "not slow" tests` leaves them out. Roughly
+# longest first: the suite runs them in this order.
 SLOW = (
-    "tests/models/test_faster_rcnn_learning.py", "tests/models/test_mask_rcnn_learning.py",
-    "tests/models/test_retinanet_learning.py", "tests/models/test_ssd_learning.py",
-    "tests/models/test_yolov3_learning.py", "tests/training/test_multiworker.py",
-    "tests/training/test_trainer.py", "tests/training/test_checkpoint_roundtrip.py",
-    "tests/training/test_keras_fit.py",
+    "tests/models/test_yolov3_learning.py", "tests/models/test_mask_rcnn_learning.py",
+    "tests/models/test_ssd_learning.py", "tests/training/test_multiworker.py",
+    "tests/models/test_faster_rcnn_learning.py", "tests/models/test_retinanet_learning.py",
+    "tests/parity/test_paddle_parity.py", "tests/training/test_trainer.py",
+    "tests/training/test_checkpoint_roundtrip.py", "tests/training/test_keras_fit.py",
     "tests/test_train_command.py", "tests/test_scripts.py", "tests/export/test_saved_model.py",
-    "tests/parity/test_paddle_parity.py", "tests/parity/test_convert_command.py",
+    "tests/parity/test_convert_command.py",
     "tests/parity/test_convert.py::test_imagenet_backbone",
     "tests/models/test_dcn_rows.py",
     "tests/models/test_faster_rcnn.py::test_every_faster_rcnn_row",
@@ -57,9 +58,15 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    """Marks the SLOW tests and runs them first, in SLOW's order (longest first), so that
+    parallel workers end on short tests rather than one of them on a learning test."""
+    def rank(item):
+        return next((i for i, prefix in enumerate(SLOW) if item.nodeid.startswith(prefix)),
+                    len(SLOW))
     for item in items:
-        if item.nodeid.startswith(SLOW):
+        if rank(item) < len(SLOW):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=rank)
 
 
 @pytest.fixture(autouse=True, scope="module")
