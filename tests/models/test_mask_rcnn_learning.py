@@ -36,7 +36,8 @@ def _only(dataset, names):
                                category_ids=[dataset.category_ids[k] for k in keep])
 
 
-def test_mask_rcnn_r18_reaches_box_and_mask_ap50_08_on_coco128_elephants_and_zebras():
+def experiment(steps=STEPS, extra=()):
+    """(the test's experiment trained for `steps`, its four images)."""
     root = require_shared("coco128")
     exp = load_experiment(QUICKSTART, [
         f"DataConfig.train = 'coco:{root}/annotations/instances_train2017_first128.json:"
@@ -44,17 +45,22 @@ def test_mask_rcnn_r18_reaches_box_and_mask_ap50_08_on_coco128_elephants_and_zeb
         "DataConfig.short_side = (192,)", "DataConfig.max_long_side = 192",
         "DataConfig.eval_short_side = 192", "DataConfig.pad_size = (192, 192)",
         "DataConfig.size_divisor = 32",
-        f"ScheduleConfig.total_steps = {STEPS}", f"ScheduleConfig.milestones = ({STEPS * 3 // 4},)",
+        f"ScheduleConfig.total_steps = {steps}", f"ScheduleConfig.milestones = ({steps * 3 // 4},)",
         "TrainConfig.global_batch_size = 4",
         "ModelConfig.name = 'mask_rcnn_r50_fpn_1x'",
         "ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
         "'fpn_channels': 64, 'fc_dim': 256, 'roi_batch_per_image': 128, "
         "'mask_conv_dim': 64, 'train_pre_nms_top_k': 600, 'train_post_nms_top_k': 300, "
-        "'test_pre_nms_top_k': 300, 'test_post_nms_top_k': 100}",
+        "'test_pre_nms_top_k': 300, 'test_post_nms_top_k': 100}", *extra,
     ])
     images = _only(exp.dataset(exp.data.train), CLASSES)
     images = dataclasses.replace(images, examples=[ex for ex in images.examples
                                                    if ex.image_id not in TOO_SMALL])
+    return exp, images
+
+
+def test_mask_rcnn_r18_reaches_box_and_mask_ap50_08_on_coco128_elephants_and_zebras():
+    exp, images = experiment()
     assert [ex.image_id for ex in images.examples] == [34, 154, 263, 312]
     metrics, losses = train_and_score(exp, images, STEPS, eval_batch=4)
     assert metrics["AP50"] >= 0.8 and metrics["mask_AP50"] >= 0.8, (metrics, losses)
