@@ -5,6 +5,7 @@ import dataclasses
 import pathlib
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import tfdet
@@ -40,9 +41,5 @@ def test_detect_matches_the_evaluation_pipeline_on_a_path_and_an_array():
     assert (again["scores"] >= 0.5).all()
     keep = got["scores"] >= 0.5
     np.testing.assert_allclose(again["boxes"], got["boxes"][keep], atol=1e-3)
-    try:
+    with pytest.raises(ValueError, match="uint8"):
         tfdet.detect(model, pixels.astype(np.float32), experiment=exp)
-    except ValueError as err:
-        assert "uint8" in str(err)
-    else:
-        raise AssertionError("a float image was accepted")

@@ -177,17 +177,15 @@ def get(name, *, num_classes=None, weights=None, build_size=128, restoring=False
 
 _WARNED_UNTRAINED = set()
 
-# Proposals an R-CNN build pass sends through its heads: the zoo's 1000 test proposals
-# through a C4 row's res5 head took 10 GB and 14 s only to create the weights.
-_BUILD_PROPOSALS = {"test_pre_nms_top_k": 32, "test_post_nms_top_k": 8}
-
 
 def _build(model, size):
-    """Creates the model's weights with one forward pass on zeros [1, size, size, 3]."""
-    config = getattr(model, "config", None)
-    config = config if isinstance(config, dict) else {}
-    saved = {k: config[k] for k in _BUILD_PROPOSALS if k in config}
-    config.update({k: _BUILD_PROPOSALS[k] for k in saved})
+    """Creates the model's weights with one forward pass on zeros [1, size, size, 3], under
+    the detector's `build_settings` (config values for that pass only, e.g. FasterRCNN's
+    proposal counts)."""
+    changes = getattr(model, "build_settings", {})
+    config = model.config if changes else {}
+    saved = {k: config[k] for k in changes}
+    config.update(changes)
     try:
         model(np.zeros((1, size, size, 3), np.float32))
     finally:

@@ -4,7 +4,8 @@ the learning tests' budgets (BENCHMARKS.md).
     python -m tests.models.learning_curve FAMILY SIZE NUM_IMAGES STEPS EVERY [gin bindings...]
 
 FAMILY: retina, frcnn, yolo or ssd (the learning tests' recipes on raccoon). Prints one JSON
-line per evaluation: step, AP50, AP, loss, training seconds, wall seconds.
+line per evaluation: step, AP50, AP (and mask_AP50 for Mask R-CNN), loss, training seconds,
+wall seconds. `curve` is the loop, also used by tests/models/mask_learning_curve.py.
 """
 import json
 import sys
@@ -17,52 +18,66 @@ from tfdet.config import load_experiment
 from tfdet.evaluation import compiled_predictor, evaluate_detector
 from tfdet.training import Trainer
 
-fam, size, nimg = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-steps, every = int(sys.argv[4]), int(sys.argv[5])
-extra = sys.argv[6:]
-FAM = {
- "retina": ["ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
-            "'fpn_channels': 64}"],
- "frcnn": ["ModelConfig.name = 'faster_rcnn_r50_fpn_1x'",
-        "ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
-        "'fpn_channels': 64, 'fc_dim': 256, 'roi_batch_per_image': 128, "
-        "'train_pre_nms_top_k': 600, 'train_post_nms_top_k': 300, "
-        "'test_pre_nms_top_k': 300, 'test_post_nms_top_k': 100}",
-        "DataConfig.size_divisor = 32"],
- "yolo": ["ModelConfig.name = 'yolov3_mobilenet_v1'", "ModelConfig.overrides = {}",
-        "DataConfig.augment = 'square'", f"DataConfig.square_size = {size}",
-        "DataConfig.size_divisor = 32", "ScheduleConfig.base_lr = 0.003"],
- "ssd": ["ModelConfig.name = 'ssd_mobilenet_v1_voc'",
-         f"ModelConfig.overrides = {{'image_size': {size}}}",
-        "DataConfig.augment = 'square'", f"DataConfig.square_size = {size}",
-        "DataConfig.size_divisor = 1",
-        "DataConfig.mean = (127.5, 127.5, 127.5)", "DataConfig.std = (127.5, 127.5, 127.5)",
-        "ScheduleConfig.base_lr = 0.002"],
-}
-root = require_shared("raccoon")
-pad = -(-size // 32) * 32 if fam != "retina" else -(-size // 128) * 128
-exp = load_experiment(QUICKSTART, [
-    f"DataConfig.train = 'csv:{root}/data/train_labels.csv:{root}/images'",
-    f"DataConfig.train_limit = {nimg}",
-    f"DataConfig.short_side = ({size},)", f"DataConfig.max_long_side = {pad}",
-    f"DataConfig.eval_short_side = {size}", f"DataConfig.pad_size = ({pad}, {pad})",
-    f"ScheduleConfig.total_steps = {steps}", f"ScheduleConfig.milestones = ({steps * 3 // 4},)",
-    *FAM[fam], *extra])
-images = exp.dataset(exp.data.train, exp.data.train_limit)
-keras.utils.set_random_seed(0)
-trainer = Trainer(lambda: exp.build_model(images.num_classes), exp.build_optimizer)
-batches = iter(exp.train_pipeline(images, exp.train.global_batch_size))
-t0, train_t = time.time(), 0.0
-for step in range(1, steps + 1):
-    t = time.time()
-    losses, finite = trainer.train_step(next(batches))
-    assert finite, losses
-    train_t += time.time() - t
-    if step % every == 0 or step == steps:
-        m, _ = evaluate_detector(compiled_predictor(trainer.model),
-                                 exp.eval_pipeline(images, 8), images, verbose=False,
-                                 progress=False)
-        print(json.dumps({"step": step, "AP50": round(m["AP50"], 3), "AP": round(m["AP"], 3),
-                          "loss": round(float(losses["total_loss"]), 3),
-                          "train_s": round(train_t, 1), "wall": round(time.time() - t0, 1)}),
-              flush=True)
+
+def curve(exp, images, steps, at, seed=0):
+    """Trains exp's model on `images` from `seed` and prints the JSON line at each step in
+    `at`."""
+    keras.utils.set_random_seed(seed)
+    trainer = Trainer(lambda: exp.build_model(images.num_classes), exp.build_optimizer)
+    batches = iter(exp.train_pipeline(images, exp.train.global_batch_size))
+    predict, t0, train_t = None, time.time(), 0.0
+    for step in range(1, steps + 1):
+        t = time.time()
+        losses, finite = trainer.train_step(next(batches))
+        assert finite, losses
+        train_t += time.time() - t
+        if step in at:
+            predict = predict or compiled_predictor(trainer.model)
+            m, _ = evaluate_detector(predict, exp.eval_pipeline(images, 8), images,
+                                     verbose=False, progress=False)
+            line = {"step": step, "AP50": round(m["AP50"], 3), "AP": round(m["AP"], 3)}
+            if "mask_AP50" in m:
+                line["mask_AP50"] = round(m["mask_AP50"], 3)
+            print(json.dumps(dict(line, loss=round(float(losses["total_loss"]), 3),
+                                  train_s=round(train_t, 1), wall=round(time.time() - t0, 1))),
+                  flush=True)
+
+
+def main(argv):
+    fam, size, nimg = argv[1], int(argv[2]), int(argv[3])
+    steps, every = int(argv[4]), int(argv[5])
+    extra = argv[6:]
+    families = {
+        "retina": ["ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
+                   "'fpn_channels': 64}"],
+        "frcnn": ["ModelConfig.name = 'faster_rcnn_r50_fpn_1x'",
+                  "ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
+                  "'fpn_channels': 64, 'fc_dim': 256, 'roi_batch_per_image': 128, "
+                  "'train_pre_nms_top_k': 600, 'train_post_nms_top_k': 300, "
+                  "'test_pre_nms_top_k': 300, 'test_post_nms_top_k': 100}",
+                  "DataConfig.size_divisor = 32"],
+        "yolo": ["ModelConfig.name = 'yolov3_mobilenet_v1'", "ModelConfig.overrides = {}",
+                 "DataConfig.augment = 'square'", f"DataConfig.square_size = {size}",
+                 "DataConfig.size_divisor = 32", "ScheduleConfig.base_lr = 0.003"],
+        "ssd": ["ModelConfig.name = 'ssd_mobilenet_v1_voc'",
+                f"ModelConfig.overrides = {{'image_size': {size}}}",
+                "DataConfig.augment = 'square'", f"DataConfig.square_size = {size}",
+                "DataConfig.size_divisor = 1",
+                "DataConfig.mean = (127.5, 127.5, 127.5)",
+                "DataConfig.std = (127.5, 127.5, 127.5)", "ScheduleConfig.base_lr = 0.002"],
+    }
+    root = require_shared("raccoon")
+    pad = -(-size // 32) * 32 if fam != "retina" else -(-size // 128) * 128
+    exp = load_experiment(QUICKSTART, [
+        f"DataConfig.train = 'csv:{root}/data/train_labels.csv:{root}/images'",
+        f"DataConfig.train_limit = {nimg}",
+        f"DataConfig.short_side = ({size},)", f"DataConfig.max_long_side = {pad}",
+        f"DataConfig.eval_short_side = {size}", f"DataConfig.pad_size = ({pad}, {pad})",
+        f"ScheduleConfig.total_steps = {steps}",
+        f"ScheduleConfig.milestones = ({steps * 3 // 4},)", *families[fam], *extra])
+    images = exp.dataset(exp.data.train, exp.data.train_limit)
+    curve(exp, images, steps, {s for s in range(1, steps + 1) if s % every == 0 or s == steps})
+
+
+if __name__ == "__main__":
+    main(sys.argv)

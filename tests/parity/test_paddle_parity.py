@@ -143,6 +143,10 @@ def _rcnn_stages(model, x, image, expected):
             "box_probs": [probs], "box_deltas": [deltas]}, pyramid
 
 
+def _faster_rcnn_stages(model, x, image, expected):
+    return _rcnn_stages(model, x, image, expected)[0]
+
+
 def _batch(x, gt_boxes, gt_classes):
     boxes = np.asarray(gt_boxes, np.float32)[None]
     classes = np.asarray(gt_classes, np.int32)[None]
@@ -253,10 +257,6 @@ def _ssd_stages(model, x, image, expected):
         perm = (np.arange(priors)[:, None] * k + (np.arange(k) + 1) % k).reshape(-1)
         scores.append(_nchw(np.asarray(cls(f))[..., perm]))
     return {"backbone": [_nchw(f) for f in feats], "head_boxes": boxes, "head_scores": scores}
-
-
-def _faster_rcnn_stages(model, x, image, expected):
-    return _rcnn_stages(model, x, image, expected)[0]
 
 
 STAGES = {"retinanet": (_retinanet_stages, _retinanet_detections),

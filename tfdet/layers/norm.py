@@ -47,5 +47,5 @@ def count_params_without_norm_statistics(model):
     for w in model.weights:
         if "moving_mean" in w.path or "moving_variance" in w.path:
             continue
-        total += math.prod(w.shape)  # from the shape: reading values cost GBs
+        total += math.prod(w.shape)
     return total

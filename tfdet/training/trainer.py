@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import sys
+import time
 
 import keras
 import numpy as np
@@ -339,7 +340,6 @@ class _Progress:
     and at the last step: `step S/T: name value ...`, no control characters."""
 
     def __init__(self, total, verbose, start, interval=30.0):
-        import time
         self.total, self.verbose, self.interval = total, verbose, interval
         self.terminal = is_terminal(sys.stdout)
         self.last = time.monotonic()
@@ -349,7 +349,6 @@ class _Progress:
             self.bar.update(start)
 
     def update(self, step, values):
-        import time
         if self.terminal:
             self.bar.update(step, list(values.items()))
             return
