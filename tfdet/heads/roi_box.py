@@ -3,42 +3,47 @@ import keras
 from keras import ops
 
 
-def _predictors(num_classes):
-    """The classifier over num_classes + 1 (index 0 = background) and the class-specific
-    box regressor shared by every RoI box head."""
+def _predictors(num_classes, class_agnostic=False):
+    """The classifier over num_classes + 1 (index 0 = background) and the box regressor
+    shared by every RoI box head: class-specific (num_classes + 1 deltas) or class-agnostic
+    (2 deltas, background and foreground, as Paddle's cascade heads)."""
     classifier = keras.layers.Dense(
         num_classes + 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
         name="classifier")
     regressor = keras.layers.Dense(
-        (num_classes + 1) * 4, kernel_initializer=keras.initializers.RandomNormal(stddev=0.001),
-        name="regressor")
+        (2 if class_agnostic else num_classes + 1) * 4,
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.001), name="regressor")
     return classifier, regressor
 
 
 def _predict(head, x, batch, rois):
-    """x [batch * rois, D] -> (logits [batch, rois, K + 1], deltas [batch, rois, K + 1, 4])."""
+    """x [batch * rois, D] -> (logits [batch, rois, K + 1], deltas [batch, rois, K + 1, 4],
+    or [batch, rois, 2, 4] when class-agnostic)."""
     k = head.num_classes + 1
     return (ops.reshape(head.classifier(x), (batch, rois, k)),
-            ops.reshape(head.regressor(x), (batch, rois, k, 4)))
+            ops.reshape(head.regressor(x), (batch, rois, -1, 4)))
 
 
 @keras.saving.register_keras_serializable("tfdet")
 class FCBoxHead(keras.layers.Layer):
     """Flatten + `num_fc` fully connected layers of `fc_dim` with ReLU (the '2fc' head), then
-    a classifier over num_classes + 1 (index 0 = background) and class-specific deltas.
+    a classifier over num_classes + 1 (index 0 = background) and class-specific deltas
+    (class_agnostic: one foreground delta beside the background's, Paddle's cascade layout).
 
-    Input [B, R, h, w, C]; returns (logits [B, R, K + 1], deltas [B, R, K + 1, 4]).
+    Input [B, R, h, w, C]; returns (logits [B, R, K + 1], deltas [B, R, K + 1, 4], or
+    [B, R, 2, 4] when class-agnostic).
     """
 
-    def __init__(self, num_classes, fc_dim=1024, num_fc=2, **kwargs):
+    def __init__(self, num_classes, fc_dim=1024, num_fc=2, class_agnostic=False, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.fc_dim = fc_dim
         self.num_fc = num_fc
+        self.class_agnostic = class_agnostic
         self.fcs = keras.Sequential(
             [keras.layers.Dense(fc_dim, activation="relu", name=f"fc{i + 1}")
              for i in range(num_fc)], name="fcs")
-        self.classifier, self.regressor = _predictors(num_classes)
+        self.classifier, self.regressor = _predictors(num_classes, class_agnostic)
 
     def build(self, input_shape):
         flat = (None, input_shape[2] * input_shape[3] * input_shape[4])
@@ -53,7 +58,7 @@ class FCBoxHead(keras.layers.Layer):
 
     def get_config(self):
         return dict(super().get_config(), num_classes=self.num_classes, fc_dim=self.fc_dim,
-                    num_fc=self.num_fc)
+                    num_fc=self.num_fc, class_agnostic=self.class_agnostic)
 
 
 @keras.saving.register_keras_serializable("tfdet")

@@ -1,0 +1,308 @@
+"""The second stage of the two-stage detectors: RoI sampling against ground truth, RoIAlign,
+the box head(s), box coding, post-processing and the optional mask part.
+
+`RoIHeads` is Faster / Mask R-CNN's single stage; `CascadeRoIHeads` (Cai & Vasconcelos 2018)
+is a list of such stages, each refining the previous stage's boxes. Boxes are xyxy in input
+pixels; the classifier's index 0 is the background.
+"""
+import keras
+import tensorflow as tf
+
+from tfdet import ops
+from tfdet.losses import replica_mean, smooth_l1_loss
+
+
+def _select(mask_scores, count):
+    """Indices [B, count] of the highest entries of mask_scores [B, N] and whether each is
+    real (score > 0); N may be smaller than count (then the tail is padding)."""
+    n = tf.shape(mask_scores)[1]
+    padded = tf.pad(mask_scores, [[0, 0], [0, tf.maximum(count - n, 0)]])
+    top, index = tf.math.top_k(padded, count)
+    return tf.minimum(index, n - 1), top > 0
+
+
+def _foreground_deltas(deltas, classes=None):
+    """The deltas [..., 4] to decode: a class-agnostic head's foreground slot (index 1 of
+    [..., 2, 4]), else the given classes' (0 = background) of [..., K + 1, 4]."""
+    if classes is None or deltas.shape[-2] == 2:
+        return deltas[..., 1, :]
+    return tf.gather(deltas, classes, batch_dims=len(classes.shape))
+
+
+class RoIHeads(keras.layers.Layer):
+    """One RoI stage (Faster R-CNN) plus an optional mask head (Mask R-CNN).
+
+    settings: the detector's config (a SharedSettings), read at call time: neck ('fpn': RoIAlign from
+    P2-P5 by the FPN level rule; 'c4': from C4 at stride 16), roi_size, sampling_ratio,
+    aligned, roi_batch_per_image, roi_positive_fraction, roi_positive_iou, box_weights,
+    roi_smooth_l1_beta, score_threshold, nms_iou, max_detections and, with a mask head,
+    mask_roi_size. box_head: (pooled [B, R, s, s, C]) -> (logits [B, R, K + 1], deltas
+    [B, R, K + 1, 4] or [B, R, 2, 4] class-agnostic). mask_head: pooled -> mask logits
+    [B, R, m, m, K + 1]; on a C4 detector it reads the box head's res5 maps.
+    """
+
+    def __init__(self, settings, box_head, mask_head=None, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.box_head = box_head
+        self.mask_head = mask_head
+        self.built = True  # the heads are built by the detector
+
+    @property
+    def box_heads(self):
+        return [self.box_head]
+
+    # -- pooling -----------------------------------------------------------------------------
+    def pool(self, features, rois):
+        """[B, R, roi_size, roi_size, C]: from P2-P5 by the FPN level rule, or from C4."""
+        c = self.settings
+        if c["neck"] == "c4":
+            return ops.roi_align(features[0], rois, c["roi_size"], 1 / 16,
+                                 c["sampling_ratio"], c["aligned"])
+        return ops.multilevel_roi_align(features[:4], rois, c["roi_size"], min_level=2,
+                                        sampling_ratio=c["sampling_ratio"],
+                                        aligned=c["aligned"])
+
+    # -- sampling ----------------------------------------------------------------------------
+    def sample(self, rois, roi_valid, gt, iou, subsample=True):
+        """Labels rois [B, N, 4] against the ground truth at `iou` (positive >= iou, else
+        background; invalid rois and padding never count). subsample: roi_batch_per_image
+        per image at roi_positive_fraction positive (random), else every valid roi (the
+        cascade's later stages). Returns rois [B, S, 4], chosen [B, S] (a real sample),
+        is_positive [B, S], matched [B, S] (ground-truth index) and classes [B, S] (1..K,
+        0 = background)."""
+        c = self.settings
+        matched, labels = ops.argmax_match(ops.box_iou(rois, gt["boxes"]), iou, iou,
+                                           gt_valid=gt["valid"])
+        labels = tf.where(roi_valid, labels, ops.IGNORE)
+        if subsample:
+            positive, negative = ops.sample_balanced(labels, c["roi_batch_per_image"],
+                                                     c["roi_positive_fraction"])
+            priority = (tf.cast(positive, tf.float32) * 2.0
+                        + tf.cast(negative, tf.float32)) * (
+                1.0 + tf.random.uniform(tf.shape(labels)))
+            index, chosen = _select(priority, c["roi_batch_per_image"])
+            is_positive = tf.gather(positive, index, batch_dims=1) & chosen
+            matched = tf.gather(matched, index, batch_dims=1)
+            rois = tf.gather(rois, index, batch_dims=1)
+        else:
+            chosen = labels != ops.IGNORE
+            is_positive = tf.equal(labels, ops.POSITIVE)
+        return {
+            "rois": tf.stop_gradient(rois),
+            "chosen": chosen,
+            "is_positive": is_positive,
+            "matched": matched,
+            "classes": tf.where(is_positive,
+                                tf.gather(gt["classes"], matched, batch_dims=1) + 1, 0),
+        }
+
+    def box_losses(self, logits, deltas, sample, gt, box_weights=None):
+        """Softmax CE over the sampled RoIs and smooth-L1 on the positives' deltas (their
+        class's, or the foreground's when class-agnostic), both divided by the sampled RoIs
+        (averaged over replicas)."""
+        c = self.settings
+        logits = tf.cast(logits, tf.float32)
+        chosen_f = tf.cast(sample["chosen"], tf.float32)
+        num_rois = tf.maximum(replica_mean(tf.reduce_sum(chosen_f)), 1.0)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=sample["classes"],
+                                                            logits=logits)
+        class_deltas = _foreground_deltas(tf.cast(deltas, tf.float32), sample["classes"])
+        box_targets = ops.encode_boxes(
+            tf.gather(gt["boxes"], sample["matched"], batch_dims=1), sample["rois"],
+            box_weights or c["box_weights"])
+        box_loss = smooth_l1_loss(class_deltas, box_targets, c["roi_smooth_l1_beta"])
+        return {
+            "rcnn_class_loss": tf.reduce_sum(ce * chosen_f) / num_rois,
+            "rcnn_box_loss": tf.reduce_sum(
+                box_loss * tf.cast(sample["is_positive"], tf.float32)[..., None]) / num_rois,
+        }
+
+    # -- inference ---------------------------------------------------------------------------
+    def predict(self, pyramid, rois, valid, images, image_sizes=None, training=False):
+        """Detections from the proposals rois [B, P, 4] (valid [B, P]): the detection dict of
+        postprocess, plus masks [B, N, m, m] (each detection's class's mask probabilities)
+        with a mask head."""
+        logits, deltas = self.box_head(self.pool(pyramid, rois), training=training)
+        probs = tf.nn.softmax(tf.cast(logits, tf.float32))
+        detections = self.postprocess(images, rois, valid, probs, deltas, image_sizes)
+        return self.add_masks(detections, pyramid, training)
+
+    def postprocess(self, images, rois, valid, probs, deltas, image_sizes=None,
+                    box_weights=None):
+        """probs [B, R, K + 1] (softmax, background first): class-specific (or the
+        class-agnostic foreground) decoding, clipping and per-class NMS."""
+        c = self.settings
+        height, width = ops.clip_limits(images, image_sizes)
+        if image_sizes is not None:
+            height, width = height[..., None], width[..., None]  # [B, 1, 1] for [B, R, K, 4]
+        probs = probs[..., 1:] * tf.cast(valid, tf.float32)[..., None]
+        deltas = tf.cast(deltas, tf.float32)
+        if deltas.shape[-2] == 2:  # class-agnostic: one box for every class
+            deltas = tf.repeat(deltas[:, :, 1:], self.box_head.num_classes, axis=2)
+        else:
+            deltas = deltas[:, :, 1:]
+        boxes = ops.decode_boxes(deltas, rois[:, :, None, :], box_weights or c["box_weights"])
+        boxes = ops.clip_boxes(boxes, height, width)
+        return ops.batched_multiclass_nms(
+            boxes, probs, iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
+            max_per_class=c["max_detections"], max_total=c["max_detections"])
+
+    # -- masks -------------------------------------------------------------------------------
+    @property
+    def mask_size(self):
+        """The side of the predicted masks (the deconv doubles the RoI size)."""
+        c = self.settings
+        size = (c["roi_size"] + 1) // 2 if c["neck"] == "c4" else c["mask_roi_size"]
+        return 2 * size
+
+    def mask_logits(self, pyramid, boxes, training=False):
+        """Mask logits [B, N, m, m, K + 1] for boxes [B, N, 4] in input pixels."""
+        c = self.settings
+        if c["neck"] == "c4":
+            _, _, features = self.box_head(self.pool(pyramid, boxes), training=training,
+                                           return_features=True)
+        else:
+            features = ops.multilevel_roi_align(pyramid[:4], boxes, c["mask_roi_size"],
+                                                min_level=2, sampling_ratio=c["sampling_ratio"],
+                                                aligned=c["aligned"])
+        return self.mask_head(features)
+
+    def add_masks(self, detections, pyramid, training=False):
+        """The detections with masks [B, N, m, m] (each box's class's mask probabilities)
+        when there is a mask head."""
+        if self.mask_head is None:
+            return detections
+        mask_logits = self.mask_logits(pyramid, tf.stop_gradient(detections["boxes"]),
+                                       training=training)
+        # Each detection's mask is the channel of its class (0 is the background).
+        class_logits = tf.gather(tf.cast(mask_logits, tf.float32),
+                                 detections["classes"] + 1, axis=4, batch_dims=2)
+        detections["masks"] = tf.sigmoid(class_logits)
+        return detections
+
+    def mask_loss(self, pyramid, sample, masks, training=True, res5=None):
+        """Per-pixel sigmoid cross-entropy of the ground-truth class's mask logits against the
+        matched instance's mask (masks [B, M, H, W]) cropped to the RoI (ops.mask_targets),
+        averaged over the positive RoIs' pixels (over replicas); at most
+        roi_batch_per_image x roi_positive_fraction positives per image. res5: a C4 box
+        head's res5 maps of the sampled RoIs (the C4 mask head's input)."""
+        c = self.settings
+        max_positive = int(round(c["roi_batch_per_image"] * c["roi_positive_fraction"]))
+        index, real = _select(tf.cast(sample["is_positive"], tf.float32), max_positive)
+        boxes = tf.gather(sample["rois"], index, batch_dims=1)
+        classes = tf.gather(sample["classes"], index, batch_dims=1)
+        if res5 is not None:
+            mask_logits = self.mask_head(tf.gather(res5, index, batch_dims=1))
+        else:
+            mask_logits = self.mask_logits(pyramid, boxes, training=training)
+        mask_logits = tf.gather(tf.cast(mask_logits, tf.float32), classes, axis=4,
+                                batch_dims=2)  # [B, P, m, m]
+        size = self.mask_size
+        targets = ops.mask_targets(masks, boxes,
+                                   tf.gather(sample["matched"], index, batch_dims=1), size=size)
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=mask_logits)
+        real_f = tf.cast(real, tf.float32)
+        count = tf.maximum(replica_mean(tf.reduce_sum(real_f)), 1.0) * size**2
+        return tf.reduce_sum(bce * real_f[..., None, None]) / count
+
+    # -- training ----------------------------------------------------------------------------
+    def losses(self, images, pyramid, proposals, proposal_valid, gt, masks=None,
+               training=True):
+        """R-CNN classification and box losses over roi_batch_per_image sampled RoIs per image
+        (ground truth added to the proposals), plus mask_loss with a mask head (masks: the
+        batch's [B, M, H, W])."""
+        c = self.settings
+        rois = tf.concat([proposals, gt["boxes"]], 1)
+        roi_valid = tf.concat([proposal_valid, gt["valid"]], 1)
+        sample = self.sample(rois, roi_valid, gt, c["roi_positive_iou"])
+        pooled = self.pool(pyramid, sample["rois"])
+        res5 = None
+        if self.mask_head is not None and c["neck"] == "c4":
+            logits, deltas, res5 = self.box_head(pooled, training=training,
+                                                 return_features=True)
+        else:
+            logits, deltas = self.box_head(pooled, training=training)
+        losses = self.box_losses(logits, deltas, sample, gt)
+        if self.mask_head is not None:
+            losses["mask_loss"] = self.mask_loss(pyramid, sample, masks, training, res5)
+        return losses
+
+
+class CascadeRoIHeads(RoIHeads):
+    """Cascade R-CNN's RoI stages: stage i's box head scores and refines the boxes stage
+    i - 1 refined (stage 1 reads the proposals).
+
+    settings adds cascade_ious (one per stage, 0.5 / 0.6 / 0.7), cascade_box_weights (the
+    coder weights per stage) and cascade_loss_weights (1 / 0.5 / 0.25). box_heads: one per
+    stage (class-agnostic heads regress one foreground box, Paddle's cascade).
+
+    Training: stage 1 samples roi_batch_per_image RoIs from the proposals plus the ground
+    truth; each later stage takes the previous stage's sampled RoIs refined by its deltas
+    (clipped, empty ones dropped) plus the ground truth again, labelled at its own IoU, every
+    one of them used (Paddle's is_cascade_rcnn sampling). Test: each stage scores its own
+    input boxes; the detections are the last stage's boxes with the mean of the stages'
+    softmax scores. The mask head (Cascade Mask R-CNN) reads the last stage's boxes:
+    its positives in training, the detections at test.
+    """
+
+    def __init__(self, settings, box_heads, mask_head=None, **kwargs):
+        if not all(getattr(h, "class_agnostic", False) for h in box_heads):
+            raise ValueError("CascadeRoIHeads: the stages' box heads must be class-agnostic "
+                             "(FCBoxHead(class_agnostic=True)), as Paddle's cascade")
+        super().__init__(settings, box_heads[0], mask_head, **kwargs)
+        self.later_box_heads = list(box_heads[1:])
+
+    @property
+    def box_heads(self):
+        return [self.box_head, *self.later_box_heads]
+
+    def _refine(self, deltas, rois, stage, height, width):
+        """Stage `stage`'s boxes decoded from its (class-agnostic) deltas and input rois,
+        clipped."""
+        weights = self.settings["cascade_box_weights"][stage]
+        boxes = ops.decode_boxes(_foreground_deltas(tf.cast(deltas, tf.float32)), rois,
+                                 weights)
+        return tf.stop_gradient(ops.clip_boxes(boxes, height, width))
+
+    def predict(self, pyramid, rois, valid, images, image_sizes=None, training=False):
+        c = self.settings
+        height, width = ops.clip_limits(images, image_sizes)
+        heads = self.box_heads
+        probs = 0.0
+        for stage, head in enumerate(heads):
+            if stage:
+                rois = self._refine(deltas, rois, stage - 1, height, width)
+            logits, deltas = head(self.pool(pyramid, rois), training=training)
+            probs += tf.nn.softmax(tf.cast(logits, tf.float32))
+        detections = self.postprocess(images, rois, valid, probs / len(heads), deltas,
+                                      image_sizes, c["cascade_box_weights"][-1])
+        return self.add_masks(detections, pyramid, training)
+
+    def losses(self, images, pyramid, proposals, proposal_valid, gt, masks=None,
+               training=True):
+        """Each stage's classification and box losses (rcnn_class_loss_stage1, ...) times its
+        cascade_loss_weight, plus mask_loss on the last stage's positives."""
+        c = self.settings
+        height, width = ops.clip_limits(images)  # the padded input, as the proposals
+        losses = {}
+        for stage, head in enumerate(self.box_heads):
+            if stage == 0:
+                rois = tf.concat([proposals, gt["boxes"]], 1)
+                valid = tf.concat([proposal_valid, gt["valid"]], 1)
+            else:
+                refined = self._refine(deltas, sample["rois"], stage - 1, height, width)
+                nonempty = ((refined[..., 2] > refined[..., 0])
+                            & (refined[..., 3] > refined[..., 1]))
+                rois = tf.concat([refined, gt["boxes"]], 1)
+                valid = tf.concat([sample["chosen"] & nonempty, gt["valid"]], 1)
+            sample = self.sample(rois, valid, gt, c["cascade_ious"][stage],
+                                 subsample=stage == 0)
+            logits, deltas = head(self.pool(pyramid, sample["rois"]), training=training)
+            weight = c["cascade_loss_weights"][stage]
+            for name, value in self.box_losses(logits, deltas, sample, gt,
+                                               c["cascade_box_weights"][stage]).items():
+                losses[f"{name}_stage{stage + 1}"] = value * weight
+        if self.mask_head is not None:
+            losses["mask_loss"] = self.mask_loss(pyramid, sample, masks, training)
+        return losses
