@@ -27,6 +27,7 @@ SLOW = (
     "tests/models/test_dcn_rows.py",
     "tests/models/test_faster_rcnn.py::test_every_faster_rcnn_row",
     "tests/models/test_mask_rcnn.py::test_every_mask_rcnn_row",
+    "tests/models/test_cascade_rcnn.py::test_every_cascade_row",
     "tests/models/test_retinanet.py::test_losses_fall_when_fitting_one_batch",
     "tests/models/test_retinanet.py::test_registered_retinanet_rows",
     "tests/models/test_yolov3.py::test_rows_build",

@@ -10,7 +10,8 @@ A name without its schedule suffix (retinanet_r50_fpn) is the same architecture 
 """
 import numpy as np
 
-from tfdet.detectors import SSD, FasterRCNN, MaskRCNN, RetinaNet, YOLOv3
+from tfdet.detectors import (SSD, CascadeMaskRCNN, CascadeRCNN, FasterRCNN, MaskRCNN,
+                             RetinaNet, YOLOv3)
 
 _X101_64X4D = dict(depth=101, variant="d", groups=64, group_width=4)
 _R50_VD = dict(depth=50, variant="d")
@@ -77,6 +78,12 @@ _ZOO = {
     "mask_rcnn_r101_vd_fpn_1x": (MaskRCNN, _R101_VD, "1x"),
     "mask_rcnn_x101_vd_64x4d_fpn_1x": (MaskRCNN, _X101_64X4D, "1x"),
     "mask_rcnn_x101_vd_64x4d_fpn_2x": (MaskRCNN, _X101_64X4D, "2x"),
+    # Cascade R-CNN FPN (REFERENCE.md): three class-agnostic stages at IoU 0.5 / 0.6 / 0.7.
+    "cascade_rcnn_r50_fpn_1x": (CascadeRCNN, dict(depth=50), "1x"),
+    "cascade_mask_rcnn_r50_fpn_1x": (CascadeMaskRCNN, dict(depth=50), "1x"),
+    "cascade_rcnn_dcn_r50_fpn_1x": (CascadeRCNN, dict(depth=50, **_DCN), "1x"),
+    "cascade_rcnn_dcn_r101_vd_fpn_1x": (CascadeRCNN, dict(_R101_VD, **_DCN), "1x"),
+    "cascade_rcnn_dcn_x101_vd_64x4d_fpn_1x": (CascadeRCNN, dict(_X101_64X4D, **_DCN), "1x"),
     "ssd_vgg16_300": (SSD, {}, "400k"),
     "ssd_vgg16_512": (SSD, _SSD512, "400k"),
     "ssd_vgg16_300_voc": (SSD, dict(_VOC, min_max_order=True), "120k"),
@@ -96,7 +103,8 @@ _ZOO = {
 _SCHEDULES = ("_1x", "_2x")
 # Foreground classes; the R-CNN heads add the background (81 outputs for COCO).
 # (A row's own num_classes, e.g. 20 for the VOC rows, comes first.)
-_DEFAULT_CLASSES = {RetinaNet: 80, FasterRCNN: 80, MaskRCNN: 80, SSD: 80, YOLOv3: 80}
+_DEFAULT_CLASSES = {RetinaNet: 80, FasterRCNN: 80, MaskRCNN: 80, CascadeRCNN: 80,
+                    CascadeMaskRCNN: 80, SSD: 80, YOLOv3: 80}
 
 
 def list_models():
@@ -116,7 +124,7 @@ def resolve(name):
 
 def predicts_masks(name):
     """Whether the row predicts instance masks (its training data needs them)."""
-    return issubclass(_ZOO[resolve(name)][0], MaskRCNN)
+    return getattr(_ZOO[resolve(name)][0], "predicts_masks", False)
 
 
 def get(name, *, num_classes=None, weights=None, build_size=128, restoring=False,

@@ -61,6 +61,13 @@ def _mask_rcnn():
                       test_post_nms_top_k=100)
 
 
+def _cascade_mask_rcnn():
+    # Cascade Mask R-CNN covers both cascade rows' graphs (three stages, then the masks).
+    return models.get("cascade_mask_rcnn_r50_fpn", num_classes=3, depth=18, norm="bn",
+                      fpn_channels=32, fc_dim=64, mask_conv_dim=16, test_pre_nms_top_k=200,
+                      test_post_nms_top_k=100)
+
+
 def _ssd():
     model = models.get("ssd_mobilenet_v1_voc", num_classes=3, image_size=SSD_SIZE, width=0.25)
     # Background logit bias -2: an untrained model then scores its classes above 0.01.
@@ -81,6 +88,8 @@ MODELS = {
     "faster_rcnn": (_faster_rcnn, data.detection_transforms(False, SHORT, LONG), LONG,
                     DIVISOR),
     "mask_rcnn": (_mask_rcnn, data.detection_transforms(False, SHORT, LONG), LONG, DIVISOR),
+    "cascade_mask_rcnn": (_cascade_mask_rcnn, data.detection_transforms(False, SHORT, LONG),
+                          LONG, DIVISOR),
     "ssd": (_ssd, data.ssd_transforms(False, SSD_SIZE, (127.5,) * 3, (127.5,) * 3),
             SSD_SIZE, 1),
     "yolov3": (_yolov3, data.ssd_transforms(False, 160), 160, 32),

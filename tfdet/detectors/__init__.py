@@ -1,4 +1,5 @@
 """Detectors: a backbone, a neck and heads with their training losses and post-processing."""
+from tfdet.detectors.cascade_rcnn import CascadeMaskRCNN, CascadeRCNN
 from tfdet.detectors.faster_rcnn import FasterRCNN
 from tfdet.detectors.mask_rcnn import MaskRCNN
 from tfdet.detectors.retinanet import RetinaNet

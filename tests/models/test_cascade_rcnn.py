@@ -1,0 +1,188 @@
+"""Cascade R-CNN: the zoo's counts, the test-time cascade against a numpy transcription (each
+stage refines the previous stage's boxes with its own coder weights, the foreground delta of
+a class-agnostic head, clipped; scores are the mean of the stages' softmax), the stages'
+sampling and loss weights, and Cascade Mask R-CNN's outputs."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdet import models, ops
+from tfdet.layers.norm import count_params_without_norm_statistics as count
+
+# REFERENCE.md (static zoo, 81 classes, 8 regression outputs per stage): 69,407,066. The
+# others: ppdet 2.6.0's counts (PADDLE.md) plus the static zoo's 81-way heads, +4,100 per
+# stage's box head (4 more regression outputs of 1,025 weights) and +257 for a mask head.
+STAGES = 3 * 4_100
+COUNTS = {
+    "cascade_rcnn_r50_fpn_1x": 69_407_066,
+    "cascade_mask_rcnn_r50_fpn_1x": 72_038_046 + STAGES + 257,
+    "cascade_rcnn_dcn_r50_fpn_1x": 70_266_029 + STAGES,
+    # ppdet 2.6.0 has no cascade R101-vd-DCN config: the DCN R50 cascade plus the R101-vd
+    # body's difference, as ppdet's Faster R-CNN DCN rows give it.
+    "cascade_rcnn_dcn_r101_vd_fpn_1x": 70_266_029 + STAGES + (62_693_674 - 42_624_319),
+    "cascade_rcnn_dcn_x101_vd_64x4d_fpn_1x": 135_026_840 + STAGES,
+}
+
+
+def test_every_cascade_row_builds_with_the_reference_count():
+    rows = [n for n in models.list_models() if n.startswith("cascade_")]
+    assert sorted(rows) == sorted(COUNTS)
+    for name in rows:
+        assert count(models.get(name, build_size=64)) == COUNTS[name], name
+    assert models.predicts_masks("cascade_mask_rcnn_r50_fpn")
+    assert not models.predicts_masks("cascade_rcnn_r50_fpn")
+
+
+@pytest.fixture(scope="module")
+def small():
+    model = models.get("cascade_rcnn_r50_fpn", num_classes=3, depth=18, norm="bn",
+                       freeze_at=0, fpn_channels=32, fc_dim=64, test_pre_nms_top_k=60,
+                       test_post_nms_top_k=24, roi_batch_per_image=64)
+    # Large regression weights, so that every stage moves the boxes (and some past the image).
+    rng = np.random.default_rng(0)
+    for head in model.roi_heads.box_heads:
+        kernel = head.regressor.kernel
+        kernel.assign(rng.normal(0, 0.3, kernel.shape).astype(np.float32))
+    return model
+
+
+def _np_decode(deltas, rois, weights):
+    """Faster R-CNN's decoding (dw, dh clamped at log(1000 / 16)), in numpy."""
+    w, h = rois[:, 2] - rois[:, 0], rois[:, 3] - rois[:, 1]
+    cx, cy = rois[:, 0] + 0.5 * w, rois[:, 1] + 0.5 * h
+    dx, dy, dw, dh = (deltas / np.asarray(weights)).T
+    dw, dh = np.minimum(dw, np.log(1000 / 16)), np.minimum(dh, np.log(1000 / 16))
+    pcx, pcy, pw, ph = dx * w + cx, dy * h + cy, np.exp(dw) * w, np.exp(dh) * h
+    return np.stack([pcx - pw / 2, pcy - ph / 2, pcx + pw / 2, pcy + ph / 2], axis=1)
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_inference_refines_through_the_stages_and_averages_their_scores(small, monkeypatch):
+    images = tf.random.stateless_normal([1, 96, 128, 3], [1, 2])
+    sizes = tf.constant([[90.0, 120.0]])
+    seen = {}
+    postprocess = small.roi_heads.postprocess
+
+    def spy(images, rois, valid, probs, deltas, image_sizes=None, box_weights=None):
+        seen.update(rois=rois.numpy(), probs=probs.numpy(), deltas=deltas.numpy(),
+                    box_weights=box_weights)
+        return postprocess(images, rois, valid, probs, deltas, image_sizes, box_weights)
+
+    monkeypatch.setattr(small.roi_heads, "postprocess", spy)
+    out = small(images, image_sizes=sizes)
+
+    *pyramid, logits, deltas = small.network(images)
+    rois, _ = small.proposals(images, logits, deltas, False, image_sizes=sizes)
+    rois = rois.numpy()[0]
+    weights = [(10, 10, 5, 5), (20, 20, 10, 10), (30, 30, 15, 15)]
+    probs, moved = 0.0, 0.0
+    for stage, head in enumerate(small.roi_heads.box_heads):
+        if stage:
+            refined = np.clip(_np_decode(stage_deltas[:, 1], rois, weights[stage - 1]), 0,
+                              [120, 90, 120, 90])
+            moved = max(moved, np.abs(refined - rois).max())
+            rois = refined
+        stage_logits, stage_deltas = head(small.roi_features(pyramid, rois[None]))
+        assert stage_deltas.shape[2:] == (2, 4)  # class-agnostic: background, foreground
+        stage_deltas = stage_deltas.numpy()[0]
+        probs = probs + _softmax(stage_logits.numpy()[0])
+    assert moved > 5  # the stages really moved the boxes
+    np.testing.assert_allclose(seen["rois"][0], rois, atol=1e-3)
+    # (float32: the boxes' rounding passes through two RoIAligns and three heads)
+    np.testing.assert_allclose(seen["probs"][0], probs / 3, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(seen["deltas"][0], stage_deltas, rtol=1e-4, atol=1e-4)
+    assert seen["box_weights"] == (30.0, 30.0, 15.0, 15.0)
+    # Every class's box is the last stage's foreground box.
+    n = int(out["num_detections"][0])
+    assert n > 0
+    final = np.clip(_np_decode(stage_deltas[:, 1], rois, weights[2]), 0, [120, 90, 120, 90])
+    for box in out["boxes"].numpy()[0, :n]:
+        assert np.abs(final - box).max(axis=1).min() < 1e-2
+
+
+def test_later_stages_label_at_their_own_iou_and_keep_every_valid_box(small):
+    gt = {"boxes": tf.constant([[[10.0, 10.0, 50.0, 50.0]]]), "classes": tf.constant([[2]]),
+          "valid": tf.constant([[True]])}
+    # IoU with the ground truth: 1, 0.65, 0.75 (26 and 30 of its 40 px width), 0, and an
+    # invalid box.
+    rois = tf.constant([[[10.0, 10.0, 50.0, 50.0], [10.0, 10.0, 36.0, 50.0],
+                         [10.0, 10.0, 40.0, 50.0], [60.0, 60.0, 90.0, 90.0],
+                         [10.0, 10.0, 50.0, 50.0]]])
+    valid = tf.constant([[True, True, True, True, False]])
+    heads = small.roi_heads
+    for iou, positive in ((0.6, [1, 1, 1, 0, 0]), (0.7, [1, 0, 1, 0, 0])):
+        s = heads.sample(rois, valid, gt, iou, subsample=False)
+        np.testing.assert_array_equal(s["chosen"].numpy()[0], [1, 1, 1, 1, 0])
+        np.testing.assert_array_equal(s["is_positive"].numpy()[0], positive)
+        np.testing.assert_array_equal(s["classes"].numpy()[0], np.asarray(positive) * 3)
+
+
+def _batch():
+    images = tf.random.stateless_normal([2, 96, 128, 3], [5, 6])
+    return {"images": images,
+            "boxes": tf.constant([[[10, 20, 60, 90], [0, 0, 0, 0]],
+                                  [[30, 30, 110, 90], [5, 5, 40, 40]]], tf.float32),
+            "classes": tf.constant([[0, -1], [1, 2]]), "is_crowd": tf.zeros([2, 2], tf.bool)}
+
+
+def test_training_losses_per_stage_scale_with_the_stage_weights(small):
+    batch = _batch()
+    tf.random.set_seed(3)
+    losses = small.compute_losses(batch)
+    stages = [f"rcnn_{kind}_loss_stage{i}" for i in (1, 2, 3) for kind in ("class", "box")]
+    assert set(losses) == {"rpn_class_loss", "rpn_box_loss", "total_loss", *stages}
+    assert all(np.isfinite(float(v)) and float(v) >= 0 for v in losses.values())
+    assert float(losses["total_loss"]) == pytest.approx(
+        sum(float(v) for k, v in losses.items() if k != "total_loss"), rel=1e-6)
+    # The same sampling with every stage weighted 1: stage 2 doubles, stage 3 quadruples.
+    small.config["cascade_loss_weights"] = (1.0, 1.0, 1.0)
+    try:
+        tf.random.set_seed(3)
+        unweighted = small.compute_losses(batch)
+    finally:
+        small.config["cascade_loss_weights"] = (1.0, 0.5, 0.25)
+    for stage, weight in ((1, 1.0), (2, 0.5), (3, 0.25)):
+        key = f"rcnn_class_loss_stage{stage}"
+        assert float(losses[key]) == pytest.approx(weight * float(unweighted[key]), rel=1e-5)
+    # Every stage's classifier and regressor gets a gradient.
+    with tf.GradientTape() as tape:
+        total = small.compute_losses(batch)["total_loss"]
+    variables = [v for h in small.roi_heads.box_heads for v in (h.classifier.kernel,
+                                                                 h.regressor.kernel)]
+    grads = tape.gradient(total, variables)
+    assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+
+
+def test_cascade_mask_rcnn_predicts_masks_from_the_last_stage():
+    model = models.get("cascade_mask_rcnn_r50_fpn", num_classes=2, depth=18, norm="bn",
+                       freeze_at=0, fpn_channels=32, fc_dim=64, mask_conv_dim=16,
+                       test_pre_nms_top_k=60, test_post_nms_top_k=24,
+                       roi_batch_per_image=64)
+    batch = _batch()
+    batch["classes"] = tf.minimum(batch["classes"], 1)
+    out = model(batch["images"])
+    assert out["masks"].shape == (2, 100, 28, 28)
+    masks = np.zeros([2, 2, 96, 128], np.float32)
+    masks[0, 0, 20:90, 10:60] = 1
+    masks[1, 0, 30:90, 30:110] = 1
+    masks[1, 1, 5:40, 5:40] = 1
+    batch["masks"] = tf.constant(masks)
+    seen = {}
+    mask_loss = model.roi_heads.mask_loss
+
+    def spy(pyramid, sample, masks, training=True, res5=None):
+        seen.update(sample)
+        return mask_loss(pyramid, sample, masks, training, res5)
+
+    model.roi_heads.mask_loss = spy
+    losses = model.compute_losses(batch)
+    assert np.isfinite(float(losses["mask_loss"])) and float(losses["mask_loss"]) > 0
+    # The mask head trains on the last stage's positives: IoU >= 0.7 with their box.
+    iou = tf.linalg.diag_part(ops.box_iou(
+        seen["rois"], tf.gather(batch["boxes"], seen["matched"], batch_dims=1)))
+    positive = seen["is_positive"].numpy()
+    assert positive.any() and np.all(iou.numpy()[positive] >= 0.7 - 1e-6)
