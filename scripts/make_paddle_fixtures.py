@@ -89,6 +89,21 @@ ROWS = {
     "mask_rcnn_r50_fpn_1x_coco": dict(
         config="mask_rcnn/mask_rcnn_r50_fpn_1x_coco.yml", kind="mask_rcnn",
         overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)})),
+    # Cascade R-CNN at 512 x 853: three 2fc heads on 1000 RoIs per image. Larger stage deltas
+    # than Faster R-CNN's, so that each stage moves the boxes.
+    "cascade_rcnn_r50_fpn_1x_coco": dict(
+        config="cascade_rcnn/cascade_rcnn_r50_fpn_1x_coco.yml", kind="cascade_rcnn",
+        overrides={k: v for k, v in _RCNN.items() if not k.startswith("bbox_head")}
+        | {"bbox_head.bbox_score_stage*.weight": ("normal", 0.0, 0.2),
+           "bbox_head.bbox_delta_stage*.weight": ("normal", 0.0, 0.1)},
+        test_size=[512, 853]),
+    "cascade_mask_rcnn_r50_fpn_1x_coco": dict(
+        config="cascade_rcnn/cascade_mask_rcnn_r50_fpn_1x_coco.yml", kind="cascade_mask_rcnn",
+        overrides={k: v for k, v in _RCNN.items() if not k.startswith("bbox_head")}
+        | {"bbox_head.bbox_score_stage*.weight": ("normal", 0.0, 0.2),
+           "bbox_head.bbox_delta_stage*.weight": ("normal", 0.0, 0.1),
+           "mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)},
+        test_size=[512, 853]),
     "yolov3_darknet53_270e_coco": dict(
         config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3", overrides=_YOLO),
     "yolov3_darknet53_270e_coco_320": dict(
@@ -134,6 +149,39 @@ def _stages_faster_rcnn(model, inputs):
     stages = {"backbone": body, "neck": neck, "rpn_logits": logits, "rpn_deltas": deltas,
               "box_probs": [box_probs], "box_deltas": [box_deltas]}
     return stages, {"rois": rois[0].numpy()}
+
+
+def _stages_cascade_rcnn(model, inputs):
+    """Faster R-CNN's stages, where box_probs are the mean of the three stages' softmax (each
+    on its own input boxes) and box_deltas the last stage's, on the RPN's proposals; and the
+    last stage's input boxes (cascade_rois, input pixels)."""
+    body = model.backbone(inputs)
+    neck = model.neck(body)
+    rpn = model.rpn_head
+    feats = rpn.rpn_feat(neck)
+    logits = [rpn.rpn_rois_score(f) for f in feats]
+    deltas = [rpn.rpn_rois_delta(f) for f in feats]
+    rois, rois_num, _ = rpn(neck, inputs)
+    (box_deltas, box_probs), _ = model.bbox_head(neck, rois, rois_num, inputs)
+    stages = {"backbone": body, "neck": neck, "rpn_logits": logits, "rpn_deltas": deltas,
+              "box_probs": [box_probs], "box_deltas": [box_deltas]}
+    return stages, {"rois": rois[0].numpy(),
+                    "cascade_rois": model.bbox_head.get_refined_rois()[0].numpy()}
+
+
+def _stages_cascade_mask_rcnn(model, inputs):
+    """Cascade R-CNN's stages plus the mask head's probabilities for the boxes of its box
+    post-processing (the last stage's boxes, the stages' mean scores)."""
+    stages, extra = _stages_cascade_rcnn(model, inputs)
+    neck = model.neck(model.backbone(inputs))
+    rois, rois_num, _ = model.rpn_head(neck, inputs)
+    preds, feat_func = model.bbox_head(neck, rois, rois_num, inputs)
+    refined = model.bbox_head.get_refined_rois()
+    boxes, num, _ = model.bbox_post_process(preds, (refined, rois_num), inputs["im_shape"],
+                                            inputs["scale_factor"])
+    stages["mask_probs"] = [model.mask_head(neck, boxes, num, inputs, feat_func=feat_func)]
+    extra["mask_boxes"] = boxes.numpy()  # [N, 6] class, score, box in input pixels
+    return stages, extra
 
 
 def _stages_mask_rcnn(model, inputs):
@@ -222,7 +270,9 @@ def _stages_retinanet_full(model, inputs):
 
 
 STAGES = {"retinanet": _stages_retinanet_full, "faster_rcnn": _stages_faster_rcnn,
-          "mask_rcnn": _stages_mask_rcnn, "yolov3": _stages_yolov3, "ssd": _stages_ssd}
+          "mask_rcnn": _stages_mask_rcnn, "cascade_rcnn": _stages_cascade_rcnn,
+          "cascade_mask_rcnn": _stages_cascade_mask_rcnn,
+          "yolov3": _stages_yolov3, "ssd": _stages_ssd}
 
 
 def preprocess(cfg, path, image_dir):

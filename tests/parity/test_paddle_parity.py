@@ -143,6 +143,41 @@ def _rcnn_stages(model, x, image, expected):
             "box_probs": [probs], "box_deltas": [deltas]}, pyramid
 
 
+def _cascade_rcnn_stages(model, x, image, expected):
+    """Faster R-CNN's stages up to the proposals; then the cascade on ppdet's proposals:
+    box_probs (the mean of the stages' softmax, background last), box_deltas (the last
+    stage's foreground deltas), checking cascade_rois (the last stage's input boxes) here;
+    returns (stages, pyramid)."""
+    stages, pyramid = _rcnn_stages(model, x, image, expected)
+    h, w = image["im_shape"]
+    inputs, probs, deltas = model.roi_heads.stages(
+        pyramid, expected["rois"][None].astype(np.float32), x,
+        np.asarray([[h, w]], np.float32))
+    probs = np.asarray(probs[0])
+    probs = np.concatenate([probs[:, 1:], probs[:, :1]], axis=1)
+    deltas = np.array(deltas[0])[:, 1]
+    # ppdet does not store these as a stage: compared here, to the same tolerance.
+    theirs = expected["cascade_rois"]
+    scale = np.abs(theirs).max()
+    assert np.abs(np.asarray(inputs[-1][0]) - theirs).max() <= TOLERANCE * scale
+    # A refined box whose FPN level lies within float rounding of a level boundary
+    # (floor(4 + log2(sqrt(area) / 224)) at an integer) may be pooled from either level in
+    # either framework: such rows are left out (NaN) of the comparison.
+    tie = np.zeros(len(probs), bool)
+    for rois in inputs[1:]:
+        b = np.asarray(rois[0], np.float64)
+        area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-12)
+        v = 4 + np.log2(np.sqrt(area) / 224)
+        tie |= (np.abs(v - np.round(v)) < 1e-4) & (np.round(v) >= 3) & (np.round(v) <= 5)
+    probs[tie], deltas[tie] = np.nan, np.nan
+    stages["box_probs"], stages["box_deltas"] = [probs], [deltas]
+    return stages, pyramid
+
+
+def _cascade_rcnn_box_stages(model, x, image, expected):
+    return _cascade_rcnn_stages(model, x, image, expected)[0]
+
+
 def _faster_rcnn_stages(model, x, image, expected):
     return _rcnn_stages(model, x, image, expected)[0]
 
@@ -192,6 +227,17 @@ def _faster_rcnn_detections(model, x, image):
 
 def _mask_rcnn_stages(model, x, image, expected):
     stages, pyramid = _rcnn_stages(model, x, image, expected)
+    return _add_mask_probs(stages, model, pyramid, expected)
+
+
+def _cascade_mask_rcnn_stages(model, x, image, expected):
+    stages, pyramid = _cascade_rcnn_stages(model, x, image, expected)
+    return _add_mask_probs(stages, model, pyramid, expected)
+
+
+def _add_mask_probs(stages, model, pyramid, expected):
+    """The mask head's probabilities [N, m, m] of each box's class, for ppdet's
+    post-processed boxes."""
     boxes = expected["mask_boxes"]  # ppdet's post-processed boxes, input pixels
     logits = model.mask_logits(pyramid, boxes[None, :, 2:].astype(np.float32))
     classes = boxes[:, 0].astype(np.int64) + 1  # tfdet's channel 0 is the background
@@ -265,7 +311,9 @@ STAGES = {"retinanet": (_retinanet_stages, _retinanet_detections),
           "ssd": (_ssd_stages, _retinanet_detections),
           "yolov3": (_yolov3_stages, _yolov3_detections),
           "mask_rcnn": (_mask_rcnn_stages, _faster_rcnn_detections),
-          "faster_rcnn": (_faster_rcnn_stages, _faster_rcnn_detections)}
+          "faster_rcnn": (_faster_rcnn_stages, _faster_rcnn_detections),
+          "cascade_rcnn": (_cascade_rcnn_box_stages, _faster_rcnn_detections),
+          "cascade_mask_rcnn": (_cascade_mask_rcnn_stages, _faster_rcnn_detections)}
 
 
 def _match_detections(ours, theirs, image, tol_px):
@@ -319,10 +367,15 @@ def compare_row(row, folder):
                 assert ours.shape == shape, (key, ours.shape, shape)
                 scale = float(expected[f"{key}/absmax"])
                 got = ours.reshape(-1)[expected[f"{key}/idx"]]
-                err = np.abs(got - expected[f"{key}/val"]).max() / scale
+                # NaN: elements a stage function leaves out (see _cascade_rcnn_stages).
+                known = ~np.isnan(got)
+                assert known.mean() >= 0.98, (key, int((~known).sum()))
+                err = np.abs(got[known] - expected[f"{key}/val"][known]).max() / scale
                 assert err <= TOLERANCE, f"{row} {image['source']} {key}: {err:.2e} of {scale}"
-                mean_err = abs(float(ours.astype(np.float64).mean()) - expected[f"{key}/mean"])
-                assert mean_err <= TOLERANCE * scale, (key, mean_err)
+                if not np.isnan(ours).any():
+                    mean_err = abs(float(ours.astype(np.float64).mean())
+                                   - expected[f"{key}/mean"])
+                    assert mean_err <= TOLERANCE * scale, (key, mean_err)
                 errors[stage] = max(errors.get(stage, 0.0), float(err))
         if image.get("losses"):
             ours = LOSSES[spec.family](model, x, image["losses"]["gt_boxes"],

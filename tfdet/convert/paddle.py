@@ -71,6 +71,15 @@ PADDLE_CONFIGS = {
     "mask_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "mask_rcnn_r50_fpn_1x", "mask_rcnn",
         dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+    # ppdet 2.x Cascade R-CNN FPN: the Faster R-CNN FPN differences, each stage's scores on
+    # its own input boxes (as tfdet's); its stage loss weights (1/3 each) and its later
+    # stages' sampling without the ground truth affect training only.
+    "cascade_rcnn_r50_fpn_1x_coco": PaddleConfig(
+        "cascade_rcnn_r50_fpn_1x", "cascade_rcnn",
+        dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+    "cascade_mask_rcnn_r50_fpn_1x_coco": PaddleConfig(
+        "cascade_mask_rcnn_r50_fpn_1x", "cascade_mask_rcnn",
+        dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
     # ppdet 2.x YOLOv3 DarkNet-53 (608 test size): the static zoo's architecture; BN kept as
     # BN (inference uses its statistics); no label smoothing in its loss (the static zoo's
     # config smooths).
@@ -294,31 +303,40 @@ def map_faster_rcnn(m, model):
         kind, blocks = DEPTHS[c["depth"]]
         map_resnet_stage(m, 5, blocks[3], kind, "bbox_head.head")
         map_predictors(m, "bbox_head")
+    elif "cascade_ious" in c:  # CascadeHead: a TwoFCHead and predictors per stage
+        for i, head in enumerate(model.roi_heads.box_heads):
+            map_box_head(m, model, f"bbox_head.head.{i}", c["roi_size"], c["fpn_channels"],
+                         head.name, predictors=("bbox_head", f"_stage{i}"))
     else:
-        map_box_head(m, model, "bbox_head", c["roi_size"], c["fpn_channels"])
+        map_box_head(m, model, "bbox_head.head", c["roi_size"], c["fpn_channels"])
 
 
-def map_box_head(m, model, prefix, roi_size, channels, box_head="box_head"):
-    """ppdet BBoxHead with TwoFCHead -> tfdet FCBoxHead."""
-    fc6 = m.take(f"{prefix}.head.fc6.weight")
+def map_box_head(m, model, prefix, roi_size, channels, box_head="box_head",
+                 predictors=("bbox_head", "")):
+    """ppdet TwoFCHead (under `prefix`) and its predictors ({prefix}.bbox_score{suffix},
+    {prefix}.bbox_delta{suffix} for predictors=(prefix, suffix)) -> tfdet FCBoxHead."""
+    fc6 = m.take(f"{prefix}.fc6.weight")
     if fc6 is not None and fc6.shape[0] == channels * roi_size * roi_size:
         fc6 = fc6.reshape(channels, roi_size, roi_size, -1).transpose(1, 2, 0, 3)
         fc6 = fc6.reshape(roi_size * roi_size * channels, -1)
     m.put(f"{box_head}/fcs/fc1/kernel", fc6)
-    m.put(f"{box_head}/fcs/fc1/bias", m.take(f"{prefix}.head.fc6.bias"))
-    m.put(f"{box_head}/fcs/fc2/kernel", m.take(f"{prefix}.head.fc7.weight"))
-    m.put(f"{box_head}/fcs/fc2/bias", m.take(f"{prefix}.head.fc7.bias"))
-    map_predictors(m, prefix, box_head)
+    m.put(f"{box_head}/fcs/fc1/bias", m.take(f"{prefix}.fc6.bias"))
+    m.put(f"{box_head}/fcs/fc2/kernel", m.take(f"{prefix}.fc7.weight"))
+    m.put(f"{box_head}/fcs/fc2/bias", m.take(f"{prefix}.fc7.bias"))
+    map_predictors(m, *predictors, box_head=box_head)
 
 
-def map_predictors(m, prefix, box_head="box_head"):
-    """ppdet bbox_score / bbox_delta -> tfdet classifier / regressor (background moved)."""
-    w, b = m.take(f"{prefix}.bbox_score.weight"), m.take(f"{prefix}.bbox_score.bias")
+def map_predictors(m, prefix, suffix="", box_head="box_head"):
+    """ppdet bbox_score / bbox_delta (+ suffix) -> tfdet classifier / regressor (background
+    moved; a class-agnostic delta [D, 4] becomes the foreground slot of tfdet's [D, 8])."""
+    w = m.take(f"{prefix}.bbox_score{suffix}.weight")
+    b = m.take(f"{prefix}.bbox_score{suffix}.bias")
     if w is not None and b is not None:  # background last -> first
         w, b = np.roll(w, 1, axis=-1), np.roll(b, 1)
     m.put(f"{box_head}/classifier/kernel", w)
     m.put(f"{box_head}/classifier/bias", b)
-    w, b = m.take(f"{prefix}.bbox_delta.weight"), m.take(f"{prefix}.bbox_delta.bias")
+    w = m.take(f"{prefix}.bbox_delta{suffix}.weight")
+    b = m.take(f"{prefix}.bbox_delta{suffix}.bias")
     if w is not None and b is not None:  # zero deltas for the background
         w = np.concatenate([np.zeros((w.shape[0], 4), w.dtype), w], axis=1)
         b = np.concatenate([np.zeros(4, b.dtype), b])
@@ -450,7 +468,7 @@ def map_backbone(m, model):
     from tfdet.backbones.resnet import DEPTHS
     c = model.config
     kind = type(model).__name__
-    if kind in ("RetinaNet", "FasterRCNN", "MaskRCNN"):
+    if kind in ("RetinaNet", "FasterRCNN", "MaskRCNN", "CascadeRCNN", "CascadeMaskRCNN"):
         c4 = c.get("neck") == "c4"
         map_resnet(m, c["depth"], c["variant"], num_stages=3 if c4 else 4)
         if c4:
@@ -501,7 +519,8 @@ def load_paddle_backbone(model, path):
 
 
 FAMILIES = {"retinanet": map_retinanet, "faster_rcnn": map_faster_rcnn,
-            "mask_rcnn": map_mask_rcnn, "yolov3": map_yolov3, "ssd": map_ssd}
+            "mask_rcnn": map_mask_rcnn, "cascade_rcnn": map_faster_rcnn,
+            "cascade_mask_rcnn": map_mask_rcnn, "yolov3": map_yolov3, "ssd": map_ssd}
 
 
 def paddle_config(name):

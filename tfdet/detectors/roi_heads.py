@@ -265,18 +265,25 @@ class CascadeRoIHeads(RoIHeads):
                                  weights)
         return tf.stop_gradient(ops.clip_boxes(boxes, height, width))
 
-    def predict(self, pyramid, rois, valid, images, image_sizes=None, training=False):
-        c = self.settings
+    def stages(self, pyramid, rois, images, image_sizes=None, training=False):
+        """The cascade on proposals rois [B, P, 4]: ([each stage's input boxes [B, P, 4]], the
+        mean of the stages' softmax [B, P, K + 1], the last stage's deltas [B, P, 2, 4]);
+        each stage's boxes are clipped to image_sizes (else the input)."""
         height, width = ops.clip_limits(images, image_sizes)
         heads = self.box_heads
-        probs = 0.0
+        probs, inputs = 0.0, []
         for stage, head in enumerate(heads):
             if stage:
                 rois = self._refine(deltas, rois, stage - 1, height, width)
+            inputs.append(rois)
             logits, deltas = head(self.pool(pyramid, rois), training=training)
             probs += tf.nn.softmax(tf.cast(logits, tf.float32))
-        detections = self.postprocess(images, rois, valid, probs / len(heads), deltas,
-                                      image_sizes, c["cascade_box_weights"][-1])
+        return inputs, probs / len(heads), deltas
+
+    def predict(self, pyramid, rois, valid, images, image_sizes=None, training=False):
+        inputs, probs, deltas = self.stages(pyramid, rois, images, image_sizes, training)
+        detections = self.postprocess(images, inputs[-1], valid, probs, deltas, image_sizes,
+                                       self.settings["cascade_box_weights"][-1])
         return self.add_masks(detections, pyramid, training)
 
     def losses(self, images, pyramid, proposals, proposal_valid, gt, masks=None,
