@@ -104,6 +104,29 @@ def test_inference_refines_through_the_stages_and_averages_their_scores(small, m
         assert np.abs(final - box).max(axis=1).min() < 1e-2
 
 
+def test_soft_nms_post_processing_is_paddles_multiclass_soft_nms(small, monkeypatch):
+    images = tf.random.stateless_normal([1, 96, 128, 3], [3, 4])
+    seen = {}
+    postprocess = small.roi_heads.postprocess
+
+    def spy(images, rois, valid, probs, deltas, image_sizes=None, box_weights=None):
+        seen.update(rois=rois.numpy(), probs=probs.numpy(), deltas=deltas.numpy())
+        return postprocess(images, rois, valid, probs, deltas, image_sizes, box_weights)
+
+    monkeypatch.setattr(small.roi_heads, "postprocess", spy)
+    for key, value in dict(nms="soft", score_threshold=0.01, max_detections=300).items():
+        monkeypatch.setitem(small.config, key, value)
+    out = small(images)
+    boxes = np.clip(_np_decode(seen["deltas"][0, :, 1], seen["rois"][0], (30, 30, 15, 15)), 0,
+                    [128, 96, 128, 96]).astype(np.float32)
+    expected = ops.batched_multiclass_soft_nms(boxes[None], seen["probs"][:, :, 1:], sigma=0.5,
+                                               score_threshold=0.01, max_total=300)
+    n = int(expected["num_detections"][0])
+    assert out["boxes"].shape == (1, 300, 4) and int(out["num_detections"][0]) == n > 20
+    np.testing.assert_allclose(out["scores"][0, :n], expected["scores"][0, :n], rtol=1e-5)
+    np.testing.assert_allclose(out["boxes"][0, :n], expected["boxes"][0, :n], atol=1e-2)
+
+
 def test_later_stages_label_at_their_own_iou_and_keep_every_valid_box(small):
     gt = {"boxes": tf.constant([[[10.0, 10.0, 50.0, 50.0]]]), "classes": tf.constant([[2]]),
           "valid": tf.constant([[True]])}

@@ -182,3 +182,46 @@ def test_labeled_nms_is_per_class_nms_of_each_candidate_class():
         np.testing.assert_array_equal(out["classes"][i, :num], [e[1] for e in expected])
         np.testing.assert_allclose(out["boxes"][i, :num], [e[2] for e in expected], atol=1e-4)
         assert not out["boxes"][i, num:].numpy().any() and not out["scores"][i, num:].numpy().any()
+
+
+@pytest.mark.parametrize("class_specific", [False, True])
+def test_batched_multiclass_soft_nms_is_per_class_soft_nms_then_the_best_over_classes(
+        class_specific):
+    """Paddle's MultiClassSoftNMS: each class's Gaussian soft-NMS (sigma 0.5, scores below
+    0.01 dropped), then the keep_top_k best decayed scores over the classes."""
+    rng = np.random.default_rng(7)
+    batch, n, classes, keep = 2, 40, 3, 25
+    boxes = np.stack([clustered_boxes(rng, n) for _ in range(batch)])
+    if class_specific:
+        boxes = boxes[:, :, None] + rng.normal(0, 2, (batch, n, classes, 4)).astype(np.float32)
+    scores = rng.uniform(0, 1, (batch, n, classes)).astype(np.float32) ** 3  # many < 0.01
+    out = ops.batched_multiclass_soft_nms(boxes, scores, sigma=0.5, score_threshold=0.01,
+                                          max_total=keep)
+    for b in range(batch):
+        candidates = []
+        for c in range(classes):
+            cb = boxes[b, :, c] if class_specific else boxes[b]
+            idx, sc = np_soft_nms(cb, scores[b, :, c], 0.5, 0.01, n, "gaussian", 0.3)
+            candidates += [(s, c, cb[i]) for i, s in zip(idx, sc)]
+        candidates.sort(key=lambda t: -t[0])
+        expected = candidates[:keep]
+        num = int(out["num_detections"][b])
+        assert num == len(expected) == keep
+        np.testing.assert_allclose(out["scores"][b, :num], [t[0] for t in expected], rtol=1e-5)
+        assert out["classes"][b, :num].numpy().tolist() == [t[1] for t in expected]
+        np.testing.assert_allclose(out["boxes"][b, :num], [t[2] for t in expected], atol=1e-5)
+
+
+def test_batched_multiclass_soft_nms_pads_and_compiles():
+    boxes = np.asarray([[[0, 0, 10, 10], [0, 0, 10, 5], [30, 30, 40, 40]]], np.float32)
+    scores = np.asarray([[[0.9, 0.005], [0.8, 0.0], [0.5, 0.02]]], np.float32)
+    graph = tf.function(lambda b, s: ops.batched_multiclass_soft_nms(b, s, max_total=6))
+    out = graph(boxes, scores)
+    assert int(out["num_detections"][0]) == 4
+    # IoU(box 0, box 1) = 0.5: 0.8 decays to 0.8 exp(-0.25 / 0.5) = 0.485, under box 2's 0.5.
+    np.testing.assert_allclose(out["scores"][0], [0.9, 0.5, 0.8 * math.exp(-0.25 / 0.5), 0.02,
+                                                  0, 0], rtol=1e-6)
+    assert out["classes"][0, :4].numpy().tolist() == [0, 0, 0, 1]
+    assert not out["boxes"][0, 4:].numpy().any()
+    empty = graph(boxes, np.zeros_like(scores))
+    assert int(empty["num_detections"][0]) == 0

@@ -25,6 +25,9 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
 
     neck 'fpn' (P2-P6, one anchor size per level) or 'c4' (one level at stride 16 with every
     anchor size, res5 on 14x14 RoIs as the box head; its zoo settings come from the registry).
+    nms 'hard' (per-class NMS at nms_iou) or 'soft' (Paddle's Gaussian soft-NMS with
+    soft_nms_sigma, per class; score_threshold and max_detections as Paddle's score_threshold
+    and keep_top_k). The units: `rpn` (RegionProposalNetwork) and `roi_heads` (RoIHeads).
     """
 
     # Settings for the forward pass that creates the weights (tfdet.models.get): a few
@@ -42,7 +45,7 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
                  roi_positive_iou=0.5, roi_size=7, sampling_ratio=2, aligned=False,
                  fc_dim=1024, box_weights=(10.0, 10.0, 5.0, 5.0), roi_smooth_l1_beta=1.0,
                  score_threshold=0.05, nms_iou=0.5, max_detections=100, rpn_min_size=0.0,
-                 dcn_stages=(), **kwargs):
+                 dcn_stages=(), nms="hard", soft_nms_sigma=0.5, **kwargs):
         super().__init__(**kwargs)
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
         config.update(anchor_sizes=tuple(anchor_sizes), ratios=tuple(ratios),
@@ -52,6 +55,8 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
         self.num_classes = num_classes
         if neck not in ("fpn", "c4"):
             raise ValueError(f"neck must be 'fpn' or 'c4', got {neck!r}")
+        if nms not in ("hard", "soft"):
+            raise ValueError(f"nms must be 'hard' or 'soft', got {nms!r}")
         if neck == "fpn":
             anchor_generator = ops.AnchorGenerator(
                 strides=(4, 8, 16, 32, 64), sizes=tuple(anchor_sizes), scales=(1.0,),

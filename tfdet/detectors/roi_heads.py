@@ -32,13 +32,14 @@ def _foreground_deltas(deltas, classes=None):
 class RoIHeads(keras.layers.Layer):
     """One RoI stage (Faster R-CNN) plus an optional mask head (Mask R-CNN).
 
-    settings: the detector's config (a SharedSettings), read at call time: neck ('fpn': RoIAlign from
-    P2-P5 by the FPN level rule; 'c4': from C4 at stride 16), roi_size, sampling_ratio,
-    aligned, roi_batch_per_image, roi_positive_fraction, roi_positive_iou, box_weights,
-    roi_smooth_l1_beta, score_threshold, nms_iou, max_detections and, with a mask head,
-    mask_roi_size. box_head: (pooled [B, R, s, s, C]) -> (logits [B, R, K + 1], deltas
-    [B, R, K + 1, 4] or [B, R, 2, 4] class-agnostic). mask_head: pooled -> mask logits
-    [B, R, m, m, K + 1]; on a C4 detector it reads the box head's res5 maps.
+    settings: the detector's config (a SharedSettings), read at call time: neck ('fpn':
+    RoIAlign from P2-P5 by the FPN level rule; 'c4': from C4 at stride 16), roi_size,
+    sampling_ratio, aligned, roi_batch_per_image, roi_positive_fraction, roi_positive_iou,
+    box_weights, roi_smooth_l1_beta, score_threshold, nms ('hard' / 'soft'), nms_iou,
+    soft_nms_sigma, max_detections and, with a mask head, mask_roi_size.
+    box_head: (pooled [B, R, s, s, C]) -> (logits [B, R, K + 1], deltas [B, R, K + 1, 4] or
+    [B, R, 2, 4] class-agnostic). mask_head: pooled -> mask logits [B, R, m, m, K + 1]; on a
+    C4 detector it reads the box head's res5 maps.
     """
 
     def __init__(self, settings, box_head, mask_head=None, **kwargs):
@@ -131,7 +132,7 @@ class RoIHeads(keras.layers.Layer):
     def postprocess(self, images, rois, valid, probs, deltas, image_sizes=None,
                     box_weights=None):
         """probs [B, R, K + 1] (softmax, background first): class-specific (or the
-        class-agnostic foreground) decoding, clipping and per-class NMS."""
+        class-agnostic foreground) decoding, clipping and per-class NMS (or soft-NMS)."""
         c = self.settings
         height, width = ops.clip_limits(images, image_sizes)
         if image_sizes is not None:
@@ -144,6 +145,10 @@ class RoIHeads(keras.layers.Layer):
             deltas = deltas[:, :, 1:]
         boxes = ops.decode_boxes(deltas, rois[:, :, None, :], box_weights or c["box_weights"])
         boxes = ops.clip_boxes(boxes, height, width)
+        if c["nms"] == "soft":
+            return ops.batched_multiclass_soft_nms(
+                boxes, probs, sigma=c["soft_nms_sigma"], score_threshold=c["score_threshold"],
+                max_total=c["max_detections"])
         return ops.batched_multiclass_nms(
             boxes, probs, iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
             max_per_class=c["max_detections"], max_total=c["max_detections"])

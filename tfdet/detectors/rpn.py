@@ -44,10 +44,10 @@ class SharedSettings(MutableMapping):
 class RegionProposalNetwork(keras.layers.Layer):
     """anchor_generator: an ops.AnchorGenerator; channels: the features' channels.
 
-    settings: the detector's config (a SharedSettings), read at call time (so a change to model.config,
-    e.g. the build pass's few proposals, takes effect): train_ / test_pre_nms_top_k and
-    _post_nms_top_k, rpn_nms_iou, rpn_min_size, rpn_positive_iou, rpn_negative_iou,
-    rpn_batch_per_image, rpn_positive_fraction, rpn_smooth_l1_beta.
+    settings: the detector's config (a SharedSettings), read at call time (so a change to
+    model.config, e.g. the build pass's few proposals, takes effect): train_ /
+    test_pre_nms_top_k and _post_nms_top_k, rpn_nms_iou, rpn_min_size, rpn_positive_iou,
+    rpn_negative_iou, rpn_batch_per_image, rpn_positive_fraction, rpn_smooth_l1_beta.
     """
 
     def __init__(self, settings, anchor_generator, channels, **kwargs):

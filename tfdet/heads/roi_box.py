@@ -21,7 +21,7 @@ def _predict(head, x, batch, rois):
     or [batch, rois, 2, 4] when class-agnostic)."""
     k = head.num_classes + 1
     return (ops.reshape(head.classifier(x), (batch, rois, k)),
-            ops.reshape(head.regressor(x), (batch, rois, -1, 4)))
+            ops.reshape(head.regressor(x), (batch, rois, head.regressor.units // 4, 4)))
 
 
 @keras.saving.register_keras_serializable("tfdet")

@@ -23,6 +23,7 @@ from tfdet.ops.nms import (
     batched_nms,
     multiclass_nms,
     nms,
+    batched_multiclass_soft_nms,
     soft_nms,
 )
 from tfdet.ops.deform_conv import deform_conv2d, deform_conv_output_size

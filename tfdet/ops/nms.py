@@ -160,3 +160,79 @@ def soft_nms(boxes, scores, sigma=0.5, score_threshold=0.001, max_output_size=10
          tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[]),
          tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[])))
     return kept.stack(), kept_scores.stack()
+
+
+def batched_multiclass_soft_nms(boxes, scores, sigma=0.5, score_threshold=0.01,
+                                max_total=300, method="gaussian", iou_threshold=0.3):
+    """Per-class soft-NMS for a batch (Paddle's MultiClassSoftNMS): each class of each image
+    runs `soft_nms` on its boxes scoring >= score_threshold; the max_total best decayed
+    scores over all classes are kept.
+
+    boxes: [B, N, 4] shared by all classes, or [B, N, C, 4] class-specific; scores [B, N, C].
+    Every (image, class) pair advances in one vectorised loop of at most max_total steps
+    (a class's later selections score lower, so none past max_total can reach the output).
+    Returns the dict of `batched_multiclass_nms` (scores are the decayed ones), padded to
+    max_total, sorted by score.
+    """
+    if method not in ("gaussian", "linear", "hard"):
+        raise ValueError(f"soft_nms: unknown method {method!r} (gaussian, linear or hard)")
+    boxes = tf.cast(box_ops.as_float(boxes), tf.float32)
+    scores = tf.cast(box_ops.as_float(scores), tf.float32)
+    if boxes.shape.rank == 3:
+        boxes = tf.broadcast_to(boxes[:, :, None, :],
+                                tf.concat([tf.shape(scores), [4]], 0))
+    boxes = tf.transpose(boxes, [0, 2, 1, 3])  # [B, C, N, 4]
+    live = tf.transpose(scores, [0, 2, 1])  # [B, C, N]
+    neg_inf = tf.constant(float("-inf"))
+    live = tf.where(live >= score_threshold, live, neg_inf)
+    area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    n = tf.shape(live)[2]
+
+    def decay(iou):
+        if method == "gaussian":
+            return tf.exp(-tf.square(iou) / sigma)
+        if method == "linear":
+            return tf.where(iou > iou_threshold, 1.0 - iou, 1.0)
+        return tf.where(iou > iou_threshold, 0.0, 1.0)
+
+    def cond(step, live, kept, kept_scores):
+        return (step < tf.minimum(max_total, n)) & tf.reduce_any(live >= score_threshold)
+
+    def body(step, live, kept, kept_scores):
+        best = tf.argmax(live, axis=-1, output_type=tf.int32)  # [B, C]
+        best_score = tf.reduce_max(live, axis=-1)
+        ok = best_score >= score_threshold
+        chosen = tf.gather(boxes, best, batch_dims=2)[..., None, :]  # [B, C, 1, 4]
+        lo = tf.maximum(chosen[..., :2], boxes[..., :2])
+        hi = tf.minimum(chosen[..., 2:], boxes[..., 2:])
+        inter = tf.reduce_prod(tf.maximum(hi - lo, 0.0), axis=-1)
+        union = tf.gather(area, best, batch_dims=2)[..., None] + area - inter
+        iou = tf.where(union > 0, inter / tf.maximum(union, 1e-12), 0.0)
+        decayed = tf.where(live > neg_inf, live * decay(iou), neg_inf)
+        decayed = tf.where(tf.one_hot(best, n, on_value=True, off_value=False), neg_inf,
+                           decayed)
+        decayed = tf.where(decayed < score_threshold, neg_inf, decayed)
+        live = tf.where(ok[..., None], decayed, live)
+        slot = tf.equal(tf.range(max_total), step)  # this step's column of [B, C, max_total]
+        kept = tf.where(slot & ok[..., None], best[..., None], kept)
+        kept_scores = tf.where(slot & ok[..., None], best_score[..., None], kept_scores)
+        return step + 1, live, kept, kept_scores
+
+    shape = tf.concat([tf.shape(live)[:2], [max_total]], 0)
+    _, _, kept, kept_scores = tf.while_loop(
+        cond, body, (tf.constant(0), live, tf.fill(shape, -1), tf.fill(shape, neg_inf)))
+    # [B, C, max_total] -> the max_total best of [B, C * max_total].
+    batch = tf.shape(live)[0]
+    top, position = tf.math.top_k(tf.reshape(kept_scores, [batch, -1]), max_total)
+    valid = top > neg_inf
+    cls = position // max_total
+    index = tf.maximum(tf.gather(tf.reshape(kept, [batch, -1]), position, batch_dims=1), 0)
+    cls = tf.where(valid, cls, 0)
+    picked = tf.gather_nd(boxes, tf.stack([cls, index], axis=-1), batch_dims=1)
+    mask = tf.cast(valid, tf.float32)
+    return {
+        "boxes": picked * mask[..., None],
+        "scores": tf.where(valid, top, 0.0),
+        "classes": cls,
+        "num_detections": tf.reduce_sum(tf.cast(valid, tf.int32), axis=1),
+    }
