@@ -84,6 +84,12 @@ _ZOO = {
     "cascade_rcnn_dcn_r50_fpn_1x": (CascadeRCNN, dict(depth=50, **_DCN), "1x"),
     "cascade_rcnn_dcn_r101_vd_fpn_1x": (CascadeRCNN, dict(_R101_VD, **_DCN), "1x"),
     "cascade_rcnn_dcn_x101_vd_64x4d_fpn_1x": (CascadeRCNN, dict(_X101_64X4D, **_DCN), "1x"),
+    # The static zoo's CascadeRCNNClsAware (cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms.yml):
+    # class-specific regression per stage, 14x14 RoIs, Gaussian soft-NMS (sigma 0.5, score
+    # 0.01, 300 kept).
+    "cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms": (
+        CascadeRCNN, dict(_R101_VD, class_aware=True, roi_size=14, nms="soft",
+                          score_threshold=0.01, max_detections=300), "1x"),
     "ssd_vgg16_300": (SSD, {}, "400k"),
     "ssd_vgg16_512": (SSD, _SSD512, "400k"),
     "ssd_vgg16_300_voc": (SSD, dict(_VOC, min_max_order=True), "120k"),

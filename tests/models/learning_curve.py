@@ -3,11 +3,14 @@ the learning tests' budgets (BENCHMARKS.md).
 
     python -m tests.models.learning_curve FAMILY SIZE NUM_IMAGES STEPS EVERY [gin bindings...]
 
-FAMILY: retina, frcnn, yolo or ssd (the learning tests' recipes on raccoon). Prints one JSON
+FAMILY: retina, frcnn, cascade, yolo or ssd (the learning tests' recipes on raccoon).
+NUM_IMAGES: the first N training images, scored on themselves; 160 (the whole train split)
+is scored on the 40 test images (TFDET_CURVE_HELDOUT=0 scores the training images). Prints one JSON
 line per evaluation: step, AP50, AP (and mask_AP50 for Mask R-CNN), loss, training seconds,
 wall seconds. `curve` is the loop, also used by tests/models/mask_learning_curve.py.
 """
 import json
+import os
 import sys
 import time
 
@@ -19,9 +22,10 @@ from tfdet.evaluation import compiled_predictor, evaluate_detector
 from tfdet.training import Trainer
 
 
-def curve(exp, images, steps, at, seed=0):
+def curve(exp, images, steps, at, seed=0, eval_images=None):
     """Trains exp's model on `images` from `seed` and prints the JSON line at each step in
-    `at`."""
+    `at`, scored on eval_images (default: the training images)."""
+    eval_images = eval_images or images
     keras.utils.set_random_seed(seed)
     trainer = Trainer(lambda: exp.build_model(images.num_classes), exp.build_optimizer)
     batches = iter(exp.train_pipeline(images, exp.train.global_batch_size))
@@ -33,7 +37,7 @@ def curve(exp, images, steps, at, seed=0):
         train_t += time.time() - t
         if step in at:
             predict = predict or compiled_predictor(trainer.model)
-            m, _ = evaluate_detector(predict, exp.eval_pipeline(images, 8), images,
+            m, _ = evaluate_detector(predict, exp.eval_pipeline(eval_images, 8), eval_images,
                                      verbose=False, progress=False)
             line = {"step": step, "AP50": round(m["AP50"], 3), "AP": round(m["AP"], 3)}
             if "mask_AP50" in m:
@@ -47,15 +51,17 @@ def main(argv):
     fam, size, nimg = argv[1], int(argv[2]), int(argv[3])
     steps, every = int(argv[4]), int(argv[5])
     extra = argv[6:]
+    rcnn = ("ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
+            "'fpn_channels': 64, 'fc_dim': 256, 'roi_batch_per_image': 128, "
+            "'train_pre_nms_top_k': 600, 'train_post_nms_top_k': 300, "
+            "'test_pre_nms_top_k': 300, 'test_post_nms_top_k': 100}")
     families = {
         "retina": ["ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
                    "'fpn_channels': 64}"],
-        "frcnn": ["ModelConfig.name = 'faster_rcnn_r50_fpn_1x'",
-                  "ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
-                  "'fpn_channels': 64, 'fc_dim': 256, 'roi_batch_per_image': 128, "
-                  "'train_pre_nms_top_k': 600, 'train_post_nms_top_k': 300, "
-                  "'test_pre_nms_top_k': 300, 'test_post_nms_top_k': 100}",
+        "frcnn": ["ModelConfig.name = 'faster_rcnn_r50_fpn_1x'", rcnn,
                   "DataConfig.size_divisor = 32"],
+        "cascade": ["ModelConfig.name = 'cascade_rcnn_r50_fpn_1x'", rcnn,
+                    "DataConfig.size_divisor = 32"],
         "yolo": ["ModelConfig.name = 'yolov3_mobilenet_v1'", "ModelConfig.overrides = {}",
                  "DataConfig.augment = 'square'", f"DataConfig.square_size = {size}",
                  "DataConfig.size_divisor = 32", "ScheduleConfig.base_lr = 0.003"],
@@ -76,7 +82,12 @@ def main(argv):
         f"ScheduleConfig.total_steps = {steps}",
         f"ScheduleConfig.milestones = ({steps * 3 // 4},)", *families[fam], *extra])
     images = exp.dataset(exp.data.train, exp.data.train_limit)
-    curve(exp, images, steps, {s for s in range(1, steps + 1) if s % every == 0 or s == steps})
+    heldout = None
+    if nimg >= 160 and os.environ.get("TFDET_CURVE_HELDOUT", "1") != "0":
+        heldout = exp.dataset(f"csv:{root}/data/test_labels.csv:{root}/images",
+                              evaluation=True)
+    curve(exp, images, steps, {s for s in range(1, steps + 1) if s % every == 0 or s == steps},
+          eval_images=heldout)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.models.test_faster_rcnn import R101_BODY, VD_STEM
 from tfdet import models, ops
+from tfdet.detectors import CascadeRCNN
 from tfdet.layers.norm import count_params_without_norm_statistics as count
 
 # REFERENCE.md (static zoo, 81 classes, 8 regression outputs per stage): 69,407,066. The
@@ -21,7 +23,12 @@ COUNTS = {
     # body's difference, as ppdet's Faster R-CNN DCN rows give it.
     "cascade_rcnn_dcn_r101_vd_fpn_1x": 70_266_029 + STAGES + (62_693_674 - 42_624_319),
     "cascade_rcnn_dcn_x101_vd_64x4d_fpn_1x": 135_026_840 + STAGES,
+    # REFERENCE.md's class-aware R50-FPN (324 regression outputs per stage, 7x7 RoIs), with
+    # the R101-vd body and the row's 14x14 RoIs (fc6 reads 256 x 196 instead of 256 x 49).
+    "cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms":
+        70_378_766 + R101_BODY + VD_STEM + 3 * 256 * (196 - 49) * 1024,
 }
+CLS_AWARE_R50_FPN = 70_378_766
 
 
 def test_every_cascade_row_builds_with_the_reference_count():
@@ -29,6 +36,9 @@ def test_every_cascade_row_builds_with_the_reference_count():
     assert sorted(rows) == sorted(COUNTS)
     for name in rows:
         assert count(models.get(name, build_size=64)) == COUNTS[name], name
+    aware = CascadeRCNN(class_aware=True)  # REFERENCE.md's 7x7 R50-FPN form
+    aware(np.zeros((1, 64, 64, 3), np.float32))
+    assert count(aware) == CLS_AWARE_R50_FPN
     assert models.predicts_masks("cascade_mask_rcnn_r50_fpn")
     assert not models.predicts_masks("cascade_rcnn_r50_fpn")
 
@@ -209,3 +219,38 @@ def test_cascade_mask_rcnn_predicts_masks_from_the_last_stage():
         seen["rois"], tf.gather(batch["boxes"], seen["matched"], batch_dims=1)))
     positive = seen["is_positive"].numpy()
     assert positive.any() and np.all(iou.numpy()[positive] >= 0.7 - 1e-6)
+
+
+def test_class_aware_cascade_passes_on_the_top_class_box_and_trains():
+    model = models.get("cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms", num_classes=3, depth=18,
+                       variant="b", norm="bn", freeze_at=0, fpn_channels=32, fc_dim=64,
+                       roi_size=7, test_pre_nms_top_k=60, test_post_nms_top_k=24,
+                       roi_batch_per_image=64)
+    assert model.config["nms"] == "soft" and model.config["max_detections"] == 300
+    rng = np.random.default_rng(1)
+    for head in model.roi_heads.box_heads:
+        kernel = head.regressor.kernel
+        assert kernel.shape[-1] == 4 * 4  # a box per class and the background
+        kernel.assign(rng.normal(0, 0.3, kernel.shape).astype(np.float32))
+    images = tf.random.stateless_normal([1, 96, 128, 3], [1, 2])
+    *pyramid, logits, deltas = model.network(images)
+    rois, _ = model.proposals(images, logits, deltas, False)
+    inputs, probs, last = model.roi_heads.stages(pyramid, rois, images)
+    rois = rois.numpy()[0]
+    weights = [(10, 10, 5, 5), (20, 20, 10, 10), (30, 30, 15, 15)]
+    expected = 0.0
+    for stage, head in enumerate(model.roi_heads.box_heads):
+        if stage:
+            top = stage_logits[:, 1:].argmax(axis=1) + 1
+            rois = np.clip(_np_decode(stage_deltas[np.arange(len(top)), top], rois,
+                                      weights[stage - 1]), 0, [128, 96, 128, 96])
+            np.testing.assert_allclose(inputs[stage].numpy()[0], rois, atol=1e-3)
+        stage_logits, stage_deltas = (t.numpy()[0] for t in head(
+            model.roi_features(pyramid, rois[None].astype(np.float32))))
+        expected = expected + _softmax(stage_logits)
+    np.testing.assert_allclose(probs.numpy()[0], expected / 3, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(last.numpy()[0], stage_deltas, rtol=1e-4, atol=1e-4)
+    tf.random.set_seed(0)
+    losses = model.compute_losses(_batch())
+    assert all(np.isfinite(float(v)) for v in losses.values())
+    assert float(losses["rcnn_box_loss_stage3"]) > 0

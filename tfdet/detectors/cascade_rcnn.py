@@ -19,13 +19,15 @@ from tfdet.detectors.roi_heads import CascadeRoIHeads
 @keras.saving.register_keras_serializable("tfdet")
 class CascadeRCNN(FasterRCNN):
     """Cascade R-CNN; FasterRCNN's settings (FPN only) plus cascade_ious,
-    cascade_box_weights and cascade_loss_weights (one entry per stage). The stages' box
-    heads are box_head, box_head_stage2, box_head_stage3, ..."""
+    cascade_box_weights and cascade_loss_weights (one entry per stage) and class_aware
+    (class-specific regression in every stage, the top class's box passed on: the static
+    zoo's CascadeRCNNClsAware). The stages' box heads are box_head, box_head_stage2,
+    box_head_stage3, ..."""
 
     def __init__(self, num_classes=80, cascade_ious=(0.5, 0.6, 0.7),
                  cascade_box_weights=((10.0, 10.0, 5.0, 5.0), (20.0, 20.0, 10.0, 10.0),
                                       (30.0, 30.0, 15.0, 15.0)),
-                 cascade_loss_weights=(1.0, 0.5, 0.25), **kwargs):
+                 cascade_loss_weights=(1.0, 0.5, 0.25), class_aware=False, **kwargs):
         stages = len(cascade_ious)
         if not stages or len(cascade_box_weights) != stages or len(
                 cascade_loss_weights) != stages:
@@ -36,7 +38,8 @@ class CascadeRCNN(FasterRCNN):
         self._cascade_settings = dict(
             cascade_ious=tuple(float(v) for v in cascade_ious),
             cascade_box_weights=tuple(tuple(float(v) for v in w) for w in cascade_box_weights),
-            cascade_loss_weights=tuple(float(v) for v in cascade_loss_weights))
+            cascade_loss_weights=tuple(float(v) for v in cascade_loss_weights),
+            class_aware=bool(class_aware))
         kwargs.setdefault("box_weights", self._cascade_settings["cascade_box_weights"][0])
         kwargs.setdefault("roi_positive_iou", self._cascade_settings["cascade_ious"][0])
         super().__init__(num_classes=num_classes, **kwargs)
@@ -48,7 +51,8 @@ class CascadeRCNN(FasterRCNN):
             raise ValueError("CascadeRCNN: neck must be 'fpn' (the zoo has no C4 cascade)")
         names = ["box_head"] + [f"box_head_stage{i + 1}"
                                 for i in range(1, len(c["cascade_ious"]))]
-        heads = [self.box_head_layer(name, class_agnostic=True) for name in names]
+        heads = [self.box_head_layer(name, class_agnostic=not c["class_aware"])
+                 for name in names]
         return CascadeRoIHeads(c, heads, name="roi_heads")
 
 

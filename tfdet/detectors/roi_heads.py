@@ -239,22 +239,27 @@ class CascadeRoIHeads(RoIHeads):
     i - 1 refined (stage 1 reads the proposals).
 
     settings adds cascade_ious (one per stage, 0.5 / 0.6 / 0.7), cascade_box_weights (the
-    coder weights per stage) and cascade_loss_weights (1 / 0.5 / 0.25). box_heads: one per
-    stage (class-agnostic heads regress one foreground box, Paddle's cascade).
+    coder weights per stage), cascade_loss_weights (1 / 0.5 / 0.25) and class_aware.
+    box_heads: one per stage; class-agnostic heads regress one foreground box (Paddle's
+    cascade), class-aware ones a box per class (Paddle's CascadeRCNNClsAware: each stage
+    passes on the box of its top foreground class).
 
     Training: stage 1 samples roi_batch_per_image RoIs from the proposals plus the ground
     truth; each later stage takes the previous stage's sampled RoIs refined by its deltas
-    (clipped, empty ones dropped) plus the ground truth again, labelled at its own IoU, every
-    one of them used (Paddle's is_cascade_rcnn sampling). Test: each stage scores its own
-    input boxes; the detections are the last stage's boxes with the mean of the stages'
-    softmax scores. The mask head (Cascade Mask R-CNN) reads the last stage's boxes:
+    (clipped, empty ones dropped) plus the ground truth again, labelled at its own IoU:
+    every one of them used (Paddle's is_cascade_rcnn sampling), or sampled again when
+    class-aware (Paddle's class-aware assigner samples every stage). Test: each stage scores
+    its own input boxes; the detections are the last stage's boxes with the mean of the
+    stages' softmax scores. The mask head (Cascade Mask R-CNN) reads the last stage's boxes:
     its positives in training, the detections at test.
     """
 
     def __init__(self, settings, box_heads, mask_head=None, **kwargs):
-        if not all(getattr(h, "class_agnostic", False) for h in box_heads):
+        agnostic = not settings.get("class_aware", False)
+        if not all(getattr(h, "class_agnostic", False) == agnostic for h in box_heads):
             raise ValueError("CascadeRoIHeads: the stages' box heads must be class-agnostic "
-                             "(FCBoxHead(class_agnostic=True)), as Paddle's cascade")
+                             "(FCBoxHead(class_agnostic=True)), or class-specific with "
+                             "class_aware=True")
         super().__init__(settings, box_heads[0], mask_head, **kwargs)
         self.later_box_heads = list(box_heads[1:])
 
@@ -262,24 +267,28 @@ class CascadeRoIHeads(RoIHeads):
     def box_heads(self):
         return [self.box_head, *self.later_box_heads]
 
-    def _refine(self, deltas, rois, stage, height, width):
-        """Stage `stage`'s boxes decoded from its (class-agnostic) deltas and input rois,
-        clipped."""
+    def _refine(self, deltas, rois, stage, height, width, logits):
+        """Stage `stage`'s boxes decoded from its deltas and input rois, clipped: the
+        foreground deltas of a class-agnostic head, else those of the class with the highest
+        foreground score (logits [..., K + 1])."""
         weights = self.settings["cascade_box_weights"][stage]
-        boxes = ops.decode_boxes(_foreground_deltas(tf.cast(deltas, tf.float32)), rois,
-                                 weights)
+        classes = None
+        if deltas.shape[-2] != 2:
+            classes = tf.argmax(logits[..., 1:], axis=-1, output_type=tf.int32) + 1
+        boxes = ops.decode_boxes(_foreground_deltas(tf.cast(deltas, tf.float32), classes),
+                                 rois, weights)
         return tf.stop_gradient(ops.clip_boxes(boxes, height, width))
 
     def stages(self, pyramid, rois, images, image_sizes=None, training=False):
         """The cascade on proposals rois [B, P, 4]: ([each stage's input boxes [B, P, 4]], the
-        mean of the stages' softmax [B, P, K + 1], the last stage's deltas [B, P, 2, 4]);
-        each stage's boxes are clipped to image_sizes (else the input)."""
+        mean of the stages' softmax [B, P, K + 1], the last stage's deltas [B, P, 2, 4] or
+        [B, P, K + 1, 4]); each stage's boxes are clipped to image_sizes (else the input)."""
         height, width = ops.clip_limits(images, image_sizes)
         heads = self.box_heads
         probs, inputs = 0.0, []
         for stage, head in enumerate(heads):
             if stage:
-                rois = self._refine(deltas, rois, stage - 1, height, width)
+                rois = self._refine(deltas, rois, stage - 1, height, width, logits)
             inputs.append(rois)
             logits, deltas = head(self.pool(pyramid, rois), training=training)
             probs += tf.nn.softmax(tf.cast(logits, tf.float32))
@@ -288,7 +297,7 @@ class CascadeRoIHeads(RoIHeads):
     def predict(self, pyramid, rois, valid, images, image_sizes=None, training=False):
         inputs, probs, deltas = self.stages(pyramid, rois, images, image_sizes, training)
         detections = self.postprocess(images, inputs[-1], valid, probs, deltas, image_sizes,
-                                       self.settings["cascade_box_weights"][-1])
+                                      self.settings["cascade_box_weights"][-1])
         return self.add_masks(detections, pyramid, training)
 
     def losses(self, images, pyramid, proposals, proposal_valid, gt, masks=None,
@@ -303,13 +312,14 @@ class CascadeRoIHeads(RoIHeads):
                 rois = tf.concat([proposals, gt["boxes"]], 1)
                 valid = tf.concat([proposal_valid, gt["valid"]], 1)
             else:
-                refined = self._refine(deltas, sample["rois"], stage - 1, height, width)
+                refined = self._refine(deltas, sample["rois"], stage - 1, height, width,
+                                       tf.stop_gradient(logits))
                 nonempty = ((refined[..., 2] > refined[..., 0])
                             & (refined[..., 3] > refined[..., 1]))
                 rois = tf.concat([refined, gt["boxes"]], 1)
                 valid = tf.concat([sample["chosen"] & nonempty, gt["valid"]], 1)
             sample = self.sample(rois, valid, gt, c["cascade_ious"][stage],
-                                 subsample=stage == 0)
+                                 subsample=stage == 0 or c["class_aware"])
             logits, deltas = head(self.pool(pyramid, sample["rois"]), training=training)
             weight = c["cascade_loss_weights"][stage]
             for name, value in self.box_losses(logits, deltas, sample, gt,
