@@ -34,6 +34,9 @@ flags.DEFINE_string("visualize", None, "write ground truth | detections PNGs of 
                     "--visualize_count images into this folder")
 flags.DEFINE_integer("visualize_count", 16, "images drawn by --visualize")
 flags.DEFINE_float("visualize_score", 0.3, "the lowest score --visualize draws")
+flags.DEFINE_bool("tta", False, "multi-scale + flip test with box voting (tfdet.tta; checkpoint "
+                  "path, one image at a time)")
+flags.DEFINE_list("tta_scales", None, "shorter sides for --tta (default: the zoo's 400..1200)")
 
 
 def score_results_file(results_path, data_spec, iou_type):
@@ -82,7 +85,8 @@ def evaluate_saved_model(path, dataset):
 def main(_):
     from tfdet.config import load_experiment
     from tfdet.data import load_dataset
-    from tfdet.evaluation import compiled_predictor, evaluate_detector, headline
+    from tfdet.evaluation import (compiled_predictor, evaluate_detector, headline,
+                                  tta_predictor)
     from tfdet.training import read_run_info, resolve_checkpoint, restore_model, config_for
 
     f = flags.FLAGS
@@ -104,6 +108,9 @@ def main(_):
                 json.dump(report, out, indent=1)
         return
     if f.saved_model:
+        if f.tta:
+            raise SystemExit("--tta runs on a checkpoint; a SavedModel exported with --tta "
+                             "serves it as the serving_tta signature")
         if not f.data:
             raise SystemExit("--saved_model needs --data SPEC")
         dataset = load_dataset(f.data, keep_empty=True)
@@ -125,9 +132,18 @@ def main(_):
                              f"checkpoint's {info['category_ids']} ({checkpoint})")
         model = restore_model(exp.build_model(info["num_classes"], restoring=True),
                               checkpoint)
-        metrics, evaluator = evaluate_detector(compiled_predictor(model),
-                                               exp.eval_pipeline(dataset, f.batch_size),
-                                               dataset, metric=exp.data.metric)
+        if f.tta:
+            try:
+                pipeline = exp.tta_pipeline(dataset)
+            except ValueError as err:
+                raise SystemExit(f"error: --tta: {err}") from None
+            scales = [int(s) for s in f.tta_scales] if f.tta_scales else None
+            predict = tta_predictor(exp.tta(model, scales))
+        else:
+            predict = compiled_predictor(model)
+            pipeline = exp.eval_pipeline(dataset, f.batch_size)
+        metrics, evaluator = evaluate_detector(predict, pipeline, dataset,
+                                               metric=exp.data.metric)
         source = checkpoint
     if f.results:
         if not hasattr(evaluator, "write_results"):

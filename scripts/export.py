@@ -3,8 +3,8 @@
   python scripts/export.py --config configs/X.gin --checkpoint runs/X [--output saved_models/X]
 
 Writes <output>/<version>/ (next free version number) with the signatures `serving_default`
-(uint8 images) and `serving_encoded` (JPEG / PNG bytes) in the TF Object Detection API layout,
-and prints the path.
+(uint8 images) and `serving_encoded` (JPEG / PNG bytes) in the TF Object Detection API layout
+(with --tta also `serving_tta`: the multi-scale + flip test), and prints the path.
 """
 import os
 import sys
@@ -23,6 +23,10 @@ flags.DEFINE_string("checkpoint", None, "checkpoint prefix or model_dir (its lat
 flags.DEFINE_integer("untrained_num_classes", None, "no checkpoint: export freshly initialised "
                      "weights for this many classes (category ids 1..N), for speed measurements")
 flags.DEFINE_string("output", None, "export base folder (default saved_models/<config name>)")
+flags.DEFINE_bool("tta", False, "also export the serving_tta signature: the multi-scale + flip "
+                  "test with box voting (tfdet.tta; keep-aspect rows)")
+flags.DEFINE_list("tta_scales", None, "shorter sides for serving_tta (default: the zoo's "
+                  "400..1200)")
 
 
 def main(_):
@@ -47,9 +51,16 @@ def main(_):
         raise SystemExit("give --checkpoint (or --untrained_num_classes for a speed test)")
     base = f.output or os.path.join("saved_models",
                                     os.path.splitext(os.path.basename(config))[0])
+    tta = None
+    if f.tta:
+        if exp.data.augment in ("ssd", "yolo", "square"):
+            raise SystemExit("--tta: this config's inputs are square; test-time augmentation "
+                             "resizes keeping the aspect ratio")
+        tta = exp.tta(model, [int(s) for s in f.tta_scales] if f.tta_scales else None)
     path = export_saved_model(model, next_version_dir(base), info["category_ids"],
                               info["class_names"], transform=exp.eval_transform(),
-                              canvas=exp.serving_canvas(), size_divisor=exp.data.size_divisor)
+                              canvas=exp.serving_canvas(), size_divisor=exp.data.size_divisor,
+                              tta=tta)
     print(f"SavedModel: {os.path.abspath(path)}")
 
 

@@ -187,6 +187,26 @@ class Experiment:
         return data.input_pipeline(dataset, self.eval_transform(), batch_size, training=False,
                                    max_boxes=d.max_boxes, size_divisor=d.size_divisor)
 
+    def tta_pipeline(self, dataset):
+        """The evaluation pipeline for test-time augmentation (tfdet.tta): one image per batch,
+        normalised but not resized (the augmentation resizes it per pass)."""
+        d = self.data
+        if d.augment in _SQUARE:
+            raise ValueError("test-time augmentation resizes keeping the aspect ratio; this "
+                             f"config's inputs are square (DataConfig.augment={d.augment!r})")
+        return data.input_pipeline(dataset, data.Compose([data.Normalize(d.mean, d.std)]), 1,
+                                   training=False, max_boxes=d.max_boxes, size_divisor=1)
+
+    def tta(self, model, scales=None, flip=True):
+        """The row's TestTimeAugmentation: the static zoo's scales (default) and flip, the
+        config's size divisor, the model's score threshold and detection count."""
+        from tfdet.tta import ZOO_SCALES, TestTimeAugmentation
+        config = getattr(model, "config", {})
+        return TestTimeAugmentation(
+            model, scales or ZOO_SCALES, flip=flip, size_divisor=self.data.size_divisor,
+            score_threshold=config.get("score_threshold", 0.05),
+            max_detections=config.get("max_detections", 100))
+
     # -- model and optimisation ----------------------------------------------------------------
     def build_model(self, num_classes=None, restoring=False):
         """The configured model; restoring=True: a checkpoint is restored into it next (no

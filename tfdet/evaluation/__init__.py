@@ -4,6 +4,7 @@ from tfdet.evaluation.coco import (METRIC_NAMES, CocoEvaluator, coco_from_dict, 
 from tfdet.evaluation.voc import VocEvaluator, average_precision
 from tfdet.evaluation.runner import (
     compiled_predictor,
+    tta_predictor,
     evaluate_detector,
     headline,
     to_original_pixels,

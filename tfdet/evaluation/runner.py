@@ -26,6 +26,16 @@ def compiled_predictor(model):
                                         tf.TensorSpec([None, 2], tf.float32)])
 
 
+def tta_predictor(tta):
+    """predict(images, image_sizes) for evaluate_detector from a tfdet.tta
+    TestTimeAugmentation, on Experiment.tta_pipeline batches (one unresized image); one
+    tf.function for any image size."""
+    def predict(images, image_sizes):
+        return tta(images[0], tf.cast(image_sizes[0], tf.int32))
+    return tf.function(predict, input_signature=[
+        tf.TensorSpec([1, None, None, 3], tf.float32), tf.TensorSpec([1, 2], tf.float32)])
+
+
 def to_original_pixels(boxes, scale, original_size):
     """boxes [B, N, 4] xyxy in input pixels -> original-image pixels, clipped.
 

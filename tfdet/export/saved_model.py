@@ -21,6 +21,8 @@ import os
 
 import tensorflow as tf
 
+from tfdet.data.transforms import Normalize
+
 from tfdet.detectors import run_detector
 
 DEFAULT_SERVING_MAX_PIXELS = 40_000_000
@@ -80,8 +82,9 @@ class DetectionServingModule(tf.Module):
     """Wraps a detector with in-graph pre- and post-processing; see the module docstring."""
 
     def __init__(self, model, category_ids, transform, canvas, size_divisor=128,
-                 max_pixels=DEFAULT_SERVING_MAX_PIXELS):
+                 max_pixels=DEFAULT_SERVING_MAX_PIXELS, tta=None):
         super().__init__()
+        self.tta = tta
         self.max_pixels = int(max_pixels)
         self.model = model
         self.category_ids = tf.constant([float(c) for c in category_ids], tf.float32)
@@ -154,9 +157,37 @@ class DetectionServingModule(tf.Module):
 
         return self._detect(*self._preprocess(decode_and_preprocess, encoded_images))
 
+    def serve_tta(self, images):
+        """serving_tta: uint8 [B, H, W, 3] -> the OD API outputs of tfdet.tta's multi-scale +
+        flip test (each image alone, unresized; boxes only)."""
+        normalize = next(t for t in self.transform.transforms if isinstance(t, Normalize))
+        n = self.tta.max_detections
+
+        def one(image):
+            with tf.control_dependencies([check_pixels(tf.shape(image)[0], tf.shape(image)[1],
+                                                       self.max_pixels)]):
+                image = tf.cast(image, tf.float32)
+            x = normalize({"image": image}, tf.zeros([2], tf.int64))["image"]
+            out = self.tta(x)
+            h, w = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1],
+                                                                   tf.float32)
+            x1, y1, x2, y2 = tf.unstack(out["boxes"][0], axis=-1)
+            boxes = tf.clip_by_value(tf.stack([y1 / h, x1 / w, y2 / h, x2 / w], -1), 0.0, 1.0)
+            valid = tf.range(n) < out["num_detections"][0]
+            valid_f = tf.cast(valid, tf.float32)
+            classes = tf.gather(self.category_ids, out["classes"][0])
+            return (boxes * valid_f[:, None], out["scores"][0] * valid_f, classes * valid_f,
+                    tf.cast(out["num_detections"][0], tf.float32))
+
+        boxes, scores, classes, num = tf.map_fn(one, images, fn_output_signature=(
+            tf.TensorSpec([n, 4], tf.float32), tf.TensorSpec([n], tf.float32),
+            tf.TensorSpec([n], tf.float32), tf.TensorSpec([], tf.float32)))
+        return {"detection_boxes": boxes, "detection_scores": scores,
+                "detection_classes": classes, "num_detections": num}
+
 
 def export_saved_model(model, output_dir, category_ids, class_names=None, *, transform, canvas,
-                       size_divisor=128, max_pixels=DEFAULT_SERVING_MAX_PIXELS):
+                       size_divisor=128, max_pixels=DEFAULT_SERVING_MAX_PIXELS, tta=None):
     """Writes the SavedModel to output_dir, assets.extra/labels.json and, when
     tensorflow-serving-api is installed, TF Serving's warm-up requests
     (assets.extra/tf_serving_warmup_requests, tfdet.export.serving); returns the path.
@@ -165,11 +196,17 @@ def export_saved_model(model, output_dir, category_ids, class_names=None, *, tra
     `data.detection_transforms(False, 800, 1333)`); canvas: a side every transformed image
     fits in (`Experiment.serving_canvas()`); size_divisor: each batch is padded to a multiple
     of it, as the evaluation pipeline pads. max_pixels: the largest image (width x height)
-    the signatures accept."""
+    the signatures accept. tta: a tfdet.tta.TestTimeAugmentation of the model
+    (`Experiment.tta(model)`): adds the `serving_tta` signature (uint8 images, the
+    multi-scale + flip test; keep-aspect rows only)."""
     module = DetectionServingModule(model, category_ids, transform, canvas, size_divisor,
-                                    max_pixels)
+                                    max_pixels, tta)
     signatures = {"serving_default": module.serve_images.get_concrete_function(),
                   "serving_encoded": module.serve_encoded.get_concrete_function()}
+    if tta is not None:
+        signatures["serving_tta"] = tf.function(module.serve_tta, input_signature=[
+            tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
+        ).get_concrete_function()
     from tfdet._quiet import tf_info_muted
     with tf_info_muted():  # no INFO lines about signatures, sharding, assets, fingerprints
         tf.saved_model.save(module, output_dir, signatures=signatures)
