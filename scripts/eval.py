@@ -35,7 +35,8 @@ flags.DEFINE_string("visualize", None, "write ground truth | detections PNGs of 
 flags.DEFINE_integer("visualize_count", 16, "images drawn by --visualize")
 flags.DEFINE_float("visualize_score", 0.3, "the lowest score --visualize draws")
 flags.DEFINE_bool("tta", False, "multi-scale + flip test with box voting (tfdet.tta; checkpoint "
-                  "path, one image at a time)")
+                  "path, one image at a time; on by default for configs with "
+                  "ModelConfig.tta = True)")
 flags.DEFINE_list("tta_scales", None, "shorter sides for --tta (default: the zoo's 400..1200)")
 
 
@@ -132,7 +133,7 @@ def main(_):
                              f"checkpoint's {info['category_ids']} ({checkpoint})")
         model = restore_model(exp.build_model(info["num_classes"], restoring=True),
                               checkpoint)
-        if f.tta:
+        if f.tta or exp.model.tta:
             try:
                 pipeline = exp.tta_pipeline(dataset)
             except ValueError as err:

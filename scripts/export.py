@@ -52,7 +52,7 @@ def main(_):
     base = f.output or os.path.join("saved_models",
                                     os.path.splitext(os.path.basename(config))[0])
     tta = None
-    if f.tta:
+    if f.tta or exp.model.tta:
         if exp.data.augment in ("ssd", "yolo", "square"):
             raise SystemExit("--tta: this config's inputs are square; test-time augmentation "
                              "resizes keeping the aspect ratio")

@@ -28,7 +28,7 @@ def test_every_row_has_a_config_naming_it():
             assert (steps, batch, exp.data.metric) == OTHER_SCHEDULES[name], name
             continue
         # 1x = 90k iterations of 16 images (C4 rows: 180k of 8), 2x twice that.
-        epochs = {"_1x": 1, "_2x": 2}[name[-3:]]
+        epochs = {"1x": 1, "2x": 2}[models._ZOO[name][2]]  # the registry's schedule
         assert steps * batch == epochs * 90000 * 16, name
         assert exp.data.metric == "coco"
 

@@ -39,12 +39,16 @@ class ModelConfig:
     """name: a zoo row (tfdet.models); num_classes: None = the training data's count;
     overrides: architecture settings (e.g. {'depth': 18, 'norm': 'bn'}); weights: a local
     file to initialise from (a Keras weights file, a checkpoint prefix, or an ImageNet
-    backbone `.pdparams` from PaddleDetection / PaddleClas: the zoo's pretrain_weights)."""
+    backbone `.pdparams` from PaddleDetection / PaddleClas: the zoo's pretrain_weights).
+    tta: evaluate (eval.py) and export (serving_tta) with the multi-scale + flip test
+    (tfdet.tta) at tta_scales (None: the zoo's 400..1200), as the zoo's ms_test rows."""
 
     name: str = "retinanet_r50_fpn_1x"
     num_classes: Optional[int] = None
     overrides: dict = dataclasses.field(default_factory=dict)
     weights: Optional[str] = None
+    tta: bool = False
+    tta_scales: Optional[Sequence[int]] = None
 
 
 @gin.configurable
@@ -203,7 +207,7 @@ class Experiment:
         from tfdet.tta import ZOO_SCALES, TestTimeAugmentation
         config = getattr(model, "config", {})
         return TestTimeAugmentation(
-            model, scales or ZOO_SCALES, flip=flip, size_divisor=self.data.size_divisor,
+            model, scales or self.model.tta_scales or ZOO_SCALES, flip=flip, size_divisor=self.data.size_divisor,
             score_threshold=config.get("score_threshold", 0.05),
             max_detections=config.get("max_detections", 100))
 

@@ -17,6 +17,8 @@ _X101_64X4D = dict(depth=101, variant="d", groups=64, group_width=4)
 _R50_VD = dict(depth=50, variant="d")
 _R101_VD = dict(depth=101, variant="d")
 _DCN = dict(dcn_stages=(3, 4, 5))
+_CLS_AWARE = dict(_R101_VD, class_aware=True, roi_size=14, nms="soft", score_threshold=0.01,
+                  max_detections=300)
 # C4 Faster R-CNN (PaddleDetection faster_rcnn_r50_1x.yml): RPN on C4 with 12000 / 2000
 # proposals in training and 6000 / 1000 at test, 14x14 RoIAlign (adaptive sampling) on C4.
 _C4 = dict(neck="c4", train_pre_nms_top_k=12000, train_post_nms_top_k=2000,
@@ -87,9 +89,9 @@ _ZOO = {
     # The static zoo's CascadeRCNNClsAware (cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms.yml):
     # class-specific regression per stage, 14x14 RoIs, Gaussian soft-NMS (sigma 0.5, score
     # 0.01, 300 kept).
-    "cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms": (
-        CascadeRCNN, dict(_R101_VD, class_aware=True, roi_size=14, nms="soft",
-                          score_threshold=0.01, max_detections=300), "1x"),
+    "cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms": (CascadeRCNN, _CLS_AWARE, "1x"),
+    # The same weights under the multi-scale + flip test (its config sets ModelConfig.tta).
+    "cascade_rcnn_cls_aware_r101_vd_fpn_ms_test": (CascadeRCNN, _CLS_AWARE, "1x"),
     "ssd_vgg16_300": (SSD, {}, "400k"),
     "ssd_vgg16_512": (SSD, _SSD512, "400k"),
     "ssd_vgg16_300_voc": (SSD, dict(_VOC, min_max_order=True), "120k"),

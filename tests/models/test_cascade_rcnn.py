@@ -28,14 +28,20 @@ COUNTS = {
     "cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms":
         70_378_766 + R101_BODY + VD_STEM + 3 * 256 * (196 - 49) * 1024,
 }
+COUNTS["cascade_rcnn_cls_aware_r101_vd_fpn_ms_test"] = COUNTS[
+    "cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms"]  # the same weights, tested with TTA
 CLS_AWARE_R50_FPN = 70_378_766
 
 
 def test_every_cascade_row_builds_with_the_reference_count():
     rows = [n for n in models.list_models() if n.startswith("cascade_")]
     assert sorted(rows) == sorted(COUNTS)
+    built = {}
     for name in rows:
-        assert count(models.get(name, build_size=64)) == COUNTS[name], name
+        key = tuple(sorted(models._ZOO[name][1].items())), models._ZOO[name][0]
+        if key not in built:
+            built[key] = count(models.get(name, build_size=64))
+        assert built[key] == COUNTS[name], name
     aware = CascadeRCNN(class_aware=True)  # REFERENCE.md's 7x7 R50-FPN form
     aware(np.zeros((1, 64, 64, 3), np.float32))
     assert count(aware) == CLS_AWARE_R50_FPN
@@ -219,6 +225,19 @@ def test_cascade_mask_rcnn_predicts_masks_from_the_last_stage():
         seen["rois"], tf.gather(batch["boxes"], seen["matched"], batch_dims=1)))
     positive = seen["is_positive"].numpy()
     assert positive.any() and np.all(iou.numpy()[positive] >= 0.7 - 1e-6)
+
+
+def test_the_multi_scale_test_row_is_the_softnms_row_under_tta():
+    from tfdet.config import load_experiment
+    from tfdet.tta import ZOO_SCALES
+    exp = load_experiment("configs/cascade_rcnn_cls_aware_r101_vd_fpn_ms_test.gin")
+    assert exp.model.tta and exp.model.name == "cascade_rcnn_cls_aware_r101_vd_fpn_ms_test"
+    soft = load_experiment("configs/cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms.gin")
+    assert not soft.model.tta
+    assert models._ZOO[exp.model.name][1] == models._ZOO[soft.model.name][1]
+    tta = exp.tta(object())
+    assert tta.scales == ZOO_SCALES and tta.flips == (False, True)
+    assert tta.max_long_side == 2000 and (tta.nms_iou, tta.vote_iou) == (0.5, 0.9)
 
 
 def test_class_aware_cascade_passes_on_the_top_class_box_and_trains():
