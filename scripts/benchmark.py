@@ -23,7 +23,7 @@ flags.DEFINE_string("saved_model", None, "SavedModel folder", required=True)
 flags.DEFINE_string("images", None, "folder of JPEG / PNG images", required=True)
 flags.DEFINE_integer("num_images", 50, "images to time (cycling through the folder)")
 flags.DEFINE_integer("warmup", 3, "untimed runs first")
-flags.DEFINE_string("signature", "serving_encoded", "serving_encoded (bytes in) or "
+flags.DEFINE_string("signature", "serving_encoded", "serving_encoded (bytes in), serving_tta or "
                     "serving_default (decoded uint8 in; decoding then happens outside the timing)")
 flags.DEFINE_string("json", None, "write the result here")
 

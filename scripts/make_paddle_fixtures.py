@@ -145,7 +145,8 @@ def _stages_faster_rcnn(model, inputs):
     logits = [rpn.rpn_rois_score(f) for f in feats]
     deltas = [rpn.rpn_rois_delta(f) for f in feats]
     rois, rois_num, _ = rpn(neck, inputs)
-    (box_deltas, box_probs), _ = model.bbox_head(neck, rois, rois_num, None)
+    # (inputs: a cascade's later stages clip to im_shape; BBoxHead ignores them in eval)
+    (box_deltas, box_probs), _ = model.bbox_head(neck, rois, rois_num, inputs)
     stages = {"backbone": body, "neck": neck, "rpn_logits": logits, "rpn_deltas": deltas,
               "box_probs": [box_probs], "box_deltas": [box_deltas]}
     return stages, {"rois": rois[0].numpy()}
@@ -155,18 +156,9 @@ def _stages_cascade_rcnn(model, inputs):
     """Faster R-CNN's stages, where box_probs are the mean of the three stages' softmax (each
     on its own input boxes) and box_deltas the last stage's, on the RPN's proposals; and the
     last stage's input boxes (cascade_rois, input pixels)."""
-    body = model.backbone(inputs)
-    neck = model.neck(body)
-    rpn = model.rpn_head
-    feats = rpn.rpn_feat(neck)
-    logits = [rpn.rpn_rois_score(f) for f in feats]
-    deltas = [rpn.rpn_rois_delta(f) for f in feats]
-    rois, rois_num, _ = rpn(neck, inputs)
-    (box_deltas, box_probs), _ = model.bbox_head(neck, rois, rois_num, inputs)
-    stages = {"backbone": body, "neck": neck, "rpn_logits": logits, "rpn_deltas": deltas,
-              "box_probs": [box_probs], "box_deltas": [box_deltas]}
-    return stages, {"rois": rois[0].numpy(),
-                    "cascade_rois": model.bbox_head.get_refined_rois()[0].numpy()}
+    stages, extra = _stages_faster_rcnn(model, inputs)
+    extra["cascade_rois"] = model.bbox_head.get_refined_rois()[0].numpy()
+    return stages, extra
 
 
 def _stages_cascade_mask_rcnn(model, inputs):

@@ -23,6 +23,14 @@ SMALL_RACCOON_128 = [
 ]
 
 
+# The R-CNN learning tests' model: ResNet-18 FPN from scratch (trainable BN), a 64-channel FPN,
+# 256-wide 2fc heads, 128 sampled RoIs and fewer proposals than the zoo's.
+RCNN_R18 = ("ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
+            "'fpn_channels': 64, 'fc_dim': 256, 'roi_batch_per_image': 128, "
+            "'train_pre_nms_top_k': 600, 'train_post_nms_top_k': 300, "
+            "'test_pre_nms_top_k': 300, 'test_post_nms_top_k': 100}")
+
+
 def train_on_16_raccoons(bindings, steps):
     """Trains `steps` steps from a fixed seed; returns (COCO metrics on the 16 images, the
     last step's losses)."""

@@ -51,10 +51,7 @@ def main(argv):
     fam, size, nimg = argv[1], int(argv[2]), int(argv[3])
     steps, every = int(argv[4]), int(argv[5])
     extra = argv[6:]
-    rcnn = ("ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
-            "'fpn_channels': 64, 'fc_dim': 256, 'roi_batch_per_image': 128, "
-            "'train_pre_nms_top_k': 600, 'train_post_nms_top_k': 300, "
-            "'test_pre_nms_top_k': 300, 'test_post_nms_top_k': 100}")
+    from tests.models._learning import RCNN_R18 as rcnn
     families = {
         "retina": ["ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
                    "'fpn_channels': 64}"],

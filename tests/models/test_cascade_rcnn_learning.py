@@ -4,7 +4,7 @@ trainable BN, AdamW 1e-3 with a 50-step warmup, batch 8, 128 px, a 64-channel FP
 2fc heads, 128 sampled RoIs, fewer proposals than the zoo's) and budget; the three stages at
 IoU 0.5 / 0.6 / 0.7 as the zoo's. The curve it was calibrated on is in BENCHMARKS.md.
 """
-from tests.models._learning import SMALL_RACCOON_128, train_on_16_raccoons
+from tests.models._learning import RCNN_R18, SMALL_RACCOON_128, train_on_16_raccoons
 
 STEPS = 80
 
@@ -12,10 +12,6 @@ STEPS = 80
 def test_cascade_rcnn_r18_reaches_ap50_09_on_16_raccoon_images():
     metrics, losses = train_on_16_raccoons([
         "ModelConfig.name = 'cascade_rcnn_r50_fpn_1x'",
-        "ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
-        "'fpn_channels': 64, 'fc_dim': 256, 'roi_batch_per_image': 128, "
-        "'train_pre_nms_top_k': 600, 'train_post_nms_top_k': 300, "
-        "'test_pre_nms_top_k': 300, 'test_post_nms_top_k': 100}",
-        "DataConfig.size_divisor = 32", *SMALL_RACCOON_128,
+        RCNN_R18, "DataConfig.size_divisor = 32", *SMALL_RACCOON_128,
     ], STEPS)
     assert metrics["AP50"] >= 0.9, (metrics, losses)

@@ -7,7 +7,7 @@ Measured on a 2-core Xeon (AVX-512): AP50 0.75 / 0.985 / 0.957 / 1.0 / 1.0 after
 80 / 100 steps, 0.4 s a step. At 192 px (1.4 s a step): 1.0 after 50 steps on a Zen 4 machine,
 0.866 after 60 on a Zen 3 one. 80 steps is the budget.
 """
-from tests.models._learning import SMALL_RACCOON_128, train_on_16_raccoons
+from tests.models._learning import RCNN_R18, SMALL_RACCOON_128, train_on_16_raccoons
 
 STEPS = 80
 
@@ -15,10 +15,6 @@ STEPS = 80
 def test_faster_rcnn_r18_reaches_ap50_09_on_16_raccoon_images():
     metrics, losses = train_on_16_raccoons([
         "ModelConfig.name = 'faster_rcnn_r50_fpn_1x'",
-        "ModelConfig.overrides = {'depth': 18, 'norm': 'bn', 'freeze_at': 0, "
-        "'fpn_channels': 64, 'fc_dim': 256, 'roi_batch_per_image': 128, "
-        "'train_pre_nms_top_k': 600, 'train_post_nms_top_k': 300, "
-        "'test_pre_nms_top_k': 300, 'test_post_nms_top_k': 100}",
-        "DataConfig.size_divisor = 32", *SMALL_RACCOON_128,
+        RCNN_R18, "DataConfig.size_divisor = 32", *SMALL_RACCOON_128,
     ], STEPS)
     assert metrics["AP50"] >= 0.9, (metrics, losses)

@@ -33,6 +33,9 @@ class PaddleConfig:
     num_classes: int = 80
 
 
+# ppdet 2.x R-CNNs: RoIAlign aligned with adaptive sampling, proposals under 1 px dropped.
+_PPDET_RCNN = dict(_PPDET_RCNN)
+
 PADDLE_CONFIGS = {
     # ppdet 2.x RetinaNet: BN (folded), P6 / P7 from P5, anchors scale-major within a cell
     # (the converter reorders the head's outputs), top 1000 anchors per level by their best
@@ -45,41 +48,41 @@ PADDLE_CONFIGS = {
     # proposals narrower than 1 px dropped (Paddle's generate_proposals), background last.
     "faster_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "faster_rcnn_r50_fpn_1x", "faster_rcnn",
-        dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+        dict(_PPDET_RCNN, depth=50)),
     # ppdet 2.x Faster R-CNN C4: the FPN rows' differences, 14x14 RoIs from C4 through res5.
     "faster_rcnn_r50_1x_coco": PaddleConfig(
         "faster_rcnn_r50_1x", "faster_rcnn",
-        dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+        dict(_PPDET_RCNN, depth=50)),
     "faster_rcnn_r50_vd_fpn_2x_coco": PaddleConfig(
         "faster_rcnn_r50_vd_fpn_2x", "faster_rcnn",
-        dict(depth=50, variant="d", aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+        dict(_PPDET_RCNN, depth=50, variant="d")),
     # ResNeXt-101-vd 64x4d: the same differences as the other FPN rows.
     "faster_rcnn_x101_vd_64x4d_fpn_1x_coco": PaddleConfig(
         "faster_rcnn_x101_vd_64x4d_fpn_1x", "faster_rcnn",
-        dict(aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+        dict(_PPDET_RCNN)),
     # DCNv2 in res3-res5 (ppdet's ConvNormLayer conv_offset -> the DeformableConv2D's
     # offset conv): the FPN rows' differences.
     "faster_rcnn_dcn_r50_fpn_1x_coco": PaddleConfig(
         "faster_rcnn_dcn_r50_fpn_1x", "faster_rcnn",
-        dict(aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+        dict(_PPDET_RCNN)),
     # ppdet 2.x Mask R-CNN C4: Faster R-CNN C4's differences; the mask head is a deconv on the
     # res5 maps of each box (14x14 masks), as the zoo's.
     "mask_rcnn_r50_1x_coco": PaddleConfig(
         "mask_rcnn_r50_1x", "mask_rcnn",
-        dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+        dict(_PPDET_RCNN, depth=50)),
     # ppdet 2.x Mask R-CNN FPN: the Faster R-CNN differences; 14x14 mask RoIs as the zoo's.
     "mask_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "mask_rcnn_r50_fpn_1x", "mask_rcnn",
-        dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+        dict(_PPDET_RCNN, depth=50)),
     # ppdet 2.x Cascade R-CNN FPN: the Faster R-CNN FPN differences, each stage's scores on
     # its own input boxes (as tfdet's); its stage loss weights (1/3 each) and its later
     # stages' sampling without the ground truth affect training only.
     "cascade_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "cascade_rcnn_r50_fpn_1x", "cascade_rcnn",
-        dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+        dict(_PPDET_RCNN, depth=50)),
     "cascade_mask_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "cascade_mask_rcnn_r50_fpn_1x", "cascade_mask_rcnn",
-        dict(depth=50, aligned=True, sampling_ratio=0, rpn_min_size=1.0)),
+        dict(_PPDET_RCNN, depth=50)),
     # ppdet 2.x YOLOv3 DarkNet-53 (608 test size): the static zoo's architecture; BN kept as
     # BN (inference uses its statistics); no label smoothing in its loss (the static zoo's
     # config smooths).

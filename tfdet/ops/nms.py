@@ -112,6 +112,15 @@ def multiclass_nms(boxes, scores, iou_threshold=0.5, score_threshold=0.05, max_p
     return {k: v[0] for k, v in out.items()}
 
 
+def _soft_decay(iou, method, sigma, iou_threshold):
+    """Soft-NMS's score factor for a box overlapping the selected one by iou."""
+    if method == "gaussian":
+        return tf.exp(-tf.square(iou) / sigma)
+    if method == "linear":
+        return tf.where(iou > iou_threshold, 1.0 - iou, 1.0)
+    return tf.where(iou > iou_threshold, 0.0, 1.0)
+
+
 def soft_nms(boxes, scores, sigma=0.5, score_threshold=0.001, max_output_size=100,
              method="gaussian", iou_threshold=0.3):
     """Soft-NMS (Bodla et al. 2017) of boxes [N, 4] with scores [N].
@@ -130,13 +139,6 @@ def soft_nms(boxes, scores, sigma=0.5, score_threshold=0.001, max_output_size=10
     n = tf.shape(scores)[0]
     neg_inf = tf.constant(float("-inf"))
 
-    def decay(iou):
-        if method == "gaussian":
-            return tf.exp(-tf.square(iou) / sigma)
-        if method == "linear":
-            return tf.where(iou > iou_threshold, 1.0 - iou, 1.0)
-        return tf.where(iou > iou_threshold, 0.0, 1.0)
-
     def cond(step, live, kept, kept_scores):
         return (step < max_output_size) & (n > 0) & (tf.reduce_max(
             tf.concat([live, [neg_inf]], 0)) >= score_threshold)
@@ -145,7 +147,8 @@ def soft_nms(boxes, scores, sigma=0.5, score_threshold=0.001, max_output_size=10
         best = tf.argmax(live, output_type=tf.int32)
         best_score = live[best]
         iou = box_ops.box_iou(boxes[best][None], boxes)[0]
-        live = tf.where(live > neg_inf, live * decay(iou), neg_inf)
+        factor = _soft_decay(iou, method, sigma, iou_threshold)
+        live = tf.where(live > neg_inf, live * factor, neg_inf)
         live = tf.tensor_scatter_nd_update(live, [[best]], [neg_inf])
         # Scores that fell below the threshold are removed, as in the reference.
         live = tf.where(live < score_threshold, neg_inf, live)
@@ -188,13 +191,6 @@ def batched_multiclass_soft_nms(boxes, scores, sigma=0.5, score_threshold=0.01,
     area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
     n = tf.shape(live)[2]
 
-    def decay(iou):
-        if method == "gaussian":
-            return tf.exp(-tf.square(iou) / sigma)
-        if method == "linear":
-            return tf.where(iou > iou_threshold, 1.0 - iou, 1.0)
-        return tf.where(iou > iou_threshold, 0.0, 1.0)
-
     def cond(step, live, kept, kept_scores):
         return (step < tf.minimum(max_total, n)) & tf.reduce_any(live >= score_threshold)
 
@@ -208,7 +204,8 @@ def batched_multiclass_soft_nms(boxes, scores, sigma=0.5, score_threshold=0.01,
         inter = tf.reduce_prod(tf.maximum(hi - lo, 0.0), axis=-1)
         union = tf.gather(area, best, batch_dims=2)[..., None] + area - inter
         iou = tf.where(union > 0, inter / tf.maximum(union, 1e-12), 0.0)
-        decayed = tf.where(live > neg_inf, live * decay(iou), neg_inf)
+        factor = _soft_decay(iou, method, sigma, iou_threshold)
+        decayed = tf.where(live > neg_inf, live * factor, neg_inf)
         decayed = tf.where(tf.one_hot(best, n, on_value=True, off_value=False), neg_inf,
                            decayed)
         decayed = tf.where(decayed < score_threshold, neg_inf, decayed)
