@@ -208,7 +208,8 @@ class Experiment:
         config = getattr(model, "config", {})
         return TestTimeAugmentation(
             model, scales or self.model.tta_scales or ZOO_SCALES, flip=flip,
-            size_divisor=self.data.size_divisor, score_threshold=config.get("score_threshold", 0.05),
+            size_divisor=self.data.size_divisor,
+            score_threshold=config.get("score_threshold", 0.05),
             max_detections=config.get("max_detections", 100))
 
     # -- model and optimisation ----------------------------------------------------------------

@@ -34,7 +34,7 @@ class PaddleConfig:
 
 
 # ppdet 2.x R-CNNs: RoIAlign aligned with adaptive sampling, proposals under 1 px dropped.
-_PPDET_RCNN = dict(_PPDET_RCNN)
+_PPDET_RCNN = dict(aligned=True, sampling_ratio=0, rpn_min_size=1.0)
 
 PADDLE_CONFIGS = {
     # ppdet 2.x RetinaNet: BN (folded), P6 / P7 from P5, anchors scale-major within a cell
