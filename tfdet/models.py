@@ -17,6 +17,8 @@ _X101_64X4D = dict(depth=101, variant="d", groups=64, group_width=4)
 _R50_VD = dict(depth=50, variant="d")
 _R101_VD = dict(depth=101, variant="d")
 _DCN = dict(dcn_stages=(3, 4, 5))
+# GroupNorm rows (ppdet 2.x gn/*.yml): GN in the FPN and the heads, the 4conv1fc box head.
+_GN = dict(depth=50, fpn_norm="gn", head_norm="gn", box_head_convs=4, box_head_fcs=1)
 _CLS_AWARE = dict(_R101_VD, class_aware=True, roi_size=14, nms="soft", score_threshold=0.01,
                   max_detections=300)
 # C4 Faster R-CNN (PaddleDetection faster_rcnn_r50_1x.yml): RPN on C4 with 12000 / 2000
@@ -71,6 +73,10 @@ _ZOO = {
     "mask_rcnn_dcn_r50_vd_fpn_2x": (MaskRCNN, dict(_R50_VD, **_DCN), "2x"),
     "mask_rcnn_dcn_r101_vd_fpn_1x": (MaskRCNN, dict(_R101_VD, **_DCN), "1x"),
     "mask_rcnn_dcn_x101_vd_64x4d_fpn_1x": (MaskRCNN, dict(_X101_64X4D, **_DCN), "1x"),
+    "faster_rcnn_r50_fpn_gn_2x": (FasterRCNN, _GN, "2x"),
+    "mask_rcnn_r50_fpn_gn_2x": (MaskRCNN, _GN, "2x"),
+    "cascade_rcnn_r50_fpn_gn_2x": (CascadeRCNN, _GN, "2x"),
+    "cascade_mask_rcnn_r50_fpn_gn_2x": (CascadeMaskRCNN, _GN, "2x"),
     "mask_rcnn_r50_1x": (MaskRCNN, dict(depth=50, **_C4_MASK), "1x"),
     "mask_rcnn_r50_2x": (MaskRCNN, dict(depth=50, **_C4_MASK), "2x"),
     "mask_rcnn_r50_fpn_1x": (MaskRCNN, dict(depth=50), "1x"),

@@ -33,6 +33,34 @@ def test_dcn_rows_have_ppdet_counts_and_deformable_convs_where_the_zoo_has_them(
     assert deformable == {f"res{s}_{b}_b_conv" for s in stages for b in range(blocks[s])}
 
 
+# GroupNorm rows (ppdet 2.x gn/*.yml): GN after every FPN conv (no conv bias), the 4conv1fc
+# box head (4 GN convs, 1 fc) and GN in the mask head's convs; the backbone keeps its norm.
+GN_ROWS = {
+    "faster_rcnn_r50_fpn_gn_2x": 43_066_848 + BOX,
+    "mask_rcnn_r50_fpn_gn_2x": 45_711_152 + BOX + MASK,
+    "cascade_rcnn_r50_fpn_gn_2x": 73_332_046 + 3 * BOX,
+    "cascade_mask_rcnn_r50_fpn_gn_2x": 75_976_350 + 3 * BOX + MASK,
+}
+
+
+@pytest.mark.parametrize("name", sorted(GN_ROWS))
+def test_gn_rows_have_ppdet_counts_and_group_norm_where_ppdet_has_it(name):
+    import keras
+    model = models.get(name, build_size=64)
+    assert count(model) == GN_ROWS[name]
+    fpn_norms = [layer for layer in model.network.layers if layer.name.startswith("fpn_")
+                 and isinstance(layer, keras.layers.GroupNormalization)]
+    assert len(fpn_norms) == 8  # 4 lateral + 4 output convs (P6 is a max pool)
+    backbone_norms = {type(layer).__name__ for layer in model.network.layers
+                      if layer.name.startswith("res") and "norm" in layer.name}
+    assert "GroupNormalization" not in backbone_norms
+    for head in model.roi_heads.box_heads:
+        assert (head.num_convs, head.num_fc, head.norm) == (4, 1, "gn")
+        assert not any(getattr(layer, "use_bias", False) for layer in head.convs.layers)
+    if "mask" in name:
+        assert model.mask_head.norm == "gn"
+
+
 def test_dcn_on_a_c4_row_is_refused():
     with pytest.raises(ValueError, match="FPN rows only"):
         models.get("faster_rcnn_r50_1x", dcn_stages=(3, 4))

@@ -17,8 +17,9 @@ X101_BODY = 83_455_272 - 2_049_000 + VD_STEM - 23_508_032
 def check_row_counts(prefix, num_rows, fpn_reference, c4_reference):
     """Every row named prefix* builds with its reference count (FPN or C4) plus its
     backbone's difference from the R50 body; one build per distinct architecture. (The DCN
-    rows: test_dcn_rows.py.)"""
-    rows = [n for n in models.list_models() if n.startswith(prefix) and "_dcn_" not in n]
+    and GN rows: test_dcn_rows.py.)"""
+    rows = [n for n in models.list_models()
+            if n.startswith(prefix) and "_dcn_" not in n and "_gn_" not in n]
     assert len(rows) == num_rows
     expected = {(50, "b", 1): 0, (50, "d", 1): VD_STEM, (101, "b", 1): R101_BODY,
                 (101, "d", 1): R101_BODY + VD_STEM, (101, "d", 64): X101_BODY}

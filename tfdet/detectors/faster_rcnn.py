@@ -25,6 +25,8 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
 
     neck 'fpn' (P2-P6, one anchor size per level) or 'c4' (one level at stride 16 with every
     anchor size, res5 on 14x14 RoIs as the box head; its zoo settings come from the registry).
+    The GroupNorm rows: fpn_norm='gn' (GN after every FPN conv), head_norm='gn' with
+    box_head_convs=4, box_head_fcs=1 (the '4conv1fc' box head) and GN in the mask head's convs.
     nms 'hard' (per-class NMS at nms_iou) or 'soft' (Paddle's Gaussian soft-NMS with
     soft_nms_sigma, per class; score_threshold and max_detections as Paddle's score_threshold
     and keep_top_k). The units: `rpn` (RegionProposalNetwork) and `roi_heads` (RoIHeads).
@@ -45,7 +47,8 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
                  roi_positive_iou=0.5, roi_size=7, sampling_ratio=2, aligned=False,
                  fc_dim=1024, box_weights=(10.0, 10.0, 5.0, 5.0), roi_smooth_l1_beta=1.0,
                  score_threshold=0.05, nms_iou=0.5, max_detections=100, rpn_min_size=0.0,
-                 dcn_stages=(), nms="hard", soft_nms_sigma=0.5, **kwargs):
+                 dcn_stages=(), nms="hard", soft_nms_sigma=0.5, fpn_norm=None,
+                 box_head_convs=0, box_head_fcs=2, head_norm=None, **kwargs):
         super().__init__(**kwargs)
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
         config.update(anchor_sizes=tuple(anchor_sizes), ratios=tuple(ratios),
@@ -63,7 +66,7 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
                 ratios=tuple(ratios))
             body = resnet(depth, variant, groups, group_width, norm, freeze_at,
                           dcn_stages=dcn_stages)
-            features = fpn(body.outputs, 2, 6, fpn_channels, extra="pool")
+            features = fpn(body.outputs, 2, 6, fpn_channels, extra="pool", norm=fpn_norm)
             head_channels = fpn_channels
         else:
             base = anchor_sizes[0]
@@ -87,8 +90,9 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
         """A built RoI box head: the 2fc head (FPN) or res5 (C4)."""
         c = self.config
         if c["neck"] == "fpn":
-            head = FCBoxHead(self.num_classes, c["fc_dim"], class_agnostic=class_agnostic,
-                             name=name)
+            head = FCBoxHead(self.num_classes, c["fc_dim"], c["box_head_fcs"],
+                             class_agnostic=class_agnostic, num_convs=c["box_head_convs"],
+                             conv_dim=self.head_channels, norm=c["head_norm"], name=name)
         else:
             res5 = resnet_stage(5, self.head_channels, c["depth"], c["variant"], c["groups"],
                                 c["group_width"], c["norm"])

@@ -36,7 +36,7 @@ class WithMasks:
         c.update(self._mask_settings)
         roi_heads = super().build_roi_heads()
         head = MaskHead(self.num_classes, c["mask_num_convs"], c["mask_conv_dim"],
-                        name="mask_head")
+                        norm=c["head_norm"], name="mask_head")
         if c["neck"] == "c4":
             channels = roi_heads.box_head.stage.output_shape[-1]
             size = (c["roi_size"] + 1) // 2

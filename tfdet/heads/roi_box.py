@@ -26,39 +26,63 @@ def _predict(head, x, batch, rois):
 
 @keras.saving.register_keras_serializable("tfdet")
 class FCBoxHead(keras.layers.Layer):
-    """Flatten + `num_fc` fully connected layers of `fc_dim` with ReLU (the '2fc' head), then
-    a classifier over num_classes + 1 (index 0 = background) and class-specific deltas
-    (class_agnostic: one foreground delta beside the background's, Paddle's cascade layout).
+    """`num_convs` 3x3 convs of `conv_dim` (+ norm) with ReLU, flatten, `num_fc` fully
+    connected layers of `fc_dim` with ReLU (the '2fc' head: no convs, 2 fc; the GN rows'
+    '4conv1fc': 4 convs with GroupNorm, 1 fc), then a classifier over num_classes + 1
+    (index 0 = background) and class-specific deltas (class_agnostic: one foreground delta
+    beside the background's, Paddle's cascade layout). norm: None, or a tfdet.layers.norm
+    kind after each conv (its convs then have no bias, as Paddle's ConvNormLayer).
 
     Input [B, R, h, w, C]; returns (logits [B, R, K + 1], deltas [B, R, K + 1, 4], or
     [B, R, 2, 4] when class-agnostic).
     """
 
-    def __init__(self, num_classes, fc_dim=1024, num_fc=2, class_agnostic=False, **kwargs):
+    def __init__(self, num_classes, fc_dim=1024, num_fc=2, class_agnostic=False, num_convs=0,
+                 conv_dim=256, norm=None, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.fc_dim = fc_dim
         self.num_fc = num_fc
         self.class_agnostic = class_agnostic
+        self.num_convs, self.conv_dim, self.norm = num_convs, conv_dim, norm
+        self.convs = None
+        if num_convs:
+            from tfdet.layers.norm import make_norm
+            layers = []
+            for i in range(num_convs):
+                layers.append(keras.layers.Conv2D(
+                    conv_dim, 3, padding="same", use_bias=norm is None,
+                    kernel_initializer=keras.initializers.HeNormal(), name=f"conv{i + 1}"))
+                if norm:
+                    layers.append(make_norm(norm, f"conv{i + 1}_norm"))
+                layers.append(keras.layers.ReLU(name=f"conv{i + 1}_relu"))
+            self.convs = keras.Sequential(layers, name="convs")
         self.fcs = keras.Sequential(
             [keras.layers.Dense(fc_dim, activation="relu", name=f"fc{i + 1}")
              for i in range(num_fc)], name="fcs")
         self.classifier, self.regressor = _predictors(num_classes, class_agnostic)
 
     def build(self, input_shape):
-        flat = (None, input_shape[2] * input_shape[3] * input_shape[4])
-        self.fcs.build(flat)
+        channels = input_shape[4]
+        if self.convs is not None:
+            self.convs.build((None, input_shape[2], input_shape[3], channels))
+            channels = self.conv_dim
+        self.fcs.build((None, input_shape[2] * input_shape[3] * channels))
         self.classifier.build((None, self.fc_dim))
         self.regressor.build((None, self.fc_dim))
 
     def call(self, pooled):
         shape = ops.shape(pooled)
-        x = ops.reshape(pooled, (shape[0] * shape[1], -1))
+        x = ops.reshape(pooled, (shape[0] * shape[1], shape[2], shape[3], shape[4]))
+        if self.convs is not None:
+            x = self.convs(x)
+        x = ops.reshape(x, (shape[0] * shape[1], -1))
         return _predict(self, self.fcs(x), shape[0], shape[1])
 
     def get_config(self):
         return dict(super().get_config(), num_classes=self.num_classes, fc_dim=self.fc_dim,
-                    num_fc=self.num_fc, class_agnostic=self.class_agnostic)
+                    num_fc=self.num_fc, class_agnostic=self.class_agnostic,
+                    num_convs=self.num_convs, conv_dim=self.conv_dim, norm=self.norm)
 
 
 @keras.saving.register_keras_serializable("tfdet")

@@ -5,7 +5,8 @@ from keras import ops
 
 @keras.saving.register_keras_serializable("tfdet")
 class MaskHead(keras.layers.Layer):
-    """`num_convs` 3x3 convs of `conv_dim` with ReLU, a 2x2 stride-2 transposed conv of
+    """`num_convs` 3x3 convs of `conv_dim` with ReLU (norm: None, or a tfdet.layers.norm kind
+    after each conv, whose conv then has no bias: the GN rows), a 2x2 stride-2 transposed conv of
     `conv_dim` with ReLU, then a 1x1 conv to num_classes + 1 mask logits (index 0 is the
     background, as the classifier's; the loss and inference read the RoI's own class).
 
@@ -14,15 +15,25 @@ class MaskHead(keras.layers.Layer):
     Input [B, R, h, w, C]; returns [B, R, 2h, 2w, num_classes + 1] logits.
     """
 
-    def __init__(self, num_classes, num_convs=4, conv_dim=256, **kwargs):
+    def __init__(self, num_classes, num_convs=4, conv_dim=256, norm=None, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.num_convs = num_convs
         self.conv_dim = conv_dim
+        self.norm = norm
         init = keras.initializers.HeNormal()  # MSRA fan-in, as the zoo's mask head
-        layers = [keras.layers.Conv2D(conv_dim, 3, padding="same", activation="relu",
-                                      kernel_initializer=init, name=f"conv{i + 1}")
-                  for i in range(num_convs)]
+        layers = []
+        for i in range(num_convs):
+            if norm is None:
+                layers.append(keras.layers.Conv2D(conv_dim, 3, padding="same",
+                                                  activation="relu", kernel_initializer=init,
+                                                  name=f"conv{i + 1}"))
+                continue
+            from tfdet.layers.norm import make_norm
+            layers += [keras.layers.Conv2D(conv_dim, 3, padding="same", use_bias=False,
+                                           kernel_initializer=init, name=f"conv{i + 1}"),
+                       make_norm(norm, f"conv{i + 1}_norm"),
+                       keras.layers.ReLU(name=f"conv{i + 1}_relu")]
         layers.append(keras.layers.Conv2DTranspose(conv_dim, 2, strides=2, activation="relu",
                                                    kernel_initializer=init, name="deconv"))
         layers.append(keras.layers.Conv2D(num_classes + 1, 1, kernel_initializer=init,
@@ -41,4 +52,4 @@ class MaskHead(keras.layers.Layer):
 
     def get_config(self):
         return dict(super().get_config(), num_classes=self.num_classes,
-                    num_convs=self.num_convs, conv_dim=self.conv_dim)
+                    num_convs=self.num_convs, conv_dim=self.conv_dim, norm=self.norm)
