@@ -62,12 +62,12 @@ def _mask_rcnn():
 
 
 def _cascade_mask_rcnn():
-    # Cascade Mask R-CNN covers both cascade rows' graphs (three stages, then the masks), here
-    # with Paddle's soft-NMS (a while loop of stock ops in the SavedModel).
+    # The cascade graph with the most parts: three class-aware stages (each passing on its top
+    # class's box), Paddle's soft-NMS (a while loop of stock ops) and the mask head.
     return models.get("cascade_mask_rcnn_r50_fpn", num_classes=3, depth=18, norm="bn",
                       fpn_channels=32, fc_dim=64, mask_conv_dim=16, test_pre_nms_top_k=200,
-                      test_post_nms_top_k=100, nms="soft", score_threshold=0.01,
-                      max_detections=100)
+                      test_post_nms_top_k=100, class_aware=True, nms="soft",
+                      score_threshold=0.01, max_detections=100)
 
 
 def _ssd():
