@@ -70,6 +70,14 @@ def _cascade_mask_rcnn():
                       score_threshold=0.01, max_detections=100)
 
 
+def _cascade_rcnn_gn():
+    # The other cascade graph: class-agnostic stages, GroupNorm in the FPN and the 4conv1fc
+    # heads (the GN rows), hard NMS.
+    return models.get("cascade_rcnn_r50_fpn_gn_2x", num_classes=3, depth=18, norm="bn",
+                      fpn_channels=32, fc_dim=64, test_pre_nms_top_k=200,
+                      test_post_nms_top_k=100)
+
+
 def _ssd():
     model = models.get("ssd_mobilenet_v1_voc", num_classes=3, image_size=SSD_SIZE, width=0.25)
     # Background logit bias -2: an untrained model then scores its classes above 0.01.
@@ -92,6 +100,8 @@ MODELS = {
     "mask_rcnn": (_mask_rcnn, data.detection_transforms(False, SHORT, LONG), LONG, DIVISOR),
     "cascade_mask_rcnn": (_cascade_mask_rcnn, data.detection_transforms(False, SHORT, LONG),
                           LONG, DIVISOR),
+    "cascade_rcnn_gn": (_cascade_rcnn_gn, data.detection_transforms(False, SHORT, LONG), LONG,
+                        DIVISOR),
     "ssd": (_ssd, data.ssd_transforms(False, SSD_SIZE, (127.5,) * 3, (127.5,) * 3),
             SSD_SIZE, 1),
     "yolov3": (_yolov3, data.ssd_transforms(False, 160), 160, 32),
