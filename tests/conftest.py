@@ -29,6 +29,7 @@ SLOW = (
     "tests/models/test_faster_rcnn.py::test_every_faster_rcnn_row",
     "tests/models/test_mask_rcnn.py::test_every_mask_rcnn_row",
     "tests/models/test_cascade_rcnn.py::test_every_cascade_row",
+    "tests/test_tta.py::test_tta_evaluation_and_serving_tta_agree",
     "tests/models/test_retinanet.py::test_losses_fall_when_fitting_one_batch",
     "tests/models/test_retinanet.py::test_registered_retinanet_rows",
     "tests/models/test_yolov3.py::test_rows_build",
@@ -55,7 +56,7 @@ def pytest_xdist_auto_num_workers(config):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a minute or more (see tests/conftest.py SLOW); "
+    config.addinivalue_line("markers", "slow: half a minute or more (see tests/conftest.py SLOW); "
                             "-m 'not slow' runs the rest in a few minutes")
 
 

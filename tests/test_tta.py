@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.ops.test_nms import np_iou as _np_iou
 from tfdet import data, models
 from tfdet.tta import TestTimeAugmentation, merge_with_voting
-
-
-def _np_iou(a, b):
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _np_merge(boxes, scores, classes, nms_iou, vote_iou, thresh, keep):
