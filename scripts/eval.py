@@ -134,12 +134,12 @@ def main(_):
         model = restore_model(exp.build_model(info["num_classes"], restoring=True),
                               checkpoint)
         if f.tta or exp.model.tta:
+            scales = [int(s) for s in f.tta_scales] if f.tta_scales else None
             try:
-                pipeline = exp.tta_pipeline(dataset)
+                predict = tta_predictor(exp.tta(model, scales))
             except ValueError as err:
                 raise SystemExit(f"error: --tta: {err}") from None
-            scales = [int(s) for s in f.tta_scales] if f.tta_scales else None
-            predict = tta_predictor(exp.tta(model, scales))
+            pipeline = exp.tta_pipeline(dataset)
         else:
             predict = compiled_predictor(model)
             pipeline = exp.eval_pipeline(dataset, f.batch_size)

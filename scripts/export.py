@@ -53,10 +53,10 @@ def main(_):
                                     os.path.splitext(os.path.basename(config))[0])
     tta = None
     if f.tta or exp.model.tta:
-        if exp.data.augment in ("ssd", "yolo", "square"):
-            raise SystemExit("--tta: this config's inputs are square; test-time augmentation "
-                             "resizes keeping the aspect ratio")
-        tta = exp.tta(model, [int(s) for s in f.tta_scales] if f.tta_scales else None)
+        try:
+            tta = exp.tta(model, [int(s) for s in f.tta_scales] if f.tta_scales else None)
+        except ValueError as err:
+            raise SystemExit(f"error: --tta: {err}") from None
     path = export_saved_model(model, next_version_dir(base), info["category_ids"],
                               info["class_names"], transform=exp.eval_transform(),
                               canvas=exp.serving_canvas(), size_divisor=exp.data.size_divisor,

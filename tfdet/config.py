@@ -194,16 +194,22 @@ class Experiment:
     def tta_pipeline(self, dataset):
         """The evaluation pipeline for test-time augmentation (tfdet.tta): one image per batch,
         normalised but not resized (the augmentation resizes it per pass)."""
+        self._check_keep_aspect()
         d = self.data
-        if d.augment in _SQUARE:
-            raise ValueError("test-time augmentation resizes keeping the aspect ratio; this "
-                             f"config's inputs are square (DataConfig.augment={d.augment!r})")
         return data.input_pipeline(dataset, data.Compose([data.Normalize(d.mean, d.std)]), 1,
                                    training=False, max_boxes=d.max_boxes, size_divisor=1)
 
+    def _check_keep_aspect(self):
+        if self.data.augment in _SQUARE:
+            raise ValueError("test-time augmentation resizes keeping the aspect ratio; this "
+                             "config's inputs are square "
+                             f"(DataConfig.augment={self.data.augment!r})")
+
     def tta(self, model, scales=None, flip=True):
         """The row's TestTimeAugmentation: the static zoo's scales (default) and flip, the
-        config's size divisor, the model's score threshold and detection count."""
+        config's size divisor, the model's score threshold and detection count. ValueError
+        for square-input configs (SSD, YOLOv3)."""
+        self._check_keep_aspect()
         from tfdet.tta import ZOO_SCALES, TestTimeAugmentation
         config = getattr(model, "config", {})
         return TestTimeAugmentation(

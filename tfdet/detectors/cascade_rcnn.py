@@ -40,8 +40,6 @@ class CascadeRCNN(FasterRCNN):
             cascade_box_weights=tuple(tuple(float(v) for v in w) for w in cascade_box_weights),
             cascade_loss_weights=tuple(float(v) for v in cascade_loss_weights),
             class_aware=bool(class_aware))
-        kwargs.setdefault("box_weights", self._cascade_settings["cascade_box_weights"][0])
-        kwargs.setdefault("roi_positive_iou", self._cascade_settings["cascade_ious"][0])
         super().__init__(num_classes=num_classes, **kwargs)
 
     def build_roi_heads(self):

@@ -37,11 +37,9 @@ class WithMasks:
         roi_heads = super().build_roi_heads()
         head = MaskHead(self.num_classes, c["mask_num_convs"], c["mask_conv_dim"],
                         norm=c["head_norm"], name="mask_head")
-        if c["neck"] == "c4":
-            channels = roi_heads.box_head.stage.output_shape[-1]
-            size = (c["roi_size"] + 1) // 2
-        else:
-            channels, size = c["fpn_channels"], c["mask_roi_size"]
+        channels = (roi_heads.box_head.stage.output_shape[-1] if c["neck"] == "c4"
+                    else c["fpn_channels"])
+        size = roi_heads.mask_size // 2  # the RoI side the mask head reads
         head.build((None, None, size, size, channels))
         roi_heads.mask_head = head
         return roi_heads

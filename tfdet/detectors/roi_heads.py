@@ -135,15 +135,15 @@ class RoIHeads(keras.layers.Layer):
         class-agnostic foreground) decoding, clipping and per-class NMS (or soft-NMS)."""
         c = self.settings
         height, width = ops.clip_limits(images, image_sizes)
-        if image_sizes is not None:
-            height, width = height[..., None], width[..., None]  # [B, 1, 1] for [B, R, K, 4]
         probs = probs[..., 1:] * tf.cast(valid, tf.float32)[..., None]
         deltas = tf.cast(deltas, tf.float32)
-        if deltas.shape[-2] == 2:  # class-agnostic: one box for every class
-            deltas = tf.repeat(deltas[:, :, 1:], self.box_head.num_classes, axis=2)
-        else:
-            deltas = deltas[:, :, 1:]
-        boxes = ops.decode_boxes(deltas, rois[:, :, None, :], box_weights or c["box_weights"])
+        weights = box_weights or c["box_weights"]
+        if deltas.shape[-2] == 2:  # class-agnostic: one box [B, R, 4] shared by every class
+            boxes = ops.decode_boxes(deltas[:, :, 1], rois, weights)
+        else:  # class-specific [B, R, K, 4]
+            if image_sizes is not None:
+                height, width = height[..., None], width[..., None]  # [B, 1, 1]
+            boxes = ops.decode_boxes(deltas[:, :, 1:], rois[:, :, None, :], weights)
         boxes = ops.clip_boxes(boxes, height, width)
         if c["nms"] == "soft":
             return ops.batched_multiclass_soft_nms(

@@ -199,6 +199,11 @@ def export_saved_model(model, output_dir, category_ids, class_names=None, *, tra
     the signatures accept. tta: a tfdet.tta.TestTimeAugmentation of the model
     (`Experiment.tta(model)`): adds the `serving_tta` signature (uint8 images, the
     multi-scale + flip test; keep-aspect rows only)."""
+    if tta is not None and not any(isinstance(t, Normalize)
+                                   for t in getattr(transform, "transforms", ())):
+        raise ValueError("export_saved_model(tta=...): the transform must be a Compose "
+                         "with a Normalize step (the evaluation transform of a keep-aspect "
+                         "config)")
     module = DetectionServingModule(model, category_ids, transform, canvas, size_divisor,
                                     max_pixels, tta)
     signatures = {"serving_default": module.serve_images.get_concrete_function(),
