@@ -193,7 +193,7 @@ def get(name, *, num_classes=None, weights=None, build_size=128, restoring=False
             "restored. The zoo's recipes start from an ImageNet backbone: "
             "weights='ResNet50_cos_pretrained.pdparams' (PaddleDetection's pretrain_weights, "
             "ModelConfig.weights in configs); trained PaddleDetection detectors convert with "
-            "scripts/convert_weights.py.", resolve(name))
+            "scripts/convert_weights.py.", model.name)
     return model
 
 

@@ -206,3 +206,25 @@ def test_images_without_detections_are_reported():
     m = ev.evaluate(verbose=False)
     assert m["missing_images"] == 1 and m["images"] == 4
     assert m["AP"] == pytest.approx(0.8, abs=0.01)  # the missing image's object is a miss
+
+
+def test_per_class_ap_is_hand_computed_and_averages_to_ap(capsys):
+    # Class "a": the hand-computed case above (hit 0.9, miss 0.8, hit 0.7); class "b": one
+    # object found exactly; class "c": one object, its only detection a miss.
+    ex = data.make_example(1, "a.jpg", 100, 100, [[0, 0, 50, 50], [60, 60, 90, 90],
+                                                  [0, 60, 20, 95], [70, 0, 95, 20]], [0, 0, 1, 2])
+    ds = data.DetectionDataset("hand", [ex], ["a", "b", "c"], [3, 5, 9], data.SkipLog("hand"))
+    ev = CocoEvaluator(ds)
+    ev.add_detections([1], [[[0, 0, 50, 50], [0, 60, 30, 90], [60, 60, 90, 90],
+                             [0, 60, 20, 95], [40, 40, 60, 60]]],
+                      [[0.9, 0.8, 0.7, 0.95, 0.6]], [[0, 0, 0, 1, 2]])
+    m = ev.evaluate(verbose=True)
+    a = (51 * 1.0 + 50 * 2 / 3) / 101
+    assert m["per_class"]["a"] == pytest.approx({"AP": a, "AP50": a}, abs=1e-6)
+    assert m["per_class"]["b"] == pytest.approx({"AP": 1.0, "AP50": 1.0})
+    assert m["per_class"]["c"] == pytest.approx({"AP": 0.0, "AP50": 0.0})
+    assert m["AP"] == pytest.approx((a + 1.0) / 3, abs=1e-6)  # pycocotools: mean over classes
+    printed = capsys.readouterr().out
+    assert "| b | 1.0000 | 1.0000 |" in printed and "| c | 0.0000 | 0.0000 |" in printed
+    empty = CocoEvaluator(ds).evaluate(verbose=False)
+    assert empty["per_class"]["b"] == {"AP": 0.0, "AP50": 0.0}

@@ -46,6 +46,14 @@ def score_coco(ground_truth, results, iou_type="bbox", verbose=False):
     training, checkpoint, SavedModel and results-file evaluation).
 
     Returns (the 12 stats as floats, pycocotools' printed summary)."""
+    ev, printed = _cocoeval(ground_truth, results, iou_type)
+    if verbose:
+        print(printed, end="")
+    return [float(v) for v in ev.stats], printed
+
+
+def _cocoeval(ground_truth, results, iou_type):
+    """(the evaluated, accumulated and summarised COCOeval, its printed summary)."""
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
     gt = coco_from_dict(ground_truth)
@@ -56,9 +64,31 @@ def score_coco(ground_truth, results, iou_type="bbox", verbose=False):
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    if verbose:
-        print(printed.getvalue(), end="")
-    return [float(v) for v in ev.stats], printed.getvalue()
+    return ev, printed.getvalue()
+
+
+def per_class_ap(ev):
+    """{category name: {"AP": IoU .50:.95, "AP50": IoU .50}} from an accumulated COCOeval, all
+    areas, 100 detections (mmdetection's classwise table): the mean over the recall points
+    where precision is defined, -1 for a category without ground truth. AP is the mean of the
+    defined per-category values."""
+    precision = ev.eval["precision"]  # [IoU thresholds, recall points, categories, areas, dets]
+    names = {c["id"]: c["name"] for c in ev.cocoGt.dataset["categories"]}
+    out = {}
+    for k, cat_id in enumerate(ev.params.catIds):
+        values = {}
+        for key, p in (("AP", precision[:, :, k, 0, -1]), ("AP50", precision[0, :, k, 0, -1])):
+            p = p[p > -1]
+            values[key] = float(np.mean(p)) if p.size else -1.0
+        out[names.get(cat_id, str(cat_id))] = values
+    return out
+
+
+def format_per_class(per_class, iou_type="bbox"):
+    """The per-category AP / AP50 as a small markdown table."""
+    lines = [f"| {iou_type} category | AP | AP50 |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {v['AP']:.4f} | {v['AP50']:.4f} |" for name, v in per_class.items()]
+    return "\n".join(lines)
 
 
 def results_for(results, iou_type):
@@ -207,12 +237,16 @@ class CocoEvaluator:
             extra["missing_images"] = len(missing) + self.reader_skipped
         if not results:
             logger.warning("COCO evaluation: no detections; every metric is 0")
-            return dict({name: 0.0 for name in METRIC_NAMES}, **extra)
-        stats, _ = score_coco(self.gt, results, iou_type)
-        metrics = dict(zip(METRIC_NAMES, stats))
+            per_class = {c["name"]: {"AP": 0.0, "AP50": 0.0} for c in self.gt["categories"]}
+            return dict({name: 0.0 for name in METRIC_NAMES}, per_class=per_class, **extra)
+        ev, _ = _cocoeval(self.gt, results, iou_type)
+        metrics = dict(zip(METRIC_NAMES, (float(v) for v in ev.stats)))
+        per_class = per_class_ap(ev)
         if verbose:
             print(format_table(metrics, iou_type))
-        return dict(metrics, **extra)
+            if len(per_class) > 1:
+                print(format_per_class(per_class, iou_type))
+        return dict(metrics, per_class=per_class, **extra)
 
 
 def group_by_image(detections):

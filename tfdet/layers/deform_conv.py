@@ -11,7 +11,11 @@ class DeformableConv2D(keras.layers.Layer):
     offset conv of the same input and stride: 3 * k * k outputs per offset group for DCNv2
     (2 k k offsets in torchvision's dy, dx order, then k k mask logits through a sigmoid), 2 k k
     for DCNv1. The offset conv starts at zero weights and bias (ppdet's ConvNormLayer with
-    dcn_v2), so a new DCNv2 layer computes half the plain convolution (masks sigmoid(0)). Pads
+    dcn_v2), so a new DCNv2 layer computes half the plain convolution (masks sigmoid(0)). Its
+    learning rate is the model's own: the static zoo's ResNet `_conv_offset` and ppdet 2.x's
+    ConvNormLayer give the offset conv no learning-rate multiplier (1.0; only ppdet's head-side
+    DeformableConvV2 takes an `lr_scale`, and its 2x applies to a DCN bias, which the ResNet
+    rows do not have), so no per-variable rate is needed for the zoo's DCN rows. Pads
     (k - 1) // 2 * dilation on each side, the offset conv (k - 1) // 2, as Paddle does.
     [B, H, W, C] -> [B, ceil(H / stride), ceil(W / stride), filters] for odd k.
 
