@@ -55,10 +55,17 @@ def _faster_rcnn():
                       test_post_nms_top_k=100)
 
 
-def _mask_rcnn():
-    return models.get("mask_rcnn_r50_fpn", num_classes=3, depth=18, norm="bn",
-                      fpn_channels=32, fc_dim=64, mask_conv_dim=16, test_pre_nms_top_k=200,
-                      test_post_nms_top_k=100)
+def _mask_rcnn_dcn():
+    # The whole DCN row (DCNv2 in res3-res5) with random offset convs, so the served graph
+    # samples between pixels (a new offset conv is zero: whole-pixel taps only).
+    model = models.get("mask_rcnn_dcn_r50_fpn_1x", num_classes=3, depth=18, norm="bn",
+                       fpn_channels=32, fc_dim=64, mask_conv_dim=16, test_pre_nms_top_k=200,
+                       test_post_nms_top_k=100)
+    offsets = [v for v in model.weights if "offset_kernel" in v.path]
+    assert len(offsets) == 6  # R18: branch2b of each of 2 blocks in 3 stages (ppdet)
+    for i, v in enumerate(offsets):
+        v.assign(tf.random.stateless_normal(v.shape, [i, 5], stddev=0.02))
+    return model
 
 
 def _cascade_mask_rcnn():
@@ -97,7 +104,8 @@ MODELS = {
     "retinanet": (_retinanet, data.detection_transforms(False, SHORT, LONG), LONG, DIVISOR),
     "faster_rcnn": (_faster_rcnn, data.detection_transforms(False, SHORT, LONG), LONG,
                     DIVISOR),
-    "mask_rcnn": (_mask_rcnn, data.detection_transforms(False, SHORT, LONG), LONG, DIVISOR),
+    "mask_rcnn_dcn": (_mask_rcnn_dcn, data.detection_transforms(False, SHORT, LONG), LONG,
+                      DIVISOR),
     "cascade_mask_rcnn": (_cascade_mask_rcnn, data.detection_transforms(False, SHORT, LONG),
                           LONG, DIVISOR),
     "cascade_rcnn_gn": (_cascade_rcnn_gn, data.detection_transforms(False, SHORT, LONG), LONG,
