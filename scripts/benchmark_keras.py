@@ -7,11 +7,9 @@ scripts/benchmark.py on the exported SavedModel. FLOPs are TF's profiler count o
 network's graph (2 per multiply-add: convolutions and matmuls).
 """
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -67,7 +65,7 @@ def size_cycle(trainer, batches, passes=2):
             took = time.perf_counter() - start
             size = "x".join(str(v) for v in batch["images"].shape[1:3])
             print(f"pass {p + 1} {size}: {took * 1000:.0f} ms; step traced "
-                  f"{trainer._train_step.experimental_get_tracing_count()} time(s) so far")
+                  f"{trainer.traces()} time(s) so far")
 
 
 def train_step_speed(f):

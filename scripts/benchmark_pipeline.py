@@ -6,11 +6,9 @@ Runs the training pipeline (shuffle, repeat, random flip) for --warmup batches, 
 """
 import os
 import platform
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 

@@ -7,10 +7,8 @@ Reads the data with the same checks as training (bad files skipped and counted),
 --train_data "tfrecord:<output>-*.tfrecord".
 """
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 

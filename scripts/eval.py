@@ -9,18 +9,15 @@ The SavedModel path feeds each image's file bytes to `serving_encoded`, as a cli
 """
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-flags.DEFINE_string("config", None, "gin config (with --checkpoint)")
-flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings")
-flags.DEFINE_bool("allow_config_imports", False,
-                  "let the config and bindings import modules (gin runs their code)")
-flags.DEFINE_string("checkpoint", None, "checkpoint prefix or model_dir (its latest)")
+from tfdet import cli  # noqa: E402
+
+cli.define_config_flags(config_help="gin config (with --checkpoint; default: the checkpoint "
+                        "folder's config.gin)")
 flags.DEFINE_string("saved_model", None, "an exported SavedModel folder instead of a checkpoint")
 flags.DEFINE_string("data", None, "data spec (default: the config's eval data)")
 flags.DEFINE_integer("batch_size", 1, "images per batch (checkpoint path)")
@@ -56,39 +53,11 @@ def score_results_file(results_path, data_spec, iou_type):
     return score_coco(ground_truth, results, iou_type)
 
 
-def evaluate_saved_model(path, dataset):
-    """Detections of a SavedModel's serving_encoded signature, scored with COCO metrics."""
-    import numpy as np
-    import tensorflow as tf
-    import tqdm
-
-    from tfdet.evaluation import CocoEvaluator
-    from tfdet.evaluation.runner import coco_metrics, image_masks
-
-    fn = tf.saved_model.load(path).signatures["serving_encoded"]
-    evaluator = CocoEvaluator(dataset)
-    with_masks = "detection_masks" in fn.structured_outputs
-    to_class = {float(c): k for k, c in enumerate(dataset.category_ids)}
-    for ex in tqdm.tqdm(dataset.examples, desc="evaluating", leave=False):
-        out = fn(encoded_images=tf.io.read_file(ex.path)[None])
-        n = int(out["num_detections"][0])
-        y1, x1, y2, x2 = np.moveaxis(out["detection_boxes"][0, :n].numpy(), -1, 0)
-        boxes = np.stack([x1 * ex.width, y1 * ex.height, x2 * ex.width, y2 * ex.height], -1)
-        classes = [to_class[float(c)] for c in out["detection_classes"][0, :n].numpy()]
-        masks = None
-        if with_masks:
-            masks = [image_masks(out["detection_masks"][0, :n], boxes, ex.height, ex.width)]
-        evaluator.add_detections([ex.image_id], boxes[None], out["detection_scores"][:, :n],
-                                 np.asarray(classes, np.int64).reshape(1, n), masks=masks)
-    return coco_metrics(evaluator, with_masks), evaluator
-
-
 def main(_):
-    from tfdet.config import load_experiment
     from tfdet.data import load_dataset
-    from tfdet.evaluation import (compiled_predictor, evaluate_detector, headline,
-                                  tta_predictor)
-    from tfdet.training import read_run_info, resolve_checkpoint, restore_model, config_for
+    from tfdet.evaluation import (compiled_predictor, evaluate_detector, evaluate_saved_model,
+                                  headline, tta_predictor)
+    from tfdet.training import restore_run
 
     f = flags.FLAGS
     if f.score_results:
@@ -120,10 +89,8 @@ def main(_):
     else:
         if not f.checkpoint:
             raise SystemExit("give --config and --checkpoint, or --saved_model and --data")
-        config = config_for(f.config, f.checkpoint)
-        exp = load_experiment(config, f.gin_bindings, allow_imports=f.allow_config_imports)
-        checkpoint = resolve_checkpoint(f.checkpoint)
-        info = read_run_info(checkpoint)
+        _, exp = cli.experiment_from_flags(f)
+        model, checkpoint, info = restore_run(exp, f.checkpoint)
         try:
             dataset = exp.dataset(f.data or exp.data.eval, evaluation=True)
         except FileNotFoundError as err:  # the data set is not where the config says
@@ -131,8 +98,6 @@ def main(_):
         if [int(c) for c in dataset.category_ids] != info["category_ids"]:
             raise SystemExit(f"the data's categories {dataset.category_ids} differ from the "
                              f"checkpoint's {info['category_ids']} ({checkpoint})")
-        model = restore_model(exp.build_model(info["num_classes"], restoring=True),
-                              checkpoint)
         if f.tta or exp.model.tta:
             scales = [int(s) for s in f.tta_scales] if f.tta_scales else None
             try:

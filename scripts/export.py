@@ -7,19 +7,15 @@ Writes <output>/<version>/ (next free version number) with the signatures `servi
 (with --tta also `serving_tta`: the multi-scale + flip test), and prints the path.
 """
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-flags.DEFINE_string("config", None, "the gin config the checkpoint was trained with "
-                    "(default: the checkpoint folder's config.gin, as convert_weights.py writes)")
-flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings")
-flags.DEFINE_bool("allow_config_imports", False,
-                  "let the config and bindings import modules (gin runs their code)")
-flags.DEFINE_string("checkpoint", None, "checkpoint prefix or model_dir (its latest)")
+from tfdet import cli  # noqa: E402
+
+cli.define_config_flags(config_help="the gin config the checkpoint was trained with (default: "
+                        "the checkpoint folder's config.gin, as convert_weights.py writes)")
 flags.DEFINE_integer("untrained_num_classes", None, "no checkpoint: export freshly initialised "
                      "weights for this many classes (category ids 1..N), for speed measurements")
 flags.DEFINE_string("output", None, "export base folder (default saved_models/<config name>)")
@@ -30,18 +26,13 @@ flags.DEFINE_list("tta_scales", None, "shorter sides for serving_tta (default: t
 
 
 def main(_):
-    from tfdet.config import load_experiment
     from tfdet.export import export_saved_model, next_version_dir
-    from tfdet.training import read_run_info, resolve_checkpoint, restore_model, config_for
+    from tfdet.training import restore_run
 
     f = flags.FLAGS
-    config = config_for(f.config, f.checkpoint)
-    exp = load_experiment(config, f.gin_bindings, allow_imports=f.allow_config_imports)
+    config, exp = cli.experiment_from_flags(f)
     if f.checkpoint:
-        checkpoint = resolve_checkpoint(f.checkpoint)
-        info = read_run_info(checkpoint)
-        model = restore_model(exp.build_model(info["num_classes"], restoring=True),
-                              checkpoint)
+        model, _, info = restore_run(exp, f.checkpoint)
     elif f.untrained_num_classes:
         n = f.untrained_num_classes
         info = {"category_ids": list(range(1, n + 1)), "class_names": None}

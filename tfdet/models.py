@@ -257,7 +257,7 @@ def load(run_dir, allow_config_imports=False):
     import tempfile
 
     from tfdet.config import load_experiment
-    from tfdet.training.checkpoints import read_run_info, resolve_checkpoint, restore_model
+    from tfdet.training.checkpoints import read_run_info, resolve_checkpoint, restore_run
     checkpoint = resolve_checkpoint(os.fspath(run_dir))
     info = read_run_info(checkpoint)
     config = os.path.join(os.path.dirname(checkpoint), "config.gin")
@@ -270,7 +270,7 @@ def load(run_dir, allow_config_imports=False):
             exp = load_experiment(f.name, allow_imports=allow_config_imports)
         finally:
             os.unlink(f.name)
-    model = restore_model(exp.build_model(info["num_classes"], restoring=True), checkpoint)
+    model, _, info = restore_run(exp, checkpoint)
     # For tfdet.detect: the run's preprocessing and class names.
     model.tfdet_experiment = exp
     model.tfdet_class_names = info.get("class_names")

@@ -110,7 +110,7 @@ def test_random_input_sizes_reuse_one_compiled_step():
         losses, finite = trainer.train_step(batch)
         assert finite and np.isfinite(losses["total_loss"])
     # The first size traces, the second retraces for any shape, the rest reuse it.
-    assert trainer._train_step.experimental_get_tracing_count() <= 2
+    assert trainer.traces() <= 2
 
 
 def test_batch_mixup_and_random_size():

@@ -111,3 +111,25 @@ def headline(metrics):
     keys = ["AP", "AP50", "AP75"] + (["mask_AP", "mask_AP50", "mask_AP75"]
                                      if "mask_AP" in metrics else [])
     return {k: metrics[k] for k in keys}
+
+
+def evaluate_saved_model(path, dataset):
+    """COCO metrics (and the CocoEvaluator) of the SavedModel at `path` on a DetectionDataset:
+    each image file through its `serving_encoded` signature (the served graph's own decoding,
+    resizing and post-processing), mask AP too when it returns detection_masks."""
+    fn = tf.saved_model.load(path).signatures["serving_encoded"]
+    evaluator = CocoEvaluator(dataset)
+    with_masks = "detection_masks" in fn.structured_outputs
+    to_class = {float(c): k for k, c in enumerate(dataset.category_ids)}
+    for ex in tqdm.tqdm(dataset.examples, desc="evaluating", leave=False):
+        out = fn(encoded_images=tf.io.read_file(ex.path)[None])
+        n = int(out["num_detections"][0])
+        y1, x1, y2, x2 = np.moveaxis(out["detection_boxes"][0, :n].numpy(), -1, 0)
+        boxes = np.stack([x1 * ex.width, y1 * ex.height, x2 * ex.width, y2 * ex.height], -1)
+        classes = [to_class[float(c)] for c in out["detection_classes"][0, :n].numpy()]
+        masks = None
+        if with_masks:
+            masks = [image_masks(out["detection_masks"][0, :n], boxes, ex.height, ex.width)]
+        evaluator.add_detections([ex.image_id], boxes[None], out["detection_scores"][:, :n],
+                                 np.asarray(classes, np.int64).reshape(1, n), masks=masks)
+    return coco_metrics(evaluator, with_masks), evaluator

@@ -7,6 +7,7 @@ from tfdet.training.checkpoints import (
     read_run_info,
     resolve_checkpoint,
     restore_model,
+    restore_run,
     config_for,
     run_config,
     write_run_info,

@@ -68,6 +68,16 @@ def read_run_info(checkpoint):
         return json.load(f)
 
 
+def restore_run(exp, checkpoint):
+    """A trained model back from a checkpoint prefix or run folder (its latest): (the model
+    built by exp for the run's classes with the checkpoint's weights, the checkpoint prefix,
+    the run info: num_classes, category_ids, class_names)."""
+    checkpoint = resolve_checkpoint(checkpoint)
+    info = read_run_info(checkpoint)
+    model = restore_model(exp.build_model(info["num_classes"], restoring=True), checkpoint)
+    return model, checkpoint, info
+
+
 def restore_model(model, checkpoint):
     """Loads a trainer checkpoint's model weights into `model` (optimizer state ignored)."""
     tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial().assert_existing_objects_matched()

@@ -153,6 +153,12 @@ class Trainer:
         tf.io.gfile.rmtree(self._scratch)
         return os.path.join(self.model_dir, f"ckpt-{number}")
 
+    def traces(self):
+        """How many times the training step was traced (compiled) so far; 0 before the
+        first step. A second input size adds one trace, later sizes none."""
+        step = self._train_step
+        return 0 if step is None else step.experimental_get_tracing_count()
+
     def learning_rate(self):
         lr = self.optimizer.learning_rate
         return float(lr.numpy() if hasattr(lr, "numpy") else lr)
