@@ -144,3 +144,17 @@ def test_a_model_is_named_after_its_backbone_when_overrides_change_it():
     assert models.get("yolov3_r34", num_classes=2, depth=18).name == "yolov3_r18"
     assert models.get("retinanet_r50_fpn", num_classes=2, norm="bn").name == (
         "retinanet_r50_fpn_1x")
+
+
+def test_group_norm_in_the_body_and_head_uses_paddles_epsilon():
+    # Paddle's GroupNorm epsilon is 1e-5 everywhere; the head once took Keras' default 1e-3.
+    m = models.get("retinanet_r50_fpn", num_classes=2, depth=18, norm="gn", freeze_at=0,
+                   fpn_channels=32, head_norm="gn")
+    import keras
+
+    gns = [layer for layer in m._flatten_layers(include_self=False, recursive=True)
+           if isinstance(layer, keras.layers.GroupNormalization)]
+    names = {g.name for g in gns}
+    # The R18 body's and both 4-conv towers' (RetinaNet's FPN has no norm).
+    assert {"class_gn0", "box_gn3", "stem_norm", "res5_1_b_norm"} <= names, sorted(names)
+    assert {g.epsilon for g in gns} == {1e-5}

@@ -5,19 +5,14 @@ Strided convs pad symmetrically, as Paddle and Darknet do.
 """
 import keras
 
-from tfdet.layers.norm import make_norm
+from tfdet.layers.conv_block import conv_norm_act
 
 _STAGES = (1, 2, 8, 8, 4)
 
 
 def conv_norm_leaky(x, filters, kernel, stride, norm, name):
     """Conv (no bias) + norm + LeakyReLU(0.1); also YOLOv3's head layer."""
-    if stride > 1:
-        x = keras.layers.ZeroPadding2D((kernel - 1) // 2, name=f"{name}_pad")(x)
-    x = keras.layers.Conv2D(filters, kernel, stride, padding="valid" if stride > 1 else "same",
-                            use_bias=False, name=f"{name}_conv")(x)
-    x = make_norm(norm, f"{name}_norm")(x)
-    return keras.layers.LeakyReLU(0.1, name=f"{name}_leaky")(x)
+    return conv_norm_act(x, filters, kernel, stride, name, norm=norm, act="leaky")
 
 
 def darknet53(norm="bn", input_size=None, name="darknet53"):

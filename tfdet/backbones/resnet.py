@@ -12,8 +12,7 @@ converted weights give the same features. Convs have no bias; a norm follows eac
 """
 import keras
 
-from tfdet.layers.deform_conv import DeformableConv2D
-from tfdet.layers.norm import make_norm
+from tfdet.layers.conv_block import conv_norm_act
 
 DEPTHS = {
     18: ("basic", (2, 2, 2, 2)),
@@ -27,28 +26,9 @@ DEPTHS = {
 
 def _conv_norm(x, filters, kernel, stride, name, norm, act=True, groups=1, trainable=True,
                dcn=False):
-    if dcn:  # pads symmetrically itself
-        x = DeformableConv2D(filters, kernel, stride, groups=groups, name=f"{name}_conv",
-                             trainable=trainable)(x)
-        return _norm_act(x, name, norm, act, trainable)
-    if stride > 1 and kernel > 1:
-        pad = (kernel - 1) // 2
-        x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-        padding = "valid"
-    else:
-        padding = "same"
-    x = keras.layers.Conv2D(filters, kernel, stride, padding=padding, use_bias=False,
-                            groups=groups, kernel_initializer="he_normal", name=f"{name}_conv",
-                            trainable=trainable)(x)
-    return _norm_act(x, name, norm, act, trainable)
-
-
-def _norm_act(x, name, norm, act, trainable):
-    layer = make_norm(norm, f"{name}_norm")
-    if not trainable:
-        layer.trainable = False
-    x = layer(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x) if act else x
+    return conv_norm_act(x, filters, kernel, stride, name, norm=norm,
+                         act="relu" if act else None, conv="dcn" if dcn else "plain",
+                         groups=groups, kernel_initializer="he_normal", trainable=trainable)
 
 
 def _shortcut(x, filters, stride, name, norm, variant, is_first, trainable):

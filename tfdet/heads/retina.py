@@ -4,6 +4,8 @@ import math
 import keras
 from keras import ops
 
+from tfdet.layers.conv_block import conv_norm_act_layers
+
 
 @keras.saving.register_keras_serializable("tfdet")
 class RetinaNetHead(keras.layers.Layer):
@@ -28,13 +30,10 @@ class RetinaNetHead(keras.layers.Layer):
         def tower(prefix):
             layers = []
             for i in range(num_convs):
-                layers.append(keras.layers.Conv2D(channels, 3, padding="same",
-                                                  kernel_initializer=init,
-                                                  use_bias=norm is None,
-                                                  name=f"{prefix}_conv{i}"))
-                if norm == "gn":
-                    layers.append(keras.layers.GroupNormalization(32, name=f"{prefix}_gn{i}"))
-                layers.append(keras.layers.ReLU(name=f"{prefix}_relu{i}"))
+                layers += conv_norm_act_layers(
+                    channels, 3, norm=norm, kernel_initializer=init,
+                    conv_name=f"{prefix}_conv{i}", norm_name=f"{prefix}_gn{i}",
+                    act_name=f"{prefix}_relu{i}")
             return layers
 
         # Sequential, not a plain list: checkpoints track layers, not Python lists of them.

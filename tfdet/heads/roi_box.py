@@ -47,15 +47,12 @@ class FCBoxHead(keras.layers.Layer):
         self.num_convs, self.conv_dim, self.norm = num_convs, conv_dim, norm
         self.convs = None
         if num_convs:
-            from tfdet.layers.norm import make_norm
+            from tfdet.layers.conv_block import conv_norm_act_layers
             layers = []
             for i in range(num_convs):
-                layers.append(keras.layers.Conv2D(
-                    conv_dim, 3, padding="same", use_bias=norm is None,
-                    kernel_initializer=keras.initializers.HeNormal(), name=f"conv{i + 1}"))
-                if norm:
-                    layers.append(make_norm(norm, f"conv{i + 1}_norm"))
-                layers.append(keras.layers.ReLU(name=f"conv{i + 1}_relu"))
+                layers += conv_norm_act_layers(
+                    conv_dim, 3, name=f"conv{i + 1}", norm=norm,
+                    kernel_initializer=keras.initializers.HeNormal(), conv_name=f"conv{i + 1}")
             self.convs = keras.Sequential(layers, name="convs")
         self.fcs = keras.Sequential(
             [keras.layers.Dense(fc_dim, activation="relu", name=f"fc{i + 1}")

@@ -2,6 +2,8 @@
 import keras
 from keras import ops
 
+from tfdet.layers.conv_block import conv_norm_act_layers
+
 
 @keras.saving.register_keras_serializable("tfdet")
 class MaskHead(keras.layers.Layer):
@@ -24,16 +26,8 @@ class MaskHead(keras.layers.Layer):
         init = keras.initializers.HeNormal()  # MSRA fan-in, as the zoo's mask head
         layers = []
         for i in range(num_convs):
-            if norm is None:
-                layers.append(keras.layers.Conv2D(conv_dim, 3, padding="same",
-                                                  activation="relu", kernel_initializer=init,
-                                                  name=f"conv{i + 1}"))
-                continue
-            from tfdet.layers.norm import make_norm
-            layers += [keras.layers.Conv2D(conv_dim, 3, padding="same", use_bias=False,
-                                           kernel_initializer=init, name=f"conv{i + 1}"),
-                       make_norm(norm, f"conv{i + 1}_norm"),
-                       keras.layers.ReLU(name=f"conv{i + 1}_relu")]
+            layers += conv_norm_act_layers(conv_dim, 3, name=f"conv{i + 1}", norm=norm,
+                                           kernel_initializer=init, conv_name=f"conv{i + 1}")
         layers.append(keras.layers.Conv2DTranspose(conv_dim, 2, strides=2, activation="relu",
                                                    kernel_initializer=init, name="deconv"))
         layers.append(keras.layers.Conv2D(num_classes + 1, 1, kernel_initializer=init,

@@ -11,6 +11,8 @@ same positions as Paddle's on even-sized maps.
 import keras
 import tensorflow as tf
 
+from tfdet.layers.conv_block import conv_norm_act
+
 
 @keras.saving.register_keras_serializable("tfdet")
 class ResizeLike(keras.layers.Layer):
@@ -43,17 +45,11 @@ def fpn(features, min_level=3, max_level=7, channels=256, extra="conv_c5", norm=
     init = keras.initializers.GlorotUniform()
 
     def conv(x, kernel, stride, layer_name):
-        padding = "same"
-        if stride > 1:  # pad 1 on every side as Paddle / PyTorch do ('same' pads 0 / 1 here)
-            x = keras.layers.ZeroPadding2D(1, name=f"{name}_{layer_name}_pad")(x)
-            padding = "valid"
-        y = keras.layers.Conv2D(channels, kernel, stride, padding=padding,
-                                kernel_initializer=init, use_bias=norm is None,
-                                name=f"{name}_{layer_name}")(x)
-        if norm == "gn":
-            y = keras.layers.GroupNormalization(32, epsilon=1e-5,
-                                                name=f"{name}_{layer_name}_gn")(y)
-        return y
+        # Strided: pad 1 on every side as Paddle / PyTorch do ('same' pads 0 / 1 here).
+        return conv_norm_act(x, channels, kernel, stride, norm=norm, act=None,
+                             kernel_initializer=init, conv_name=f"{name}_{layer_name}",
+                             norm_name=f"{name}_{layer_name}_gn",
+                             pad_name=f"{name}_{layer_name}_pad")
 
     merged = {}
     top = min(max_level, backbone_max)

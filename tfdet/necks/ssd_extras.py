@@ -1,8 +1,6 @@
 """SSD's extra feature layers: after the backbone's last map, pairs of a 1x1 conv and a 3x3
 (or k x k) conv with a stride, each adding one smaller map to predict from."""
-import keras
-
-from tfdet.layers.norm import make_norm
+from tfdet.layers.conv_block import conv_norm_act
 
 
 def ssd_extra_layers(x, specs, norm=None, name="extra", activation="relu"):
@@ -22,14 +20,6 @@ def ssd_extra_layers(x, specs, norm=None, name="extra", activation="relu"):
                                                      (filters2, kernel, stride, padding)),
                                                     start=1):
             layer = f"{name}{i}_{j}"
-            if pad:
-                x = keras.layers.ZeroPadding2D(pad, name=f"{layer}_pad")(x)
-            x = keras.layers.Conv2D(filters, size, s, use_bias=norm is None,
-                                    activation="relu" if norm is None else None,
-                                    name=f"{layer}_conv")(x)
-            if norm is not None:
-                x = make_norm(norm, f"{layer}_norm")(x)
-                x = keras.layers.ReLU(6.0 if activation == "relu6" else None,
-                                      name=f"{layer}_relu")(x)
+            x = conv_norm_act(x, filters, size, s, layer, norm=norm, act=activation, pad=pad)
         outputs.append(x)
     return outputs
