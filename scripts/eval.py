@@ -57,7 +57,7 @@ def main(_):
     from tfdet.data import load_dataset
     from tfdet.evaluation import (compiled_predictor, evaluate_detector, evaluate_saved_model,
                                   headline, tta_predictor)
-    from tfdet.training import restore_run
+    from tfdet.training import read_run_info, resolve_checkpoint, restore_run
 
     f = flags.FLAGS
     if f.score_results:
@@ -90,7 +90,8 @@ def main(_):
         if not f.checkpoint:
             raise SystemExit("give --config and --checkpoint, or --saved_model and --data")
         _, exp = cli.experiment_from_flags(f)
-        model, checkpoint, info = restore_run(exp, f.checkpoint)
+        checkpoint = resolve_checkpoint(f.checkpoint)
+        info = read_run_info(checkpoint)
         try:
             dataset = exp.dataset(f.data or exp.data.eval, evaluation=True)
         except FileNotFoundError as err:  # the data set is not where the config says
@@ -98,6 +99,7 @@ def main(_):
         if [int(c) for c in dataset.category_ids] != info["category_ids"]:
             raise SystemExit(f"the data's categories {dataset.category_ids} differ from the "
                              f"checkpoint's {info['category_ids']} ({checkpoint})")
+        model, _, _ = restore_run(exp, checkpoint, info)  # built once the data matches
         if f.tta or exp.model.tta:
             scales = [int(s) for s in f.tta_scales] if f.tta_scales else None
             try:

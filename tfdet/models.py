@@ -270,7 +270,7 @@ def load(run_dir, allow_config_imports=False):
             exp = load_experiment(f.name, allow_imports=allow_config_imports)
         finally:
             os.unlink(f.name)
-    model, _, info = restore_run(exp, checkpoint)
+    model, _, _ = restore_run(exp, checkpoint, info)
     # For tfdet.detect: the run's preprocessing and class names.
     model.tfdet_experiment = exp
     model.tfdet_class_names = info.get("class_names")

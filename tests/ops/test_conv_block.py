@@ -41,3 +41,5 @@ def test_group_norm_uses_paddles_epsilon_and_bad_choices_are_named():
         conv_norm_act_layers(4, 3, act="gelu")
     with pytest.raises(ValueError, match="conv must be"):
         conv_norm_act_layers(4, 3, conv="sparse")
+    with pytest.raises(ValueError, match="pads itself"):
+        conv_norm_act_layers(4, 3, conv="dcn", pad=2)

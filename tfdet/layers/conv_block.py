@@ -33,6 +33,8 @@ def conv_norm_act_layers(filters, kernel, stride=1, name="conv", norm=None, act=
     fused = norm is None and act in ("relu", "relu6") and conv != "dcn"
     layers = []
     if conv == "dcn":
+        if pad is not None:
+            raise ValueError("conv='dcn' pads itself ((k - 1) // 2 * dilation); pad must be None")
         layers.append(DeformableConv2D(filters, kernel, stride, dilation_rate=dilation,
                                        groups=groups, use_bias=use_bias,
                                        kernel_initializer=kernel_initializer,

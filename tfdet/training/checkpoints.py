@@ -68,12 +68,13 @@ def read_run_info(checkpoint):
         return json.load(f)
 
 
-def restore_run(exp, checkpoint):
+def restore_run(exp, checkpoint, info=None):
     """A trained model back from a checkpoint prefix or run folder (its latest): (the model
     built by exp for the run's classes with the checkpoint's weights, the checkpoint prefix,
-    the run info: num_classes, category_ids, class_names)."""
+    the run info: num_classes, category_ids, class_names). info: the run info when the
+    caller has read it already (read_run_info of the resolved prefix)."""
     checkpoint = resolve_checkpoint(checkpoint)
-    info = read_run_info(checkpoint)
+    info = info or read_run_info(checkpoint)
     model = restore_model(exp.build_model(info["num_classes"], restoring=True), checkpoint)
     return model, checkpoint, info
 

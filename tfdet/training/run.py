@@ -63,7 +63,8 @@ def train_experiment(exp, model_dir, evaluate=True, strategy=None):
     workers, worker, is_chief = worker_info(strategy)
     try:
         train_set = exp.dataset(exp.data.train, exp.data.train_limit)
-        eval_set = exp.dataset(exp.data.eval, evaluation=True) if evaluate else None
+        # Only the chief evaluates: other workers do not read (decode-check) the eval data.
+        eval_set = exp.dataset(exp.data.eval, evaluation=True) if evaluate and is_chief else None
     except FileNotFoundError as err:
         raise DataNotFoundError(str(err)) from None
     print(f"training data {exp.data.train}: {len(train_set)} images, {train_set.num_classes} "
@@ -99,7 +100,7 @@ def train_experiment(exp, model_dir, evaluate=True, strategy=None):
     if result.skipped_steps:
         print(f"skipped {result.skipped_steps} steps with a non-finite loss")
     metrics = None
-    if eval_set is not None and is_chief:
+    if eval_set is not None:
         from tfdet.evaluation import compiled_predictor, evaluate_detector, headline
 
         metrics, _ = evaluate_detector(compiled_predictor(trainer.model),
