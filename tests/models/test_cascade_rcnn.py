@@ -109,9 +109,12 @@ def test_inference_refines_through_the_stages_and_averages_their_scores(small, m
     assert moved > 5  # the stages really moved the boxes
     np.testing.assert_allclose(seen["rois"][0], rois, atol=1e-3)
     # (float32: the boxes' rounding passes through two RoIAligns and three heads whose large
-    # regression weights amplify it; thread counts change the sums' order)
+    # regression weights amplify it; thread counts change the sums' order. The deltas of these
+    # random heads reach about 70, so they are compared to 1e-4 of their largest: a CI run saw
+    # 1.5e-3 on an element near zero.)
     np.testing.assert_allclose(seen["probs"][0], probs / 3, rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(seen["deltas"][0], stage_deltas, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(seen["deltas"][0], stage_deltas, rtol=1e-3,
+                               atol=1e-4 * np.abs(stage_deltas).max())
     assert seen["box_weights"] == (30.0, 30.0, 15.0, 15.0)
     # Every class's box is the last stage's foreground box.
     n = int(out["num_detections"][0])
