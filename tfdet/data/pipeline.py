@@ -24,6 +24,9 @@ from tfdet.data.tfrecord import parse_record, shard_files
 
 AUTOTUNE = tf.data.AUTOTUNE
 logger = logging.getLogger("tfdet.data")
+# Mapped functions are traced as written: their control flow is tf.cond / tf.where already, and
+# AutoGraph's source conversion took about 3 s of every pipeline's construction.
+_plain = tf.autograph.experimental.do_not_convert
 
 
 def raw_elements(dataset: DetectionDataset, masks=False):
@@ -36,10 +39,10 @@ def raw_elements(dataset: DetectionDataset, masks=False):
             tf.constant([ex.image_id for ex in dataset.examples] or [-1], tf.int64),
             tf.ones([max(len(dataset.examples), 1)], tf.int64)), default_value=0)
         ds = tf.data.TFRecordDataset(files).map(
-            lambda r: parse_record(r, dataset.num_classes), num_parallel_calls=AUTOTUNE,
-            deterministic=True).filter(lambda e: kept.lookup(e["image_id"]) > 0)
+            _plain(lambda r: parse_record(r, dataset.num_classes)), num_parallel_calls=AUTOTUNE,
+            deterministic=True).filter(_plain(lambda e: kept.lookup(e["image_id"]) > 0))
         if not masks:
-            ds = ds.map(lambda e: {k: v for k, v in e.items() if k != "segmentation"})
+            ds = ds.map(_plain(lambda e: {k: v for k, v in e.items() if k != "segmentation"}))
         return ds
     examples = dataset.examples
     if not examples:
@@ -317,9 +320,9 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
         # are exactly the elements one process would batch, with the same random transforms,
         # and each worker reads and decodes only its own.
         ds = ds.shard(*shard)
-    ds = ds.map(mark)
-    ds = ds.map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
-    ds = ds.ignore_errors().map(confirm)
+    ds = ds.map(_plain(mark))
+    ds = ds.map(_plain(load), num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.ignore_errors().map(_plain(confirm))
     # Only images vary in size; every other key already has its final shape.
     padded_shapes = {k: spec.shape for k, spec in ds.element_spec.items()}
     padded_shapes["images"] = [None, None, 3] if pad_size is None else [*pad_size, 3]
@@ -328,10 +331,11 @@ def input_pipeline(dataset: DetectionDataset, transform, batch_size, *, training
     ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes, drop_remainder=training)
     if batch_transform is not None:
         first = skip // (batch_size * (shard[0] if shard else 1))  # the global step
-        ds = ds.enumerate(first).map(lambda step, batch: batch_transform(batch, step),
+        ds = ds.enumerate(first).map(_plain(lambda step, batch: batch_transform(batch, step)),
                                      num_parallel_calls=AUTOTUNE)
     if pad_size is None:
-        ds = ds.map(lambda b: pad_to_divisor(b, size_divisor), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(_plain(lambda b: pad_to_divisor(b, size_divisor)),
+                    num_parallel_calls=AUTOTUNE)
     ds = ds.prefetch(AUTOTUNE)
     ds.drop_monitor = monitor
     return ds

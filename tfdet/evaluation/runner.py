@@ -23,7 +23,7 @@ def compiled_predictor(model):
     from tfdet.detectors import run_detector
     return tf.function(lambda images, image_sizes: run_detector(model, images, image_sizes),
                        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
-                                        tf.TensorSpec([None, 2], tf.float32)])
+                                        tf.TensorSpec([None, 2], tf.float32)], autograph=False)
 
 
 def tta_predictor(tta):
@@ -33,7 +33,8 @@ def tta_predictor(tta):
     def predict(images, image_sizes):
         return tta(images[0], tf.cast(image_sizes[0], tf.int32))
     return tf.function(predict, input_signature=[
-        tf.TensorSpec([1, None, None, 3], tf.float32), tf.TensorSpec([1, 2], tf.float32)])
+        tf.TensorSpec([1, None, None, 3], tf.float32), tf.TensorSpec([1, 2], tf.float32)],
+        autograph=False)
 
 
 def to_original_pixels(boxes, scale, original_size):

@@ -141,11 +141,13 @@ class DetectionServingModule(tf.Module):
             outputs["detection_masks"] = detections["masks"] * valid_f[..., None, None]
         return outputs
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
+                 autograph=False)
     def serve_images(self, images):
         return self._detect(*self._preprocess(self._preprocess_one, images))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="encoded_images")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="encoded_images")],
+                 autograph=False)
     def serve_encoded(self, encoded_images):
         def decode_and_preprocess(encoded):
             height, width = encoded_image_size(encoded)
@@ -210,7 +212,7 @@ def export_saved_model(model, output_dir, category_ids, class_names=None, *, tra
                   "serving_encoded": module.serve_encoded.get_concrete_function()}
     if tta is not None:
         signatures["serving_tta"] = tf.function(module.serve_tta, input_signature=[
-            tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
+            tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")], autograph=False
         ).get_concrete_function()
     from tfdet._quiet import tf_info_muted
     with tf_info_muted():  # no INFO lines about signatures, sharding, assets, fingerprints

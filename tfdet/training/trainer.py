@@ -217,7 +217,7 @@ class Trainer:
         if self._train_step is None:
             # reduce_retracing: after a second input size the step is traced once for any
             # size (YOLOv3's random input size per batch), not once per size.
-            @tf.function(jit_compile=self.jit_compile, reduce_retracing=True)
+            @tf.function(jit_compile=self.jit_compile, reduce_retracing=True, autograph=False)
             def step_fn(batch):
                 losses, finite, weights_finite = self.strategy.run(self._replica_step,
                                                                    args=(batch,))
