@@ -42,11 +42,43 @@ def _nchw(a):
     return np.transpose(np.asarray(a), (0, 3, 1, 2))
 
 
+_PROBED = {}  # id(network) -> (the input, its outputs) of the last probe
+
+
 def _probe(net, x, names):
     """One pass of `net` on x: ([the named layers' outputs], [the network's outputs])."""
     probe = keras.Model(net.input, [net.get_layer(n).output for n in names] + list(net.outputs))
     outs = [np.asarray(o) for o in probe(x)]
+    _PROBED[id(net)] = (x, outs[len(names):])
     return outs[:len(names)], outs[len(names):]
+
+
+class _ProbedNetwork:
+    """Stands in for model.network while the detections are computed: the same network on
+    the same input already ran in the stages' probe (eval mode, so the outputs are the same),
+    and a second pass was about a third of a row's time."""
+
+    def __init__(self, net):
+        self.net, self.reused = net, False
+
+    def __call__(self, images, training=False):
+        x, outputs = _PROBED.get(id(self.net), (None, None))
+        if training or x is None or not np.array_equal(np.asarray(images), x):
+            return self.net(images, training=training)
+        self.reused = True
+        import tensorflow as tf
+        return [tf.constant(o) for o in outputs]
+
+
+def _detect_reusing_the_probe(detect_fn, model, x, image):
+    net = model.network
+    stand_in = _ProbedNetwork(net)
+    object.__setattr__(model, "network", stand_in)  # past Keras' layer tracking
+    try:
+        return detect_fn(model, x, image)
+    finally:
+        object.__setattr__(model, "network", net)
+        _PROBED.clear()
 
 
 def _retinanet_stages(model, x, image, expected):
@@ -385,7 +417,7 @@ def compare_row(row, folder):
                 assert rel <= LOSS_TOLERANCE, (row, image["source"], name, float(ours[name]),
                                                theirs)
                 errors[f"loss {name}"] = max(errors.get(f"loss {name}", 0.0), rel)
-        ours = detect_fn(model, x, image)
+        ours = _detect_reusing_the_probe(detect_fn, model, x, image)
         num = len(ours)
         theirs = expected[f"{i}/bbox"]
         assert num == image["detections"], (row, image["source"], num, image["detections"])
