@@ -120,7 +120,7 @@ def test_losses_fall_when_fitting_one_batch():
     opt = keras.optimizers.Adam(WarmupPiecewise(1e-3, warmup_steps=10, warmup_factor=0.01),
                                 global_clipnorm=10.0)
 
-    @tf.function
+    @tf.function(autograph=False)
     def step():
         with tf.GradientTape() as tape:
             losses = m.compute_losses(batch)
