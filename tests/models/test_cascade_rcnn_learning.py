@@ -12,12 +12,14 @@ Measured on a 2-core Xeon (AVX-512), `learning_curve cascade 128 16 60 10
 1.0 after 10 ... 60 steps (the LR x0.1 from step 45, which this test does not have). The
 plain cascade on the same recipe: 0.64 / 0.993 / 1.0 / 1.0 after 20 / 40 / 60 / 80; Faster
 R-CNN DCN (this test's row before): 0.75 / 0.87 / 0.997 / 1.0 after 20 / 40 / 60 / 80.
-At 96 px the DCN cascade was noisier (0.97 at 50, 0.90 at 60, 1.0 at 70). 60 steps is the
-budget.
+At 96 px the DCN cascade was noisier (0.97 at 50, 0.90 at 60, 1.0 at 70). With one intra-op
+thread (the suite's setting, whose rounding stands in for another CPU) the 60-step run ended
+at 0.85; over 80 steps (decay at 60): 0.70 / 0.82 / 0.79 / 0.85 / 1.0 / 1.0 at 20 ... 80. AP50
+settles 10 steps after the decay: 80 steps is the budget.
 """
 from tests.models._learning import RCNN_R18, SMALL_RACCOON_128, train_on_16_raccoons
 
-STEPS = 60
+STEPS = 80
 
 
 def test_cascade_rcnn_dcn_r18_reaches_ap50_09_on_16_raccoon_images():

@@ -7,11 +7,14 @@ task at every step and is for full data sets. Measured while writing it, at 192 
 1e-3, AP50 0.34 / 0.42 / 0.60 / 0.88 after 50 / 100 / 150 / 200 steps; with 2e-3 over 300
 steps, 0.41, 0.50, 0.90, 0.98, 1.0 after 50 ... 250 steps. At 160 px on a 2-core Xeon
 (AVX-512), `learning_curve ssd 160 16 200 25`: 0.32 / 0.31 / 0.32 / 0.71 / 0.73 / 0.74 / 0.99 /
-0.97 after 25 ... 200 steps (the decay at 150). 200 steps is the budget.
+0.97 after 25 ... 200 steps (the decay at 150), but 0.87 at 200 with one intra-op thread (the
+suite's setting; its different rounding stands in for another CPU). Over 240 steps (decay at
+180), two runs, two threads / one: 0.85 / 0.89 at 180, 1.0 / 0.95 at 200, 1.0 / 0.96 at 220,
+1.0 / 1.0 at 240. 240 steps is the budget.
 """
 from tests.models._learning import train_on_16_raccoons
 
-STEPS = 200
+STEPS = 240
 SIZE = 160
 
 
