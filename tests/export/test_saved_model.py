@@ -1,5 +1,6 @@
 """The SavedModel: reloaded in a process that never imports tfdet, it gives the Keras model's
 detections, in the TF Object Detection API layout, from both signatures."""
+import functools
 import json
 import pathlib
 import subprocess
@@ -130,6 +131,13 @@ def exported(request, tmp_path_factory):
     return model, sample, path, transform, divisor
 
 
+@functools.lru_cache(maxsize=1)
+def _load(path):
+    """The export loaded once for the tests that read it in this process (the last one only:
+    the fixture's families come one after another)."""
+    return tf.saved_model.load(path)
+
+
 def _keras_reference(model, sample, n_images, transform, divisor):
     """Detections of the Keras model through the eval pipeline, as the export should give."""
     subset = data.DetectionDataset(sample.name, sample.examples[:n_images], sample.class_names,
@@ -210,7 +218,7 @@ def _png_claiming(width, height):
 
 def test_serving_refuses_huge_images_before_decoding_and_takes_thin_ones(exported):
     model, sample, path, transform, divisor = exported
-    loaded = tf.saved_model.load(path)
+    loaded = _load(path)
     encoded = loaded.signatures["serving_encoded"]
     # Headers claiming 20000x20000 (PNG) and 9000x9000 (a real JPEG with its frame header
     # patched): refused from the header, with the size, before any decoding.
@@ -239,7 +247,7 @@ def test_tf_serving_protos_and_warmup_requests_round_trip_the_saved_model(export
 
     from tfdet.export import serving
     model, sample, path, transform, divisor = exported
-    loaded = tf.saved_model.load(path)
+    loaded = _load(path)
     files = [tf.io.read_file(ex.path).numpy() for ex in sample.examples[:2]]
     request = serving.predict_request(files, "det", "serving_encoded", version=1)
     request = predict_pb2.PredictRequest.FromString(request.SerializeToString())
