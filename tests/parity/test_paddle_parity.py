@@ -127,6 +127,14 @@ def _level_maps(flat, shapes, per_anchor, perm):
     return out
 
 
+def _iou(boxes, box):
+    """IoU of [N, 4] xyxy boxes with one box."""
+    lt, rb = np.maximum(boxes[:, :2], box[:2]), np.minimum(boxes[:, 2:], box[2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return inter / (area + np.prod(box[2:] - box[:2]) - inter)
+
+
 def _rcnn_stages(model, x, image, expected):
     """The R-CNN stages, and the pyramid (the mask stages read it)."""
     from tfdet.backbones.resnet import DEPTHS
@@ -155,15 +163,23 @@ def _rcnn_stages(model, x, image, expected):
     assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
     # Both lists are sorted by objectness: the same boxes in the same order, up to swaps of
     # neighbours whose scores tie to float precision; where the list is full, the last ones
-    # may differ by such a tie at the cut: then ppdet's are tfdet's next few.
+    # may differ by such a tie at the cut: then ppdet's are tfdet's next few. Two boxes that
+    # overlap above the NMS IoU with tied scores are one kept box in either framework, and
+    # rounding decides which (seen with one intra-op thread on X101: ppdet's proposal 344
+    # was tfdet's neighbour 16 px away): up to 1% of the list may be such a swap.
     tol = 0.01 * max(h, w) / 1000
-    n, longer = len(theirs), None
+    n, longer, swaps = len(theirs), None, []
     for k, box in enumerate(theirs):
-        err = np.abs(ours[max(0, k - 3):k + 4] - box).max(axis=1).min()
+        near = ours[max(0, k - 3):k + 4]
+        err = np.abs(near - box).max(axis=1).min()
         if err > tol and k >= n - 3 and n == model.config["test_post_nms_top_k"]:
             longer = proposals(3) if longer is None else longer
             err = np.abs(longer[k - 3:] - box).max(axis=1).min()
+        if err > tol and _iou(near, box).max() > model.config["rpn_nms_iou"]:
+            swaps.append(k)
+            continue
         assert err <= tol, f"proposal {k} {box}: nearest tfdet proposal is {err} px away"
+    assert len(swaps) <= max(1, n // 100), f"NMS swaps at proposals {swaps} of {n}"
     logits, deltas = model.box_head(model.roi_features([p for p in pyramid],
                                                         theirs[None].astype(np.float32)))
     probs = keras.ops.softmax(logits[0], axis=-1).numpy()
