@@ -19,6 +19,8 @@ class Example:
     is_crowd / difficult: [N] bool (COCO crowd regions, VOC `difficult` objects).
     masks: None, or one segmentation per box as in COCO: a list of polygons
       ([x1, y1, x2, y2, ...] in pixels) or an RLE dict {"size": [h, w], "counts": ...}.
+    attributes: None, or per-box annotations a format carries beside the box, {name: [N]
+      int32} (WIDER FACE: blur, expression, illumination, invalid, occlusion, pose).
     """
 
     image_id: int
@@ -30,6 +32,7 @@ class Example:
     is_crowd: np.ndarray
     difficult: np.ndarray
     masks: Optional[list] = None
+    attributes: Optional[dict] = None
 
     @property
     def num_boxes(self):
@@ -161,14 +164,16 @@ def segmentation_area(segmentation, height, width):
 
 
 def make_example(image_id, path, height, width, boxes, classes, is_crowd=None, difficult=None,
-                 masks=None):
+                 masks=None, attributes=None):
     """Builds an Example with arrays of the right dtypes and shapes."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     n = boxes.shape[0]
+    if attributes is not None:
+        attributes = {k: np.asarray(v, np.int32).reshape(n) for k, v in attributes.items()}
     return Example(
         image_id=int(image_id), path=path, height=int(height), width=int(width), boxes=boxes,
         classes=np.asarray(classes, np.int32).reshape(n),
         is_crowd=np.zeros(n, bool) if is_crowd is None else np.asarray(is_crowd, bool).reshape(n),
         difficult=np.zeros(n, bool) if difficult is None else np.asarray(difficult,
                                                                         bool).reshape(n),
-        masks=masks)
+        masks=masks, attributes=attributes)

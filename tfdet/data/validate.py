@@ -45,8 +45,13 @@ class RawImage:
     difficult: list = dataclasses.field(default_factory=list)
     masks: list = dataclasses.field(default_factory=list)
     image_root: Optional[str] = None  # this image's own root (else the reader's one root)
+    attributes: dict = dataclasses.field(default_factory=dict)  # name -> per-box values
 
-    def add(self, box, label, is_crowd=False, difficult=False, mask=None):
+    def add(self, box, label, is_crowd=False, difficult=False, mask=None, **attributes):
+        """One box; attributes: integer per-box annotations (every box of an image gives the
+        same names)."""
+        for name, value in attributes.items():
+            self.attributes.setdefault(name, []).append(int(value))
         self.boxes.append(box)
         self.labels.append(label)
         self.is_crowd.append(is_crowd)
@@ -153,7 +158,8 @@ def build_examples(raw_images, image_root, label_to_index, log: SkipLog, *, chec
             image_id, path, height, width, boxes,
             [label_to_index[raw.labels[i]] for i in keep],
             [raw.is_crowd[i] for i in keep], [raw.difficult[i] for i in keep],
-            masks if any(m is not None for m in masks) else None))
+            masks if any(m is not None for m in masks) else None,
+            {k: [v[i] for i in keep] for k, v in raw.attributes.items()} or None))
     save_check_cache()
     return examples
 
