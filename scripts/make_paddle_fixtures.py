@@ -127,6 +127,14 @@ ROWS = {
     "ssd_mobilenet_v1_300_120e_voc": dict(
         config="ssd/ssd_mobilenet_v1_300_120e_voc.yml", kind="ssd",
         overrides={"backbone.*._batch_norm.weight": _GAIN}),
+    # BlazeFace evaluates at the original size (no Resize in its TestReader); tfdet's row takes
+    # its training size, 640 x 640: the fixture adds the TrainReader's Resize (not keeping the
+    # ratio, interp 1) to the TestReader, on two photos of faces.
+    "blazeface_1000e": dict(
+        config="face_detection/blazeface_1000e.yml", kind="ssd",
+        resize={"target_size": [640, 640], "keep_ratio": False, "interp": 1},
+        images=["faces_dlib/2008_001322.jpg", "faces_dlib/2007_007763.jpg"],
+        overrides={"blaze_head.scores*.weight": ("normal", 0.0, 0.3)}),
 }
 
 
@@ -200,7 +208,9 @@ def _stages_yolov3(model, inputs):
 
 def _stages_ssd(model, inputs):
     feats = model.backbone(inputs)  # VGG: conv4_3 already L2-normalised
-    head = model.ssd_head
+    if hasattr(model, "blaze_head"):  # BlazeFace: its neck passes the maps through
+        feats = model.neck(feats)
+    head = getattr(model, "blaze_head", None) or model.ssd_head
     return {"backbone": feats,
             "head_boxes": [conv(f) for f, conv in zip(feats, head.box_convs)],
             "head_scores": [conv(f) for f, conv in zip(feats, head.score_convs)]}, {}
@@ -350,6 +360,10 @@ def make_row(row, spec, configs, output, seed):
             value["nms"].pop("cpu", None)
     if "proposals" in spec:  # fewer RPN proposals at test time (the RoI heads' cost)
         cfg["RPNHead"]["test_proposal"]["post_nms_top_n"] = spec["proposals"]
+    if "resize" in spec:  # a Resize after Decode where the TestReader has none (BlazeFace)
+        ops = cfg.TestReader["sample_transforms"]
+        assert not any("Resize" in op for op in ops)
+        ops.insert(1, {"Resize": dict(spec["resize"])})
     if "test_size" in spec:  # the same weights tested at another size (YOLOv3 at 320)
         for op in cfg.TestReader["sample_transforms"]:
             if "Resize" in op:
@@ -362,7 +376,7 @@ def make_row(row, spec, configs, output, seed):
     missing, unexpected = model.set_state_dict(state) or ([], [])
     assert not missing and not unexpected, (missing, unexpected)
     arrays, images = {}, []
-    for i, rel in enumerate(IMAGES):
+    for i, rel in enumerate(spec.get("images", IMAGES)):
         png, x, im_shape, scale, normalise = preprocess(cfg, DATA / rel, output / "images")
         inputs = {"image": paddle.to_tensor(x[None]),
                   "im_shape": paddle.to_tensor(np.asarray(im_shape, np.float32)[None]),

@@ -8,7 +8,8 @@ from tfdet.config import load_experiment
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 # Rows without a 1x / 2x suffix: (iterations, images per iteration, metric), from the zoo's
 # configs (ssd_vgg16_300.yml: 400k x 32; ssd_vgg16_300_voc.yml: 120k x 32;
-# ssd_mobilenet_v1_voc.yml: 28k x 64; yolov3_darknet.yml: 500k x 64).
+# ssd_mobilenet_v1_voc.yml: 28k x 64; yolov3_darknet.yml: 500k x 64;
+# blazeface_1000e.yml: 1000 epochs).
 OTHER_SCHEDULES = {
     "ssd_vgg16_300": (400000, 32, "coco"), "ssd_vgg16_512": (400000, 32, "coco"),
     "ssd_vgg16_300_voc": (120000, 32, "voc"), "ssd_vgg16_512_voc": (120000, 32, "voc"),
@@ -16,6 +17,8 @@ OTHER_SCHEDULES = {
     **{f"yolov3_{b}{v}": (500000, 64, "voc" if v else "coco")
        for b in ("darknet53", "mobilenet_v1", "r34") for v in ("", "_voc")},
     "yolov3_r50vd_dcn": (500000, 64, "coco"),
+    # blazeface_1000e.yml: 1000 epochs of WIDER FACE train (12,880 images) in batches of 8.
+    "blazeface": (1000 * (12880 // 8), 8, "voc"),
 }
 
 

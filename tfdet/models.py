@@ -45,6 +45,16 @@ _SSD_MOBILENET = dict(backbone="mobilenet_v1", extras=((256, 512), (128, 256), (
                       aspect_ratios=((2,), (2, 3), (2, 3), (2, 3), (2, 3), (2, 3)), steps=None,
                       head_kernel=1, norm="bn")
 
+# BlazeFace (PaddleDetection 2.6.0 blazeface_1000e.yml): BlazeNet's stride-8 and stride-16
+# maps, 3x3 heads over 2 + 6 square priors per cell (min sizes 16, 24 and 32 ... 128 px at
+# 640), SSD matching at IoU 0.35, NMS at 0.3 keeping 750. One class (face). Priors stay in
+# input pixels at any image_size (base_size None), as ppdet's at any input size.
+_BLAZEFACE = dict(num_classes=1, backbone="blazenet", image_size=640, base_size=None, extras=(),
+                  min_sizes=((16, 24), (32, 48, 64, 80, 96, 128)), max_sizes=((), ()),
+                  aspect_ratios=((1.0,), (1.0,)), steps=(8, 16), flip=False, head_kernel=3,
+                  positive_iou=0.35, score_threshold=0.01, nms_iou=0.3, pre_nms_top_k=5000,
+                  max_detections=750, norm="bn")
+
 # name -> (detector class, architecture settings, schedule)
 _ZOO = {
     "retinanet_r50_fpn_1x": (RetinaNet, dict(depth=50), "1x"),
@@ -103,6 +113,7 @@ _ZOO = {
     "ssd_vgg16_300_voc": (SSD, dict(_VOC, min_max_order=True), "120k"),
     "ssd_vgg16_512_voc": (SSD, dict(_SSD512, min_max_order=True, **_VOC), "120k"),
     "ssd_mobilenet_v1_voc": (SSD, dict(_SSD_MOBILENET, **_VOC), "28k"),
+    "blazeface": (SSD, _BLAZEFACE, "1000e"),
     "yolov3_darknet53": (YOLOv3, {}, "270e"),
     "yolov3_mobilenet_v1": (YOLOv3, dict(backbone="mobilenet_v1"), "270e"),
     "yolov3_r34": (YOLOv3, dict(backbone="resnet", depth=34), "270e"),

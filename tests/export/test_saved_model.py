@@ -94,6 +94,15 @@ def _ssd():
     return model
 
 
+def _blazeface():
+    # BlazeNet's 5x5 depthwise blocks and two prior sizes per cell on the stride-8 map; the
+    # background bias as SSD's.
+    model = models.get("blazeface", num_classes=3, image_size=SSD_SIZE)
+    for conv in model.head.class_convs:
+        conv.bias.assign(tf.tile(tf.constant([-2.0, 0, 0, 0]), [conv.bias.shape[0] // 4]))
+    return model
+
+
 def _yolov3():
     # Objectness prior 0.5 and untrained classes near 0.5: scores about 0.25 > 0.01.
     return models.get("yolov3_mobilenet_v1", num_classes=3, width=0.25, objectness_prior=0.5)
@@ -113,6 +122,8 @@ MODELS = {
                         DIVISOR),
     "ssd": (_ssd, data.ssd_transforms(False, SSD_SIZE, (127.5,) * 3, (127.5,) * 3),
             SSD_SIZE, 1),
+    "blazeface": (_blazeface, data.ssd_transforms(False, SSD_SIZE, (123.0, 117.0, 104.0),
+                                                  (127.502231,) * 3), SSD_SIZE, 1),
     "yolov3": (_yolov3, data.ssd_transforms(False, 160), 160, 32),
 }
 

@@ -3,7 +3,9 @@ the learning tests' budgets (BENCHMARKS.md).
 
     python -m tests.models.learning_curve FAMILY SIZE NUM_IMAGES STEPS EVERY [gin bindings...]
 
-FAMILY: retina, frcnn, cascade, yolo or ssd (the learning tests' recipes on raccoon).
+FAMILY: retina, frcnn, cascade, yolo or ssd (the learning tests' recipes on raccoon), or face
+(BlazeFace on the dlib faces sample's 4 training images; NUM_IMAGES is ignored, and
+TFDET_CURVE_HELDOUT=1 scores its 5 test images instead).
 NUM_IMAGES: the first N training images, scored on themselves; 160 (the whole train split)
 is scored on the 40 test images (TFDET_CURVE_HELDOUT=0 scores the training images). Prints one JSON
 line per evaluation: step, AP50, AP (and mask_AP50 for Mask R-CNN), loss, training seconds,
@@ -47,6 +49,23 @@ def curve(exp, images, steps, at, seed=0, eval_images=None):
                   flush=True)
 
 
+def face_bindings(size, steps):
+    """The BlazeFace learning recipe on the dlib faces sample (tests/models/
+    test_blazeface_learning.py): the quickstart's AdamW at `size` px, square resize and flips."""
+    root = require_shared("faces_dlib")
+    return [f"DataConfig.train = 'dlib:{root}/training.xml'",
+            f"DataConfig.eval = 'dlib:{root}/testing.xml'",
+            "ModelConfig.name = 'blazeface'", f"ModelConfig.overrides = {{'image_size': {size}}}",
+            "DataConfig.augment = 'square'", f"DataConfig.square_size = {size}",
+            f"DataConfig.short_side = ({size},)", f"DataConfig.max_long_side = {size}",
+            f"DataConfig.eval_short_side = {size}", f"DataConfig.pad_size = ({size}, {size})",
+            "DataConfig.size_divisor = 1", "DataConfig.train_limit = None",
+            "DataConfig.mean = (123.0, 117.0, 104.0)",
+            "DataConfig.std = (127.502231, 127.502231, 127.502231)",
+            "ScheduleConfig.base_lr = 0.004", f"ScheduleConfig.total_steps = {steps}",
+            f"ScheduleConfig.milestones = ({steps * 3 // 4},)"]
+
+
 def main(argv):
     fam, size, nimg = argv[1], int(argv[2]), int(argv[3])
     steps, every = int(argv[4]), int(argv[5])
@@ -69,6 +88,15 @@ def main(argv):
                 "DataConfig.mean = (127.5, 127.5, 127.5)",
                 "DataConfig.std = (127.5, 127.5, 127.5)", "ScheduleConfig.base_lr = 0.002"],
     }
+    if fam == "face":
+        exp = load_experiment(QUICKSTART, face_bindings(size, steps) + list(extra))
+        images = exp.dataset(exp.data.train)
+        heldout = None
+        if os.environ.get("TFDET_CURVE_HELDOUT") == "1":
+            heldout = exp.dataset(exp.data.eval, evaluation=True)
+        curve(exp, images, steps, {s for s in range(1, steps + 1) if s % every == 0 or s == steps},
+              eval_images=heldout)
+        return
     root = require_shared("raccoon")
     pad = -(-size // 32) * 32 if fam != "retina" else -(-size // 128) * 128
     exp = load_experiment(QUICKSTART, [

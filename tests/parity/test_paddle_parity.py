@@ -338,6 +338,8 @@ def _ssd_stages(model, x, image, expected):
     extras = range(1, len(c["extras"]) + 1)
     if c["backbone"] == "vgg16":
         names = ["conv4_3_norm", "fc7"] + [f"extra{i}_2_conv" for i in extras]
+    elif c["backbone"] == "blazenet":  # BlazeFace: BlazeNet's two maps, no extras
+        names = ["double_blaze2_out", "double_blaze5_out"]
     else:
         names = ["block11_pw_relu", "block13_pw_relu"] + [f"extra{i}_2_relu" for i in extras]
     probe = keras.Model(net.input, [net.get_layer(n).output for n in names])

@@ -104,6 +104,9 @@ PADDLE_CONFIGS = {
     "ssd_mobilenet_v1_300_120e_voc": PaddleConfig(
         "ssd_mobilenet_v1_voc", "ssd", dict(clip_boxes=False, extra_activation="relu6"),
         num_classes=20),
+    # ppdet 2.6.0 BlazeFace (face_detection/blazeface_1000e.yml): the blazeface row; SSD's
+    # post-processing (boxes clipped after NMS only).
+    "blazeface_1000e": PaddleConfig("blazeface", "ssd", dict(clip_boxes=False), num_classes=1),
 }
 
 
@@ -436,6 +439,39 @@ def map_vgg16(m, fc_optional=False):
             m.conv(fc, f"backbone.{fc}")
 
 
+def map_blazenet(m, c, prefix="backbone"):
+    """ppdet BlazeNet (conv1; blaze_<i> / double_blaze_<i> with <name>1_dw (or 1_dw_1,
+    1_dw_2), conv_pw, <name>2_dw (or 2_dw_1, 2_dw_2), conv_pw2, <name>_shortcut_conv; each a
+    ConvBNLayer of _conv, _batch_norm) -> tfdet blazenet (stem, blaze<i> / double_blaze<i>
+    with _dw1, _pw1, _dw2, _pw2, _shortcut)."""
+    from tfdet.backbones.blazenet import BLAZE_FILTERS, DOUBLE_BLAZE_FILTERS
+    settings = dict(c.get("blazenet_settings") or {})
+    use_5x5 = settings.get("use_5x5", True)
+    bn, conv = "_batch_norm", "_conv"
+    m.conv_norm("stem", f"{prefix}.conv1", bn, conv)
+
+    def depthwise(ours, theirs):
+        if use_5x5:
+            m.conv_norm(ours, theirs, bn, conv, depthwise=True)
+        else:
+            for part in (1, 2):
+                m.conv_norm(f"{ours}_{part}", f"{theirs}_{part}", bn, conv, depthwise=True)
+
+    blocks = [(f"blaze{i}", f"blaze_{i}", f, False) for i, f in
+              enumerate(settings.get("blaze_filters", BLAZE_FILTERS))]
+    blocks += [(f"double_blaze{i}", f"double_blaze_{i}", f, True) for i, f in
+               enumerate(settings.get("double_blaze_filters", DOUBLE_BLAZE_FILTERS))]
+    for ours, theirs, filters, double in blocks:
+        p = f"{prefix}.{theirs}"
+        depthwise(f"{ours}_dw1", f"{p}.{theirs}1_dw")
+        m.conv_norm(f"{ours}_pw1", f"{p}.conv_pw", bn, conv)
+        if double:
+            depthwise(f"{ours}_dw2", f"{p}.{theirs}2_dw")
+            m.conv_norm(f"{ours}_pw2", f"{p}.conv_pw2", bn, conv)
+        if len(filters) == (4 if double else 3) and filters[-1] > 1:
+            m.conv_norm(f"{ours}_shortcut", f"{p}.{theirs}_shortcut_conv", bn, conv)
+
+
 def map_ssd(m, model):
     """ppdet SSD (VGG with its L2-normalised conv4_3 and extra convs, or MobileNet with
     ExtraBlocks; SSDHead boxes<i> / scores<i>) -> tfdet SSD. ppdet's softmax has the
@@ -449,18 +485,21 @@ def map_ssd(m, model):
         for i in range(1, len(c["extras"]) + 1):
             for j in (1, 2):
                 m.conv(f"extra{i}_{j}_conv", f"backbone.conv{5 + i}.conv{j - 1}")
+    elif c["backbone"] == "blazenet":  # BlazeFace: no extras; the head is ppdet's FaceHead
+        map_blazenet(m, c)
     else:
         map_mobilenet_v1(m)
         for i in range(1, len(c["extras"]) + 1):
             p = f"backbone.conv7_{i}"
             m.conv_norm(f"extra{i}_1", f"{p}.pointwise_conv", "_batch_norm", "_conv")
             m.conv_norm(f"extra{i}_2", f"{p}.normal_conv", "_batch_norm", "_conv")
+    head = "blaze_head" if c["backbone"] == "blazenet" else "ssd_head"
     k = model.num_classes + 1
     for i, priors in enumerate(model.head.priors_per_cell):
-        m.conv(f"head/box{i}", f"ssd_head.boxes{i}")
+        m.conv(f"head/box{i}", f"{head}.boxes{i}")
         # tfdet's (prior a, class j) takes ppdet's (a, (j - 1) mod (K + 1)).
         perm = (np.arange(priors)[:, None] * k + (np.arange(k) - 1) % k).reshape(-1)
-        m.conv(f"head/class{i}", f"ssd_head.scores{i}", perm)
+        m.conv(f"head/class{i}", f"{head}.scores{i}", perm)
 
 
 def map_backbone(m, model):
@@ -481,6 +520,8 @@ def map_backbone(m, model):
         _map_yolov3_backbone(m, c)
     elif kind == "SSD" and c["backbone"] == "vgg16":
         map_vgg16(m, fc_optional=True)
+    elif kind == "SSD" and c["backbone"] == "blazenet":
+        map_blazenet(m, c)
     elif kind == "SSD":
         map_mobilenet_v1(m)
     else:
@@ -489,7 +530,7 @@ def map_backbone(m, model):
 
 # Keys of a whole ppdet detector (not a backbone checkpoint).
 _DETECTOR_PREFIXES = ("neck.", "head.", "rpn_head.", "bbox_head.", "mask_head.", "yolo_head.",
-                      "ssd_head.")
+                      "ssd_head.", "blaze_head.")
 
 
 def load_paddle_backbone(model, path):
@@ -579,9 +620,10 @@ def _infer_classes(state, spec):
         return state["head.retina_cls.weight"].shape[0] // anchors
     if "yolo_head.yolo_output.0.weight" in state:
         return state["yolo_head.yolo_output.0.weight"].shape[0] // 3 - 5
-    if "ssd_head.scores0.weight" in state and "ssd_head.boxes0.weight" in state:
-        priors = state["ssd_head.boxes0.weight"].shape[0] // 4
-        return state["ssd_head.scores0.weight"].shape[0] // priors - 1
+    for head in ("ssd_head", "blaze_head"):
+        if f"{head}.scores0.weight" in state and f"{head}.boxes0.weight" in state:
+            priors = state[f"{head}.boxes0.weight"].shape[0] // 4
+            return state[f"{head}.scores0.weight"].shape[0] // priors - 1
     if "bbox_head.bbox_score.weight" in state:
         return state["bbox_head.bbox_score.weight"].shape[-1] - 1
     return spec.num_classes

@@ -7,7 +7,9 @@
 Cells are row-major per map, maps in order; within a cell the priors are the expanded aspect
 ratios [1, r1, 1/r1, r2, 1/r2, ...] at min_size (w = min * sqrt(r), h = min / sqrt(r)), then
 the sqrt(min * max) square when the map has a max size; with min_max_order (Caffe's order,
-Paddle's `min_max_aspect_ratios_order`) the two squares come first. SSD300: 8,732 priors.
+Paddle's `min_max_aspect_ratios_order`) the two squares come first. A map may have several
+min sizes (BlazeFace: 16 and 24 on the stride-8 map): the cell holds that layout once per
+min size, in order. SSD300: 8,732 priors.
 """
 import numpy as np
 
@@ -22,8 +24,19 @@ def expand_aspect_ratios(ratios, flip=True):
     return out
 
 
-def priors_per_cell(ratios, has_max, flip=True):
-    return len(expand_aspect_ratios(ratios, flip)) + int(bool(has_max))
+def _sizes(value):
+    """A map's min or max size(s) as a list: a number, a sequence, or None / ()."""
+    if value is None:
+        return []
+    return [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
+
+
+def priors_per_cell(ratios, max_size, flip=True, min_size=0):
+    """Priors per cell of a map: per min size, its aspect ratios (Paddle's prior_box), plus one
+    square per max size. min_size / max_size: a number, a sequence (BlazeFace's several sizes
+    on one map) or None."""
+    count = max(len(_sizes(min_size)), 1)
+    return count * len(expand_aspect_ratios(ratios, flip)) + len(_sizes(max_size))
 
 
 def ssd_priors(feature_sizes, image_size, min_sizes, max_sizes, aspect_ratios, steps=None,
@@ -35,13 +48,15 @@ def ssd_priors(feature_sizes, image_size, min_sizes, max_sizes, aspect_ratios, s
     boxes = []
     for k, size in enumerate(feature_sizes):
         step = steps[k] if steps and steps[k] else image_size / size
-        m = float(min_sizes[k])
-        shapes = [(m * np.sqrt(r), m / np.sqrt(r))
-                  for r in expand_aspect_ratios(aspect_ratios[k], flip)]
-        top = max_sizes[k] if max_sizes else None
-        if top:
-            side = np.sqrt(m * float(top))
-            shapes.insert(1 if min_max_order else len(shapes), (side, side))
+        tops = _sizes(max_sizes[k]) if max_sizes else []
+        shapes = []
+        for i, m in enumerate(_sizes(min_sizes[k])):  # Paddle's prior_box: per min size
+            cell = [(m * np.sqrt(r), m / np.sqrt(r))
+                    for r in expand_aspect_ratios(aspect_ratios[k], flip)]
+            if i < len(tops):
+                side = np.sqrt(m * tops[i])
+                cell.insert(1 if min_max_order else len(cell), (side, side))
+            shapes += cell
         shapes = np.asarray(shapes, np.float64)  # [A, 2] (w, h)
         centres = (np.arange(size) + offset) * step
         cy, cx = np.meshgrid(centres, centres, indexing="ij")
