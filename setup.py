@@ -21,6 +21,9 @@ setup(
     extras_require={
         # TF Serving's request protos: scripts/serving_client.py and export's warm-up file.
         "serving": ["tensorflow-serving-api>=2.20"],
-        "dev": ["pytest>=8", "pytest-xdist>=3.5", "tensorflow-serving-api>=2.20"],
+        # WIDER FACE's official .mat ground truth (Easy / Medium / Hard keep lists).
+        "widerface": ["scipy>=1.10"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "tensorflow-serving-api>=2.20",
+                "scipy>=1.10"],
     },
 )

@@ -18,7 +18,7 @@ OTHER_SCHEDULES = {
        for b in ("darknet53", "mobilenet_v1", "r34") for v in ("", "_voc")},
     "yolov3_r50vd_dcn": (500000, 64, "coco"),
     # blazeface_1000e.yml: 1000 epochs of WIDER FACE train (12,880 images) in batches of 8.
-    "blazeface": (1000 * (12880 // 8), 8, "voc"),
+    "blazeface": (1000 * (12880 // 8), 8, "widerface:data/wider_face/eval_tools/ground_truth"),
 }
 
 

@@ -65,8 +65,9 @@ class DataConfig:
     'square' (square resize and flip only: SSD / YOLO models on small data) or 'yolo'
     (SSD's per-image steps at square_size, then per batch mixup while the step is below
     mixup_until_step and a random square size from yolo_sizes).
-    mean / std: per RGB channel in 0..255 units. metric: 'coco' (box / mask AP) or 'voc'
-    (VOC2007 11-point mAP at IoU 0.5)."""
+    mean / std: per RGB channel in 0..255 units. metric: 'coco' (box / mask AP), 'voc'
+    (VOC2007 11-point mAP at IoU 0.5) or 'widerface[:GROUND_TRUTH_DIR]' (WIDER FACE AP; Easy /
+    Medium / Hard with the official .mat files in that folder)."""
 
     train: str = COCO_TRAIN
     eval: str = COCO_VAL

@@ -1,6 +1,6 @@
 """BlazeFace learns: the blazeface row (BlazeNet, trainable BN) from scratch at 192 px on the
-dlib faces sample's 4 training images (38 faces, 37-109 px in ~500 px photos) reaches AP50 >=
-0.9 on them.
+dlib faces sample's 4 training images (18 faces, 37-109 px in ~500 px photos) reaches AP50 >=
+0.9 on them (COCO AP50, and the WIDER FACE protocol's AP over all faces).
 
 The quickstart recipe (AdamW, 50-step warmup, batch 8) with LR 4e-3, x0.1 for the last
 quarter, square resize and flips only. The priors stay at their pixel sizes (16 ... 128) at
@@ -23,5 +23,5 @@ def test_blazeface_reaches_ap50_09_on_the_4_training_images():
     exp = load_experiment(QUICKSTART, face_bindings(SIZE, STEPS))
     images = exp.dataset(exp.data.train)
     assert len(images) == 4 and images.class_names == ["face"]
-    metrics, losses = train_and_score(exp, images, STEPS)
-    assert metrics["AP50"] >= 0.9, (metrics, losses)
+    metrics, losses = train_and_score(exp, images, STEPS, also="widerface")
+    assert metrics["AP50"] >= 0.9 and metrics["AP_all"] >= 0.9, (metrics, losses)

@@ -1,7 +1,8 @@
-"""Evaluation: COCO box / mask AP (pycocotools) and Pascal VOC mAP."""
+"""Evaluation: COCO box / mask AP (pycocotools), Pascal VOC mAP and WIDER FACE AP."""
 from tfdet.evaluation.coco import (METRIC_NAMES, CocoEvaluator, coco_from_dict, format_table,
                                    score_coco)
 from tfdet.evaluation.voc import VocEvaluator, average_precision
+from tfdet.evaluation.widerface import WiderFaceEvaluator, read_wider_face_mat, wider_face_ap
 from tfdet.evaluation.runner import (
     compiled_predictor,
     tta_predictor,

@@ -62,11 +62,19 @@ def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, m
     each image's h, w before padding) over an eval pipeline of `dataset`
     (a DetectionDataset). metric 'coco': box AP, plus mask AP as `mask_AP`, `mask_AP50`, ...
     when the detections carry `masks` (per-box probabilities, pasted into the original
-    image); 'voc': the VOC2007 11-point mAP at IoU 0.5 (`mAP`, `AP/<class>`).
-    Returns (metrics dict, the evaluator)."""
-    if metric not in ("coco", "voc"):
-        raise ValueError(f"metric must be 'coco' or 'voc', got {metric!r}")
-    evaluator = CocoEvaluator(dataset) if metric == "coco" else VocEvaluator(dataset)
+    image); 'voc': the VOC2007 11-point mAP at IoU 0.5 (`mAP`, `AP/<class>`); 'widerface'
+    or 'widerface:GROUND_TRUTH_DIR': the WIDER FACE protocol (tfdet.evaluation.widerface:
+    `AP_all` over the data set's faces, or `AP_easy` / `AP_medium` / `AP_hard` with the
+    official .mat files of that folder). Returns (metrics dict, the evaluator)."""
+    kind, _, gt_dir = metric.partition(":")
+    if kind not in ("coco", "voc", "widerface") or (gt_dir and kind != "widerface"):
+        raise ValueError(f"metric must be 'coco', 'voc' or 'widerface[:GROUND_TRUTH_DIR]', "
+                         f"got {metric!r}")
+    if kind == "widerface":
+        from tfdet.evaluation.widerface import WiderFaceEvaluator
+        evaluator = WiderFaceEvaluator(dataset, gt_dir or None)
+    else:
+        evaluator = CocoEvaluator(dataset) if metric == "coco" else VocEvaluator(dataset)
     with_masks = False
     bar = tqdm.tqdm(total=len(dataset.examples), desc="evaluating", unit="img",
                     disable=not progress, leave=False,
@@ -77,7 +85,7 @@ def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, m
         boxes = to_original_pixels(detections["boxes"], batch["scale"], batch["original_size"])
         counts = detections["num_detections"].numpy()
         masks = None
-        if "masks" in detections and metric == "coco":
+        if "masks" in detections and kind == "coco":
             with_masks = True
             masks = [image_masks(detections["masks"][b, :n], boxes[b, :n], *size)
                      for b, (n, size) in enumerate(zip(counts,
@@ -89,7 +97,7 @@ def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, m
     monitor = getattr(pipeline, "drop_monitor", None)
     if monitor is not None:
         monitor.finish()  # logs each image the pipeline dropped, by file
-    if metric == "voc":
+    if kind != "coco":
         return evaluator.evaluate(verbose=verbose), evaluator
     return coco_metrics(evaluator, with_masks, verbose), evaluator
 
@@ -106,9 +114,12 @@ def coco_metrics(evaluator, with_masks, verbose=True):
 
 def headline(metrics):
     """The headline numbers of a metrics dict: {'AP', 'AP50', 'AP75'} (+ the mask ones) for
-    COCO, {'mAP'} for VOC."""
+    COCO, {'mAP'} for VOC, the settings' APs for WIDER FACE."""
     if "mAP" in metrics:
         return {"mAP": metrics["mAP"]}
+    faces = {k: v for k, v in metrics.items() if k.startswith("AP_")}
+    if faces:
+        return faces
     keys = ["AP", "AP50", "AP75"] + (["mask_AP", "mask_AP50", "mask_AP75"]
                                      if "mask_AP" in metrics else [])
     return {k: metrics[k] for k in keys}
