@@ -455,7 +455,7 @@ def write_static_sample(output):
              **{v.name: np.asarray(scope.find_var(v.name).get_tensor()) for v in variables})
 
 
-def measure_latency(row, configs, runs=10, warmup=3):
+def measure_latency(row, configs, runs=10, warmup=3, size=None):
     """ppdet's side of scripts/paddle_latency.py: the row's fixture weights and first image,
     batch 1, eval mode, the whole model with post-processing under paddle.no_grad."""
     import cv2
@@ -476,6 +476,8 @@ def measure_latency(row, configs, runs=10, warmup=3):
     model.set_state_dict(latency.seeded(manifest))
     pixels = cv2.cvtColor(cv2.imread(str(latency.FIXTURES / image["resized"])),
                           cv2.COLOR_BGR2RGB)
+    if size:
+        image, pixels = latency.resampled(image, pixels, size)
     x = latency.fixture_input(image, pixels).transpose(2, 0, 1)[None]
     inputs = {"image": paddle.to_tensor(x),
               "im_shape": paddle.to_tensor(np.asarray([image["im_shape"]], np.float32)),
@@ -503,9 +505,11 @@ def main():
                         help="only write static_vars/ (run with FLAGS_enable_pir_api=0)")
     parser.add_argument("--latency", metavar="ROW",
                         help="only time ppdet on ROW's fixture (scripts/paddle_latency.py)")
+    parser.add_argument("--size", type=int,
+                        help="with --latency: a square input of this size (BlazeFace)")
     args = parser.parse_args()
     if args.latency:
-        measure_latency(args.latency, args.configs)
+        measure_latency(args.latency, args.configs, size=args.size)
         return
     if args.static_sample:
         write_static_sample(args.output)

@@ -6,8 +6,9 @@ image and size (ppdet's side: `make_paddle_fixtures.py --latency ROW`, in the re
         --latency faster_rcnn_r50_fpn_1x_coco
 
 Both run the row's parity fixture (tests/parity/fixtures): its seeded weights, its first image
-after the config's Resize, normalised and padded to 32, batch 1, in eval mode, the whole model
-including post-processing (tfdet: the Keras model under one compiled tf.function; ppdet: the
+after the config's Resize (or --size S: resampled to S x S, nearest pixel, for the rows that
+take any square input: BlazeFace), normalised and padded to 32, batch 1, in eval mode, the
+whole model including post-processing (tfdet: the Keras model under one compiled tf.function; ppdet: the
 dygraph model under paddle.no_grad). Prints one JSON line: median / mean ms over --runs after
 --warmup. Run both in one sitting on one machine: only then do the figures compare.
 """
@@ -35,6 +36,17 @@ def seeded(manifest):
                                {k: tuple(v) for k, v in manifest["overrides"].items()})
 
 
+def resampled(image, pixels, size):
+    """(image record, pixels) at size x size (nearest pixel; the same in both frameworks)."""
+    h, w = pixels.shape[:2]
+    rows = (np.arange(size) * h // size).astype(int)
+    cols = (np.arange(size) * w // size).astype(int)
+    image = dict(image, input_size=[size, size], im_shape=[size, size],
+                 scale_factor=[size / h * image["scale_factor"][0],
+                               size / w * image["scale_factor"][1]])
+    return image, pixels[rows][:, cols]
+
+
 def fixture_input(image, pixels):
     """The normalised, padded HWC input from the fixture's uint8 RGB pixels."""
     x = pixels.astype(np.float32)
@@ -59,15 +71,17 @@ def time_runs(fn, warmup, runs):
     return statistics.median(times), statistics.mean(times)
 
 
-def tfdet_runner(row, manifest, image):
+def tfdet_runner(row, manifest, image, size=None):
     import tensorflow as tf
 
     from tfdet.convert import from_paddle
-    model, spec = from_paddle(row, seeded(manifest))
-    pixels = tf.image.decode_png(tf.io.read_file(str(FIXTURES / image["resized"])), 3)
-    x = tf.constant(fixture_input(image, pixels.numpy())[None])
+    model, spec = from_paddle(row, seeded(manifest), **({"image_size": size} if size else {}))
+    pixels = tf.image.decode_png(tf.io.read_file(str(FIXTURES / image["resized"])), 3).numpy()
+    if size:
+        image, pixels = resampled(image, pixels, size)
+    x = tf.constant(fixture_input(image, pixels)[None])
     sizes = tf.constant([image["im_shape"]], tf.float32)
-    if spec.family == "retinanet":
+    if spec.family in ("retinanet", "ssd"):  # whole fixed-size inputs
         fn = tf.function(lambda: model(x), jit_compile=False)
     else:
         fn = tf.function(lambda: model(x, image_sizes=sizes), jit_compile=False)
@@ -79,10 +93,13 @@ def main():
     parser.add_argument("--row", required=True)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--size", type=int, help="a square input of this size (BlazeFace)")
     args = parser.parse_args()
     manifest = json.loads((FIXTURES / f"{args.row}.json").read_text())
     image = manifest["images"][0]
-    run = tfdet_runner(args.row, manifest, image)
+    run = tfdet_runner(args.row, manifest, image, args.size)
+    if args.size:
+        image = dict(image, input_size=[args.size, args.size])
     median, mean = time_runs(run, args.warmup, args.runs)
     with open("/proc/cpuinfo") as f:
         cpu = next((line.split(":", 1)[1].strip() for line in f
