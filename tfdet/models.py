@@ -55,6 +55,17 @@ _BLAZEFACE = dict(num_classes=1, backbone="blazenet", image_size=640, base_size=
                   positive_iou=0.35, score_threshold=0.01, nms_iou=0.3, pre_nms_top_k=5000,
                   max_detections=750, norm="bn")
 
+# The static zoo's editions (static/configs/face_detection): its BlazeNet has a dense 5x5 conv
+# where ppdet 2.x has the double blocks' second depthwise one; NAS and NAS_V2 are block lists
+# found by search, Lite a different block (blazenet_lite). Same head, priors and matching.
+_STATIC_BLAZE = (("dense_second_dw", True),)
+_NAS_BLAZE = (("blaze_filters", ((12, 12), (12, 12, 2), (12, 12))),)
+_BLAZEFACE_NAS = dict(_BLAZEFACE, blazenet_settings=_STATIC_BLAZE + _NAS_BLAZE + (
+    ("double_blaze_filters", ((12, 16, 24, 2), (24, 12, 24), (24, 16, 72, 2), (72, 12, 72))),))
+_BLAZEFACE_NAS_V2 = dict(_BLAZEFACE, blazenet_settings=_STATIC_BLAZE + _NAS_BLAZE + (
+    ("double_blaze_filters", ((12, 16, 32, 2), (32, 32, 32), (32, 16, 72, 2), (72, 24, 72))),))
+_BLAZEFACE_LITE = dict(_BLAZEFACE, blazenet_settings=(("lite", True),))
+
 # name -> (detector class, architecture settings, schedule)
 _ZOO = {
     "retinanet_r50_fpn_1x": (RetinaNet, dict(depth=50), "1x"),
@@ -114,6 +125,9 @@ _ZOO = {
     "ssd_vgg16_512_voc": (SSD, dict(_SSD512, min_max_order=True, **_VOC), "120k"),
     "ssd_mobilenet_v1_voc": (SSD, dict(_SSD_MOBILENET, **_VOC), "28k"),
     "blazeface": (SSD, _BLAZEFACE, "1000e"),
+    "blazeface_lite": (SSD, _BLAZEFACE_LITE, "320k"),
+    "blazeface_nas": (SSD, _BLAZEFACE_NAS, "320k"),
+    "blazeface_nas_v2": (SSD, _BLAZEFACE_NAS_V2, "320k"),
     "yolov3_darknet53": (YOLOv3, {}, "270e"),
     "yolov3_mobilenet_v1": (YOLOv3, dict(backbone="mobilenet_v1"), "270e"),
     "yolov3_r34": (YOLOv3, dict(backbone="resnet", depth=34), "270e"),

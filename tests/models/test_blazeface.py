@@ -79,3 +79,75 @@ def test_priors_keep_their_pixel_sizes_at_another_input_size():
     assert priors.shape == (40 * 40 * 2 + 20 * 20 * 6, 4)
     np.testing.assert_allclose(priors[:2], [[-4, -4, 12, 12], [-8, -8, 16, 16]])
     np.testing.assert_allclose(priors[-1], [312 - 64, 312 - 64, 312 + 64, 312 + 64])
+
+
+# ---- the static zoo's editions: weights counted by hand from static/ppdet/modeling/backbones/
+# blazenet.py and architectures/blazeface.py (convs without bias + BN scale / shift; the head's
+# 3x3 loc and conf convs with bias, 2 classes with the background) ----
+def _conv_bn(cin, cout, k, groups=1):
+    return k * k * cin // groups * cout + 2 * cout
+
+
+def _static_blazenet(blaze, double, dense_second):
+    n, c = _conv_bn(3, blaze[0][0], 3), blaze[0][0]
+    for out1, out2, *stride in blaze:
+        n += _conv_bn(out1, out1, 5, out1) + _conv_bn(out1, out2, 1)
+        n += _conv_bn(c, out2, 1) if stride else 0
+        c = out2
+    for out1, mid, out, *stride in double:
+        n += _conv_bn(out1, out1, 5, out1) + _conv_bn(out1, mid, 1)
+        n += _conv_bn(mid, mid, 5, 1 if dense_second else mid) + _conv_bn(mid, out, 1)
+        n += _conv_bn(c, out, 1) if stride else 0
+        c = out
+    return n
+
+
+def _lite():
+    n, c = _conv_bn(3, 24, 5), 24
+    for out in (24, 28, 32, 36, 42, 48, 56, 64, 72, 80, 88, 96, 96, 96, 96, 96):
+        n += _conv_bn(c, c, 3, c) + _conv_bn(c, out, 1) + (_conv_bn(c, out, 1) if c != out else 0)
+        c = out
+    return n
+
+
+def _head(c8, c16):
+    return sum(9 * c * a * 4 + a * 4 + 9 * c * a * 2 + a * 2 for c, a in ((c8, 2), (c16, 6)))
+
+
+ORIGINAL = ([[24, 24], [24, 24], [24, 48, 2], [48, 48], [48, 48]],
+            [[48, 24, 96, 2], [96, 24, 96], [96, 24, 96], [96, 24, 96, 2], [96, 24, 96],
+             [96, 24, 96]])
+NAS_BLAZE = [[12, 12], [12, 12, 2], [12, 12]]
+EDITIONS = {  # row -> (count by hand, stride-8 and stride-16 widths)
+    "blazeface_nas": (_static_blazenet(NAS_BLAZE, [[12, 16, 24, 2], [24, 12, 24],
+                                                   [24, 16, 72, 2], [72, 12, 72]], True)
+                      + _head(24, 72), (24, 72)),
+    "blazeface_nas_v2": (_static_blazenet(NAS_BLAZE, [[12, 16, 32, 2], [32, 32, 32],
+                                                      [32, 16, 72, 2], [72, 24, 72]], True)
+                         + _head(32, 72), (32, 72)),
+    "blazeface_lite": (_lite() + _head(88, 96), (88, 96)),
+}
+
+
+def test_the_hand_count_gives_ppdets_blazeface():
+    """The counting above, with ppdet 2.x's depthwise second conv, gives PADDLE.md's count."""
+    assert _static_blazenet(*ORIGINAL, dense_second=False) + _head(96, 96) == BLAZEFACE_PARAMS
+
+
+@pytest.mark.parametrize("row", sorted(EDITIONS))
+def test_static_editions_build_with_the_hand_count(row):
+    expected, widths = EDITIONS[row]
+    model = models.get(row, image_size=128)
+    assert count(model) == expected
+    assert model.feature_sizes == (16, 8) and model.head.priors_per_cell == (2, 6)
+    assert tuple(int(conv.kernel.shape[2]) for conv in model.head.box_convs) == widths
+    out = model(tf.zeros([1, 128, 128, 3]))
+    assert out["boxes"].shape == (1, 750, 4)
+
+
+def test_static_double_block_has_a_dense_second_conv():
+    x = keras.Input([16, 16, 24])
+    dense = keras.Model(x, blaze_block(x, 24, 16, 24, dense_second_dw=True, name="s"))
+    thin = keras.Model(x, blaze_block(x, 24, 16, 24, name="p"))
+    assert dense.get_layer("s_dw2_conv").kernel.shape == (5, 5, 16, 16)
+    assert thin.get_layer("p_dw2_conv").kernel.shape == (5, 5, 16, 1)

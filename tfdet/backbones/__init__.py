@@ -1,5 +1,5 @@
 """Backbones: images -> multi-scale features."""
-from tfdet.backbones.blazenet import blaze_block, blazenet
+from tfdet.backbones.blazenet import blaze_block, blaze_lite_block, blazenet, blazenet_lite
 from tfdet.backbones.darknet import conv_norm_leaky, darknet53
 from tfdet.backbones.mobilenet import mobilenet_v1
 from tfdet.backbones.resnet import resnet, resnet_stage
