@@ -20,8 +20,9 @@ OTHER_SCHEDULES = {
     # blazeface_1000e.yml: 1000 epochs of WIDER FACE train (12,880 images) in batches of 8.
     "blazeface": (1000 * (12880 // 8), 8, "widerface:data/wider_face/eval_tools/ground_truth"),
     # The static zoo's face configs: 320k iterations of 8 images.
-    **{f"blazeface_{e}": (320000, 8, "widerface:data/wider_face/eval_tools/ground_truth")
-       for e in ("lite", "nas", "nas_v2")},
+    **{e: (320000, 8, "widerface:data/wider_face/eval_tools/ground_truth")
+       for e in ("blazeface_lite", "blazeface_nas", "blazeface_nas_v2", "faceboxes",
+                 "faceboxes_lite")},
 }
 
 

@@ -60,11 +60,22 @@ _BLAZEFACE = dict(num_classes=1, backbone="blazenet", image_size=640, base_size=
 # found by search, Lite a different block (blazenet_lite). Same head, priors and matching.
 _STATIC_BLAZE = (("dense_second_dw", True),)
 _NAS_BLAZE = (("blaze_filters", ((12, 12), (12, 12, 2), (12, 12))),)
-_BLAZEFACE_NAS = dict(_BLAZEFACE, blazenet_settings=_STATIC_BLAZE + _NAS_BLAZE + (
+_BLAZEFACE_NAS = dict(_BLAZEFACE, backbone_settings=_STATIC_BLAZE + _NAS_BLAZE + (
     ("double_blaze_filters", ((12, 16, 24, 2), (24, 12, 24), (24, 16, 72, 2), (72, 12, 72))),))
-_BLAZEFACE_NAS_V2 = dict(_BLAZEFACE, blazenet_settings=_STATIC_BLAZE + _NAS_BLAZE + (
+_BLAZEFACE_NAS_V2 = dict(_BLAZEFACE, backbone_settings=_STATIC_BLAZE + _NAS_BLAZE + (
     ("double_blaze_filters", ((12, 16, 32, 2), (32, 32, 32), (32, 16, 72, 2), (72, 24, 72))),))
-_BLAZEFACE_LITE = dict(_BLAZEFACE, blazenet_settings=(("lite", True),))
+_BLAZEFACE_LITE = dict(_BLAZEFACE, backbone_settings=(("lite", True),))
+
+# FaceBoxes (static zoo, face_detection/faceboxes.yml, faceboxes_lite.yml): FaceBoxNet, 3x3 heads
+# over densified square anchors (Paddle's density_prior_box: 4 x 4 + 2 x 2 + 1 of 32, 64 and
+# 128 px on the stride-8 map, 256 and 512 on the next; Lite: 2 x 2 + 1 + 1 of 16, 32, 64, then
+# 96 and 128), BlazeFace's matching and post-processing.
+_FACEBOXES = dict(_BLAZEFACE, backbone="faceboxnet", min_sizes=((32, 64, 128), (256,), (512,)),
+                  densities=((4, 2, 1), (1,), (1,)), max_sizes=((), (), ()),
+                  aspect_ratios=((1.0,),) * 3, steps=(8, 16, 32))
+_FACEBOXES_LITE = dict(_FACEBOXES, backbone_settings=(("lite", True),),
+                       min_sizes=((16, 32, 64), (96, 128)), densities=((2, 1, 1), (1, 1)),
+                       max_sizes=((), ()), aspect_ratios=((1.0,),) * 2, steps=(8, 16))
 
 # name -> (detector class, architecture settings, schedule)
 _ZOO = {
@@ -128,6 +139,8 @@ _ZOO = {
     "blazeface_lite": (SSD, _BLAZEFACE_LITE, "320k"),
     "blazeface_nas": (SSD, _BLAZEFACE_NAS, "320k"),
     "blazeface_nas_v2": (SSD, _BLAZEFACE_NAS_V2, "320k"),
+    "faceboxes": (SSD, _FACEBOXES, "320k"),
+    "faceboxes_lite": (SSD, _FACEBOXES_LITE, "320k"),
     "yolov3_darknet53": (YOLOv3, {}, "270e"),
     "yolov3_mobilenet_v1": (YOLOv3, dict(backbone="mobilenet_v1"), "270e"),
     "yolov3_r34": (YOLOv3, dict(backbone="resnet", depth=34), "270e"),

@@ -445,7 +445,7 @@ def map_blazenet(m, c, prefix="backbone"):
     ConvBNLayer of _conv, _batch_norm) -> tfdet blazenet (stem, blaze<i> / double_blaze<i>
     with _dw1, _pw1, _dw2, _pw2, _shortcut)."""
     from tfdet.backbones.blazenet import BLAZE_FILTERS, DOUBLE_BLAZE_FILTERS
-    settings = dict(c.get("blazenet_settings") or {})
+    settings = dict(c.get("backbone_settings") or {})
     use_5x5 = settings.get("use_5x5", True)
     bn, conv = "_batch_norm", "_conv"
     m.conv_norm("stem", f"{prefix}.conv1", bn, conv)

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from tfdet import ops
-from tfdet.backbones import blazenet, mobilenet_v1, vgg16
+from tfdet.backbones import blazenet, faceboxnet, mobilenet_v1, vgg16
 from tfdet.detectors.ground_truth import ground_truth
 from tfdet.detectors.keras_training import KerasTrainingMixin
 from tfdet.heads import SSDHead
@@ -30,7 +30,11 @@ class SSD(KerasTrainingMixin, keras.Model):
     backbone 'vgg16' (conv4_3 L2-normalised with a learned scale, fc7, then `extras` with
     biases and ReLU), 'mobilenet_v1' (C4, C5, then `extras` with `norm`) or 'blazenet'
     (BlazeFace: BlazeNet's stride-8 and stride-16 maps, tfdet.backbones.blazenet, with
-    `blazenet_settings` as its keyword arguments; no extras). A map's min_sizes entry may list
+    `backbone_settings` as its keyword arguments; no extras) or 'faceboxnet' (FaceBoxes:
+    tfdet.backbones.faceboxnet's maps, `backbone_settings` its keyword arguments, e.g. lite).
+    densities: FaceBoxes' anchor densification: one density per min size of each map, the
+    priors then Paddle's density_prior_box (tfdet.ops.density_priors; max sizes, aspect
+    ratios and flip unused). A map's min_sizes entry may list
     several sizes (BlazeFace's 16 and 24), each with the map's aspect ratios. Prior sizes are
     in pixels of `base_size` and scale with image_size / base_size; base_size None: they are
     input pixels at every image_size (BlazeFace: steps 8 / 16 are its maps' strides, and its
@@ -47,11 +51,11 @@ class SSD(KerasTrainingMixin, keras.Model):
                  min_max_order=False, head_kernel=3, positive_iou=0.5, neg_pos_ratio=3.0,
                  box_weights=(10.0, 10.0, 5.0, 5.0), score_threshold=0.01, nms_iou=0.45,
                  pre_nms_top_k=400, max_detections=200, extra_activation="relu",
-                 clip_boxes=True, blazenet_settings=None, **kwargs):
+                 clip_boxes=True, backbone_settings=None, densities=None, **kwargs):
         super().__init__(**kwargs)
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
         for key in ("extras", "min_sizes", "max_sizes", "aspect_ratios", "steps",
-                    "box_weights", "blazenet_settings"):
+                    "box_weights", "backbone_settings", "densities"):
             config[key] = _freeze(config[key])
         self.config = config
         self.num_classes = num_classes
@@ -66,12 +70,15 @@ class SSD(KerasTrainingMixin, keras.Model):
             extra = ssd_extra_layers(features[-1], extras, norm=norm,
                                      activation=extra_activation)
         elif backbone == "blazenet":  # BlazeFace: the head reads BlazeNet's two maps
-            body = blazenet(**dict(blazenet_settings or {}), norm=norm, input_size=image_size)
+            body = blazenet(**dict(backbone_settings or {}), norm=norm, input_size=image_size)
             features = list(body.outputs)
             extra = ssd_extra_layers(features[-1], extras, norm=norm) if extras else []
+        elif backbone == "faceboxnet":  # FaceBoxes: the head reads its two or three maps
+            body = faceboxnet(**dict(backbone_settings or {}), norm=norm, input_size=image_size)
+            features, extra = list(body.outputs), []
         else:
-            raise ValueError(f"backbone must be 'vgg16', 'mobilenet_v1' or 'blazenet', got "
-                             f"{backbone!r}")
+            raise ValueError(f"backbone must be 'vgg16', 'mobilenet_v1', 'blazenet' or "
+                             f"'faceboxnet', got {backbone!r}")
         features += extra
         sizes = [int(f.shape[1]) for f in features]
         if len(sizes) != len(min_sizes):
@@ -83,13 +90,19 @@ class SSD(KerasTrainingMixin, keras.Model):
                 return [v * scale for v in size]
             return size * scale if size else None
 
-        self.priors = tf.constant(ops.ssd_priors(
-            sizes, image_size, [scaled(m) for m in min_sizes],
-            [scaled(m) for m in max_sizes], aspect_ratios,
-            [s * scale if s else None for s in steps] if steps else None, offset, flip, clip,
-            min_max_order))
-        per_cell = [ops.priors_per_cell(r, top, flip, bottom)
-                    for r, top, bottom in zip(aspect_ratios, max_sizes, min_sizes)]
+        steps = [s * scale if s else None for s in steps] if steps else None
+        if densities:
+            self.priors = tf.constant(ops.density_priors(
+                sizes, image_size, [scaled(m) for m in min_sizes], densities, steps,
+                offset=offset))
+            per_cell = [ops.density_priors_per_cell(d) for d in densities]
+        else:
+            self.priors = tf.constant(ops.ssd_priors(
+                sizes, image_size, [scaled(m) for m in min_sizes],
+                [scaled(m) for m in max_sizes], aspect_ratios, steps, offset, flip, clip,
+                min_max_order))
+            per_cell = [ops.priors_per_cell(r, top, flip, bottom)
+                        for r, top, bottom in zip(aspect_ratios, max_sizes, min_sizes)]
         self.head = SSDHead(num_classes, per_cell, head_kernel, name="head")
         logits, deltas = self.head(features)
         self.network = keras.Model(body.input, [logits, deltas], name="ssd_network")

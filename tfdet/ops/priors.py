@@ -10,6 +10,9 @@ the sqrt(min * max) square when the map has a max size; with min_max_order (Caff
 Paddle's `min_max_aspect_ratios_order`) the two squares come first. A map may have several
 min sizes (BlazeFace: 16 and 24 on the stride-8 map): the cell holds that layout once per
 min size, in order. SSD300: 8,732 priors.
+
+    density_priors(feature_sizes, image_size, fixed_sizes, densities, steps, ...)
+        -> [N, 4] float32 xyxy input pixels (FaceBoxes: Paddle's density_prior_box)
 """
 import numpy as np
 
@@ -67,3 +70,38 @@ def ssd_priors(feature_sizes, image_size, min_sizes, max_sizes, aspect_ratios, s
     if clip:
         boxes = np.clip(boxes, 0, image_size)
     return boxes.astype(np.float32)
+
+
+def density_priors(feature_sizes, image_size, fixed_sizes, densities, steps=None,
+                   fixed_ratios=(1.0,), offset=0.5):
+    """FaceBoxes' anchor densification, as Paddle's density_prior_box lays it out: per cell
+    (row-major per map, maps in order), per fixed size s with density d, per ratio r, a d x d
+    grid (row by row) of s * sqrt(r) x s / sqrt(r) boxes whose centres are spaced
+    shift = int(step) // d apart around the cell centre (the integer step and shift as Paddle
+    computes them). Boxes are clamped to the image, as Paddle's kernel always does.
+    -> [N, 4] float32 xyxy input pixels; per cell sum(len(fixed_ratios) * d * d) boxes."""
+    boxes = []
+    for k, size in enumerate(feature_sizes):
+        step = steps[k] if steps and steps[k] else image_size / size
+        step_average = int(step)
+        offsets = []  # [A, 4]: (dx, dy, w, h) of each box of a cell around its centre
+        for s, d in zip(_sizes(fixed_sizes[k]), densities[k]):
+            shift = step_average // int(d)
+            for r in fixed_ratios:
+                w, h = s * np.sqrt(r), s / np.sqrt(r)
+                start = -step_average / 2 + shift / 2
+                for di in range(int(d)):
+                    for dj in range(int(d)):
+                        offsets.append((start + dj * shift, start + di * shift, w, h))
+        offsets = np.asarray(offsets, np.float64)
+        centres = (np.arange(size) + offset) * step
+        cy, cx = np.meshgrid(centres, centres, indexing="ij")
+        c = np.stack([cx, cy], -1).reshape(-1, 1, 2) + offsets[None, :, :2]
+        half = offsets[None, :, 2:] / 2
+        boxes.append(np.concatenate([c - half, c + half], -1).reshape(-1, 4))
+    return np.clip(np.concatenate(boxes, 0), 0, image_size).astype(np.float32)
+
+
+def density_priors_per_cell(densities, fixed_ratios=(1.0,)):
+    """Boxes per cell of a map with these densities (one per fixed size)."""
+    return len(fixed_ratios) * sum(int(d) ** 2 for d in densities)
