@@ -135,6 +135,11 @@ ROWS = {
         resize={"target_size": [640, 640], "keep_ratio": False, "interp": 1},
         images=["faces_dlib/2008_001322.jpg", "faces_dlib/2007_007763.jpg"],
         overrides={"blaze_head.scores*.weight": ("normal", 0.0, 0.3)}),
+    "blazeface_fpn_ssh_1000e": dict(
+        config="face_detection/blazeface_fpn_ssh_1000e.yml", kind="ssd",
+        resize={"target_size": [640, 640], "keep_ratio": False, "interp": 1},
+        images=["faces_dlib/2008_001322.jpg", "faces_dlib/2007_007763.jpg"],
+        overrides={"blaze_head.scores*.weight": ("normal", 0.0, 0.3)}),
 }
 
 

@@ -18,7 +18,8 @@ OTHER_SCHEDULES = {
        for b in ("darknet53", "mobilenet_v1", "r34") for v in ("", "_voc")},
     "yolov3_r50vd_dcn": (500000, 64, "coco"),
     # blazeface_1000e.yml: 1000 epochs of WIDER FACE train (12,880 images) in batches of 8.
-    "blazeface": (1000 * (12880 // 8), 8, "widerface:data/wider_face/eval_tools/ground_truth"),
+    **{e: (1000 * (12880 // 8), 8, "widerface:data/wider_face/eval_tools/ground_truth")
+       for e in ("blazeface", "blazeface_fpn_ssh")},
     # The static zoo's face configs: 320k iterations of 8 images.
     **{e: (320000, 8, "widerface:data/wider_face/eval_tools/ground_truth")
        for e in ("blazeface_lite", "blazeface_nas", "blazeface_nas_v2", "faceboxes",

@@ -55,6 +55,10 @@ _BLAZEFACE = dict(num_classes=1, backbone="blazenet", image_size=640, base_size=
                   positive_iou=0.35, score_threshold=0.01, nms_iou=0.3, pre_nms_top_k=5000,
                   max_detections=750, norm="bn")
 
+# BlazeFace-FPN-SSH (ppdet 2.6.0 blazeface_fpn_ssh_1000e.yml): hard-swish in the double blocks'
+# first 1x1 convs, the FPN + SSH neck (48-channel maps into the head).
+_BLAZEFACE_FPN_SSH = dict(_BLAZEFACE, backbone_settings=(("act", "hard_swish"),), neck="fpn_ssh")
+
 # The static zoo's editions (static/configs/face_detection): its BlazeNet has a dense 5x5 conv
 # where ppdet 2.x has the double blocks' second depthwise one; NAS and NAS_V2 are block lists
 # found by search, Lite a different block (blazenet_lite). Same head, priors and matching.
@@ -136,6 +140,7 @@ _ZOO = {
     "ssd_vgg16_512_voc": (SSD, dict(_SSD512, min_max_order=True, **_VOC), "120k"),
     "ssd_mobilenet_v1_voc": (SSD, dict(_SSD_MOBILENET, **_VOC), "28k"),
     "blazeface": (SSD, _BLAZEFACE, "1000e"),
+    "blazeface_fpn_ssh": (SSD, _BLAZEFACE_FPN_SSH, "1000e"),
     "blazeface_lite": (SSD, _BLAZEFACE_LITE, "320k"),
     "blazeface_nas": (SSD, _BLAZEFACE_NAS, "320k"),
     "blazeface_nas_v2": (SSD, _BLAZEFACE_NAS_V2, "320k"),

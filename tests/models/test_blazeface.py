@@ -11,6 +11,7 @@ from tfdet.backbones import blaze_block, blazenet
 from tfdet.layers.norm import count_params_without_norm_statistics as count
 
 BLAZEFACE_PARAMS = 115_584  # ../shared/reference/PADDLE.md, ppdet 2.6.0 blazeface_1000e
+FPN_SSH_PARAMS = 159_072  # same, blazeface_fpn_ssh_1000e
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,14 @@ def test_blazeface_builds_with_the_reference_count(blazeface):
     assert blazeface.feature_sizes == (80, 40)
     assert blazeface.head.priors_per_cell == (2, 6)
     assert blazeface.num_priors == 80 * 80 * 2 + 40 * 40 * 6
+
+
+def test_fpn_ssh_builds_with_the_reference_count():
+    model = models.get("blazeface_fpn_ssh")
+    assert count(model) == FPN_SSH_PARAMS
+    # The neck hands the head 48-channel maps (FPN halves 96; SSH keeps its width).
+    assert [int(c.kernel.shape[2]) for c in model.head.box_convs] == [48, 48]
+    assert model.network.get_layer("double_blaze0_pw1_hswish") is not None
 
 
 def test_blazenet_maps_and_block_shapes():

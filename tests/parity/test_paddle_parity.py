@@ -338,6 +338,8 @@ def _ssd_stages(model, x, image, expected):
     extras = range(1, len(c["extras"]) + 1)
     if c["backbone"] == "vgg16":
         names = ["conv4_3_norm", "fc7"] + [f"extra{i}_2_conv" for i in extras]
+    elif c["backbone"] == "blazenet" and c.get("neck"):  # FPN-SSH: the neck's two maps
+        names = ["ssh1_out", "ssh2_out"]
     elif c["backbone"] == "blazenet":  # BlazeFace: BlazeNet's two maps, no extras
         names = ["double_blaze2_out", "double_blaze5_out"]
     else:

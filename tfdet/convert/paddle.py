@@ -107,6 +107,8 @@ PADDLE_CONFIGS = {
     # ppdet 2.6.0 BlazeFace (face_detection/blazeface_1000e.yml): the blazeface row; SSD's
     # post-processing (boxes clipped after NMS only).
     "blazeface_1000e": PaddleConfig("blazeface", "ssd", dict(clip_boxes=False), num_classes=1),
+    "blazeface_fpn_ssh_1000e": PaddleConfig("blazeface_fpn_ssh", "ssd", dict(clip_boxes=False),
+                                            num_classes=1),
 }
 
 
@@ -472,6 +474,19 @@ def map_blazenet(m, c, prefix="backbone"):
             m.conv_norm(f"{ours}_shortcut", f"{p}.{theirs}_shortcut_conv", bn, conv)
 
 
+def map_blazeface_neck(m, neck_type):
+    """ppdet BlazeNeck (fpn.conv1_fpn / conv2_fpn / conv3_fpn; ssh<i>.conv0_ssh ...
+    conv4_ssh, ConvBNLayers of _conv, _batch_norm) -> tfdet.necks.blazeface."""
+    bn, conv = "_batch_norm", "_conv"
+    if neck_type != "only_ssh":
+        for ours, theirs in (("output1", 1), ("output2", 2), ("merge", 3)):
+            m.conv_norm(f"fpn_{ours}", f"neck.fpn.conv{theirs}_fpn", bn, conv)
+    if neck_type != "only_fpn":
+        for i in (1, 2):
+            for j, ours in enumerate(("conv3", "conv5_1", "conv5_2", "conv7_1", "conv7_2")):
+                m.conv_norm(f"ssh{i}_{ours}", f"neck.ssh{i}.conv{j}_ssh", bn, conv)
+
+
 def map_ssd(m, model):
     """ppdet SSD (VGG with its L2-normalised conv4_3 and extra convs, or MobileNet with
     ExtraBlocks; SSDHead boxes<i> / scores<i>) -> tfdet SSD. ppdet's softmax has the
@@ -487,6 +502,8 @@ def map_ssd(m, model):
                 m.conv(f"extra{i}_{j}_conv", f"backbone.conv{5 + i}.conv{j - 1}")
     elif c["backbone"] == "blazenet":  # BlazeFace: no extras; the head is ppdet's FaceHead
         map_blazenet(m, c)
+        if c.get("neck"):
+            map_blazeface_neck(m, c["neck"])
     else:
         map_mobilenet_v1(m)
         for i in range(1, len(c["extras"]) + 1):

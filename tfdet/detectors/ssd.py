@@ -17,7 +17,7 @@ from tfdet.detectors.keras_training import KerasTrainingMixin
 from tfdet.heads import SSDHead
 from tfdet.layers import L2Normalization
 from tfdet.losses import hard_negatives, replica_mean, smooth_l1_loss
-from tfdet.necks import ssd_extra_layers
+from tfdet.necks import blazeface_neck, ssd_extra_layers
 
 VGG16_300_EXTRAS = ((256, 512, 1, 2, 3), (128, 256, 1, 2, 3), (128, 256, 0, 1, 3),
                     (128, 256, 0, 1, 3))
@@ -30,7 +30,8 @@ class SSD(KerasTrainingMixin, keras.Model):
     backbone 'vgg16' (conv4_3 L2-normalised with a learned scale, fc7, then `extras` with
     biases and ReLU), 'mobilenet_v1' (C4, C5, then `extras` with `norm`) or 'blazenet'
     (BlazeFace: BlazeNet's stride-8 and stride-16 maps, tfdet.backbones.blazenet, with
-    `backbone_settings` as its keyword arguments; no extras) or 'faceboxnet' (FaceBoxes:
+    `backbone_settings` as its keyword arguments; no extras; `neck` 'fpn_ssh', 'only_fpn' or
+    'only_ssh': BlazeFace-FPN-SSH's neck, tfdet.necks.blazeface) or 'faceboxnet' (FaceBoxes:
     tfdet.backbones.faceboxnet's maps, `backbone_settings` its keyword arguments, e.g. lite).
     densities: FaceBoxes' anchor densification: one density per min size of each map, the
     priors then Paddle's density_prior_box (tfdet.ops.density_priors; max sizes, aspect
@@ -51,7 +52,8 @@ class SSD(KerasTrainingMixin, keras.Model):
                  min_max_order=False, head_kernel=3, positive_iou=0.5, neg_pos_ratio=3.0,
                  box_weights=(10.0, 10.0, 5.0, 5.0), score_threshold=0.01, nms_iou=0.45,
                  pre_nms_top_k=400, max_detections=200, extra_activation="relu",
-                 clip_boxes=True, backbone_settings=None, densities=None, **kwargs):
+                 clip_boxes=True, backbone_settings=None, densities=None, neck=None,
+                 **kwargs):
         super().__init__(**kwargs)
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
         for key in ("extras", "min_sizes", "max_sizes", "aspect_ratios", "steps",
@@ -72,6 +74,8 @@ class SSD(KerasTrainingMixin, keras.Model):
         elif backbone == "blazenet":  # BlazeFace: the head reads BlazeNet's two maps
             body = blazenet(**dict(backbone_settings or {}), norm=norm, input_size=image_size)
             features = list(body.outputs)
+            if neck:
+                features = blazeface_neck(features, neck, norm)
             extra = ssd_extra_layers(features[-1], extras, norm=norm) if extras else []
         elif backbone == "faceboxnet":  # FaceBoxes: the head reads its two or three maps
             body = faceboxnet(**dict(backbone_settings or {}), norm=norm, input_size=image_size)

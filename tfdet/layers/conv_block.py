@@ -6,7 +6,9 @@ side and convolves 'valid' (Keras' 'same' would pad 0 before / 1 after for even 
 convs pad 'same' (symmetric for odd k). `pad=N` pads N on every side instead, then 'valid'.
 conv: 'plain' (Conv2D), 'depthwise' (DepthwiseConv2D) or 'dcn' (DeformableConv2D, DCNv2: pads
 itself as Paddle does). norm: a tfdet.layers.norm kind or None (then the conv has a bias unless
-use_bias says otherwise). act: 'relu', 'relu6', 'leaky' (slope 0.1, DarkNet / YOLOv3) or None;
+use_bias says otherwise). act: 'relu', 'relu6', 'leaky' (slope 0.1, DarkNet / YOLOv3;
+`leaky_slope` sets another: ppdet's F.leaky_relu default 0.01 in BlazeFace-FPN-SSH),
+'hard_swish' (x * relu6(x + 3) / 6) or None;
 without a norm a plain conv applies relu / relu6 itself (one layer, whose output VGG / SSD
 name), otherwise the activation is a layer of its own.
 Layer names default to <name>_pad, <name>_conv, <name>_norm and <name>_relu / _leaky; the
@@ -17,13 +19,13 @@ import keras
 from tfdet.layers.deform_conv import DeformableConv2D
 from tfdet.layers.norm import make_norm
 
-ACTIVATIONS = ("relu", "relu6", "leaky", None)
+ACTIVATIONS = ("relu", "relu6", "leaky", "hard_swish", None)
 
 
 def conv_norm_act_layers(filters, kernel, stride=1, name="conv", norm=None, act="relu",
                          conv="plain", groups=1, dilation=1, pad=None, use_bias=None,
                          kernel_initializer="glorot_uniform", trainable=True, conv_name=None,
-                         norm_name=None, act_name=None, pad_name=None):
+                         norm_name=None, act_name=None, pad_name=None, leaky_slope=0.1):
     """The block's layers in order ([pad], conv, [norm], [act]), for keras.Sequential towers
     or for `conv_norm_act`. See the module docstring for the arguments."""
     if act not in ACTIVATIONS:
@@ -62,7 +64,9 @@ def conv_norm_act_layers(filters, kernel, stride=1, name="conv", norm=None, act=
             layer.trainable = False
         layers.append(layer)
     if act == "leaky":
-        layers.append(keras.layers.LeakyReLU(0.1, name=act_name or f"{name}_leaky"))
+        layers.append(keras.layers.LeakyReLU(leaky_slope, name=act_name or f"{name}_leaky"))
+    elif act == "hard_swish":
+        layers.append(keras.layers.Activation("hard_swish", name=act_name or f"{name}_hswish"))
     elif act is not None and not fused:
         layers.append(keras.layers.ReLU(6.0 if act == "relu6" else None,
                                         name=act_name or f"{name}_relu"))

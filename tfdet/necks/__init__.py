@@ -1,4 +1,5 @@
 """Necks: multi-scale feature fusion and extra feature levels."""
+from tfdet.necks.blazeface import blaze_fpn, blazeface_neck, ssh_module
 from tfdet.necks.fpn import fpn
 from tfdet.necks.ssd_extras import ssd_extra_layers
 from tfdet.necks.yolo_fpn import yolo_fpn
