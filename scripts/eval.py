@@ -115,7 +115,8 @@ def main(_):
         source = checkpoint
     if f.results:
         if not hasattr(evaluator, "write_results"):
-            raise SystemExit("--results writes COCO results; this config scores VOC mAP")
+            raise SystemExit(f"--results writes COCO results; this config's metric is "
+                             f"{exp.data.metric!r}")
         evaluator.write_results(f.results)
     if f.visualize:
         from tfdet.visualize import write_comparisons

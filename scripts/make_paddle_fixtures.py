@@ -60,6 +60,13 @@ _GAIN = ("normal", 1.4, 0.1)
 # test_size / paddle_config: the same config's weights tested at another size (a square side,
 # or [short, long] for the R-CNN configs' keep-ratio Resize); proposals: the RPN's test-time
 # post-NMS count (ppdet's config and tfdet's test_post_nms_top_k alike).
+# BlazeFace evaluates at the original size (no Resize in its TestReader); tfdet's rows take
+# their training size, 640 x 640: the fixture adds the TrainReader's Resize (not keeping the
+# ratio, interp 1) to the TestReader, on two photos of faces.
+_FACES = dict(kind="ssd", resize={"target_size": [640, 640], "keep_ratio": False, "interp": 1},
+              images=["faces_dlib/2008_001322.jpg", "faces_dlib/2007_007763.jpg"],
+              overrides={"blaze_head.scores*.weight": ("normal", 0.0, 0.3)})
+
 ROWS = {
     "retinanet_r50_fpn_1x_coco": dict(
         config="retinanet/retinanet_r50_fpn_1x_coco.yml", kind="retinanet", losses=True,
@@ -127,19 +134,9 @@ ROWS = {
     "ssd_mobilenet_v1_300_120e_voc": dict(
         config="ssd/ssd_mobilenet_v1_300_120e_voc.yml", kind="ssd",
         overrides={"backbone.*._batch_norm.weight": _GAIN}),
-    # BlazeFace evaluates at the original size (no Resize in its TestReader); tfdet's row takes
-    # its training size, 640 x 640: the fixture adds the TrainReader's Resize (not keeping the
-    # ratio, interp 1) to the TestReader, on two photos of faces.
-    "blazeface_1000e": dict(
-        config="face_detection/blazeface_1000e.yml", kind="ssd",
-        resize={"target_size": [640, 640], "keep_ratio": False, "interp": 1},
-        images=["faces_dlib/2008_001322.jpg", "faces_dlib/2007_007763.jpg"],
-        overrides={"blaze_head.scores*.weight": ("normal", 0.0, 0.3)}),
-    "blazeface_fpn_ssh_1000e": dict(
-        config="face_detection/blazeface_fpn_ssh_1000e.yml", kind="ssd",
-        resize={"target_size": [640, 640], "keep_ratio": False, "interp": 1},
-        images=["faces_dlib/2008_001322.jpg", "faces_dlib/2007_007763.jpg"],
-        overrides={"blaze_head.scores*.weight": ("normal", 0.0, 0.3)}),
+    "blazeface_1000e": dict(config="face_detection/blazeface_1000e.yml", **_FACES),
+    "blazeface_fpn_ssh_1000e": dict(config="face_detection/blazeface_fpn_ssh_1000e.yml",
+                                    **_FACES),
 }
 
 

@@ -8,9 +8,10 @@ image and size (ppdet's side: `make_paddle_fixtures.py --latency ROW`, in the re
 Both run the row's parity fixture (tests/parity/fixtures): its seeded weights, its first image
 after the config's Resize (or --size S: resampled to S x S, nearest pixel, for the rows that
 take any square input: BlazeFace), normalised and padded to 32, batch 1, in eval mode, the
-whole model including post-processing (tfdet: the Keras model under one compiled tf.function; ppdet: the
-dygraph model under paddle.no_grad). Prints one JSON line: median / mean ms over --runs after
---warmup. Run both in one sitting on one machine: only then do the figures compare.
+whole model including post-processing (tfdet: the Keras model under one compiled
+tf.function; ppdet: the dygraph model under paddle.no_grad). Prints one JSON line: median /
+mean ms over --runs after --warmup. Run both in one sitting on one machine: only then do the
+figures compare.
 """
 import argparse
 import importlib.util
@@ -72,6 +73,7 @@ def time_runs(fn, warmup, runs):
 
 
 def tfdet_runner(row, manifest, image, size=None):
+    """(a function running the whole model once, the image record it runs on)."""
     import tensorflow as tf
 
     from tfdet.convert import from_paddle
@@ -85,7 +87,7 @@ def tfdet_runner(row, manifest, image, size=None):
         fn = tf.function(lambda: model(x), jit_compile=False)
     else:
         fn = tf.function(lambda: model(x, image_sizes=sizes), jit_compile=False)
-    return lambda: {k: v.numpy() for k, v in fn().items()}
+    return (lambda: {k: v.numpy() for k, v in fn().items()}), image
 
 
 def main():
@@ -96,10 +98,7 @@ def main():
     parser.add_argument("--size", type=int, help="a square input of this size (BlazeFace)")
     args = parser.parse_args()
     manifest = json.loads((FIXTURES / f"{args.row}.json").read_text())
-    image = manifest["images"][0]
-    run = tfdet_runner(args.row, manifest, image, args.size)
-    if args.size:
-        image = dict(image, input_size=[args.size, args.size])
+    run, image = tfdet_runner(args.row, manifest, manifest["images"][0], args.size)
     median, mean = time_runs(run, args.warmup, args.runs)
     with open("/proc/cpuinfo") as f:
         cpu = next((line.split(":", 1)[1].strip() for line in f

@@ -7,6 +7,7 @@ from tfdet.evaluation.runner import (
     compiled_predictor,
     tta_predictor,
     evaluate_detector,
+    evaluator_for,
     evaluate_saved_model,
     headline,
     to_original_pixels,

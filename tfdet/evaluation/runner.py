@@ -14,6 +14,7 @@ from tfdet import ops
 from tfdet._quiet import is_terminal
 from tfdet.evaluation.coco import CocoEvaluator
 from tfdet.evaluation.voc import VocEvaluator
+from tfdet.evaluation.widerface import WiderFaceEvaluator
 
 
 def compiled_predictor(model):
@@ -57,6 +58,17 @@ def image_masks(box_masks, boxes, height, width, threshold=0.5):
     return (pasted[0].numpy() >= threshold).astype(np.uint8)
 
 
+def evaluator_for(metric, dataset):
+    """The evaluator of a metric name (see evaluate_detector) over a DetectionDataset."""
+    kind, _, gt_dir = metric.partition(":")
+    if kind not in ("coco", "voc", "widerface") or (gt_dir and kind != "widerface"):
+        raise ValueError(f"metric must be 'coco', 'voc' or 'widerface[:GROUND_TRUTH_DIR]', "
+                         f"got {metric!r}")
+    if kind == "widerface":
+        return WiderFaceEvaluator(dataset, gt_dir or None)
+    return CocoEvaluator(dataset) if kind == "coco" else VocEvaluator(dataset)
+
+
 def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, metric="coco"):
     """Metrics of `predict(images, image_sizes) -> detection dict` (image_sizes [B, 2] float32:
     each image's h, w before padding) over an eval pipeline of `dataset`
@@ -66,15 +78,8 @@ def evaluate_detector(predict, pipeline, dataset, verbose=True, progress=True, m
     or 'widerface:GROUND_TRUTH_DIR': the WIDER FACE protocol (tfdet.evaluation.widerface:
     `AP_all` over the data set's faces, or `AP_easy` / `AP_medium` / `AP_hard` with the
     official .mat files of that folder). Returns (metrics dict, the evaluator)."""
-    kind, _, gt_dir = metric.partition(":")
-    if kind not in ("coco", "voc", "widerface") or (gt_dir and kind != "widerface"):
-        raise ValueError(f"metric must be 'coco', 'voc' or 'widerface[:GROUND_TRUTH_DIR]', "
-                         f"got {metric!r}")
-    if kind == "widerface":
-        from tfdet.evaluation.widerface import WiderFaceEvaluator
-        evaluator = WiderFaceEvaluator(dataset, gt_dir or None)
-    else:
-        evaluator = CocoEvaluator(dataset) if metric == "coco" else VocEvaluator(dataset)
+    kind = metric.partition(":")[0]
+    evaluator = evaluator_for(metric, dataset)
     with_masks = False
     bar = tqdm.tqdm(total=len(dataset.examples), desc="evaluating", unit="img",
                     disable=not progress, leave=False,

@@ -27,6 +27,8 @@ import os
 
 import numpy as np
 
+from tfdet.evaluation.voc import average_precision
+
 SETTINGS = ("easy", "medium", "hard")
 
 
@@ -65,16 +67,6 @@ def image_pr(scores, boxes, gt_boxes, counted, thresholds, iou_threshold=0.5):
     return out
 
 
-def envelope_ap(recall, precision):
-    """Area under the precision envelope, NaN precisions skipped (MATLAB's max)."""
-    mrec = np.concatenate([[0.0], recall, [1.0]])
-    mpre = np.concatenate([[0.0], precision, [0.0]])
-    for i in range(len(mpre) - 2, -1, -1):
-        mpre[i] = np.fmax(mpre[i], mpre[i + 1])
-    steps = np.flatnonzero(mrec[1:] != mrec[:-1])
-    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
-
-
 def wider_face_ap(predictions, ground_truth, iou_threshold=0.5, thresh_num=1000):
     """predictions: {key: (scores [P], boxes [P, 4] xyxy)}; ground_truth: {key: (gt_boxes
     [G, 4] xyxy, {setting: counted [G] bool})}. Images of ground_truth without predictions
@@ -103,7 +95,9 @@ def wider_face_ap(predictions, ground_truth, iou_threshold=0.5, thresh_num=1000)
         with np.errstate(invalid="ignore", divide="ignore"):
             precision = curves[s][:, 1] / curves[s][:, 0]
         recall = curves[s][:, 1] / max(faces[s], 1)
-        aps[s] = envelope_ap(recall, precision)
+        # The VOC2010+ area; a 0 / 0 precision as 0 is MATLAB's NaN-skipping max (the
+        # envelope takes the larger precision to its right, and the end sentinel is 0).
+        aps[s] = average_precision(recall, np.nan_to_num(precision, nan=0.0), False)
     return aps
 
 
