@@ -93,7 +93,8 @@ def main(_):
         checkpoint = resolve_checkpoint(f.checkpoint)
         info = read_run_info(checkpoint)
         try:
-            dataset = exp.dataset(f.data or exp.data.eval, evaluation=True)
+            dataset = exp.dataset(f.data or exp.data.eval, exp.data.eval_limit,
+                                  evaluation=True)
         except FileNotFoundError as err:  # the data set is not where the config says
             raise SystemExit(f"error: {err}") from None
         if [int(c) for c in dataset.category_ids] != info["category_ids"]:
@@ -125,8 +126,8 @@ def main(_):
         print(f"{len(written)} ground truth | detections pictures in {f.visualize}")
     if f.json:
         with open(f.json, "w", encoding="utf-8") as out:
-            json.dump(dict(metrics, source=source), out, indent=1)
-    print(json.dumps({"source": source, **headline(metrics)}))
+            json.dump(dict(metrics, source=source, images=len(dataset)), out, indent=1)
+    print(json.dumps({"source": source, "images": len(dataset), **headline(metrics)}))
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ class DataConfig:
     short_side: one size or several (multi-scale training picks one per image);
     pad_size: (H, W) to pad every training batch to (one static shape), else padded to the
     batch's largest image rounded up to size_divisor. train_limit: use only the first N
-    training images (quick runs and tests).
+    training images (quick runs and tests); eval_limit: score only the first N evaluation
+    images (the results name the count; Model Garden's validation_steps in images).
     augment: 'standard' (resize keeping aspect + flip: R-CNN, RetinaNet), 'ssd'
     (photometric distortion, expand, min-IoU crop, flip, square resize to square_size) or
     'square' (square resize and flip only: SSD / YOLO models on small data) or 'yolo'
@@ -80,6 +81,7 @@ class DataConfig:
     max_boxes: Optional[int] = None  # box slots per image; None: the data's largest count
     shuffle_buffer: int = 1024
     train_limit: Optional[int] = None
+    eval_limit: Optional[int] = None
     augment: str = "standard"
     square_size: int = 300
     ssd_allow_no_crop: bool = True

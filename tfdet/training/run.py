@@ -64,7 +64,8 @@ def train_experiment(exp, model_dir, evaluate=True, strategy=None):
     try:
         train_set = exp.dataset(exp.data.train, exp.data.train_limit)
         # Only the chief evaluates: other workers do not read (decode-check) the eval data.
-        eval_set = exp.dataset(exp.data.eval, evaluation=True) if evaluate and is_chief else None
+        eval_set = (exp.dataset(exp.data.eval, exp.data.eval_limit, evaluation=True)
+                    if evaluate and is_chief else None)
     except FileNotFoundError as err:
         raise DataNotFoundError(str(err)) from None
     print(f"training data {exp.data.train}: {len(train_set)} images, {train_set.num_classes} "
@@ -107,7 +108,10 @@ def train_experiment(exp, model_dir, evaluate=True, strategy=None):
                                        exp.eval_pipeline(eval_set), eval_set,
                                        metric=exp.data.metric)
         with open(os.path.join(model_dir, f"eval_{result.step}.json"), "w") as out:
-            json.dump(dict(metrics, data=exp.data.eval, step=result.step), out, indent=1)
+            json.dump(dict(metrics, data=exp.data.eval, images=len(eval_set),
+                           eval_limit=exp.data.eval_limit, step=result.step), out, indent=1)
         numbers = " ".join(f"{k} {v:.4f}" for k, v in headline(metrics).items())
-        print(f"eval {exp.data.eval} at step {result.step}: {numbers}")
+        limited = (f" (the first {len(eval_set)} images: DataConfig.eval_limit)"
+                   if exp.data.eval_limit else "")
+        print(f"eval {exp.data.eval}{limited} at step {result.step}: {numbers}")
     return result, metrics
