@@ -94,10 +94,11 @@ def _ssd():
     return model
 
 
-def _blazeface():
-    # BlazeNet's 5x5 depthwise blocks and two prior sizes per cell on the stride-8 map; the
-    # background bias as SSD's.
-    model = models.get("blazeface", num_classes=3, image_size=SSD_SIZE)
+def _face(name):
+    # BlazeFace: BlazeNet's 5x5 depthwise blocks, two prior sizes per cell on the stride-8 map;
+    # BlazeFace-FPN-SSH: hard-swish, the FPN + SSH neck; FaceBoxes: CReLU, Inception blocks,
+    # Paddle's padded max pool and densified priors. The background bias as SSD's.
+    model = models.get(name, num_classes=3, image_size=SSD_SIZE)
     for conv in model.head.class_convs:
         conv.bias.assign(tf.tile(tf.constant([-2.0, 0, 0, 0]), [conv.bias.shape[0] // 4]))
     return model
@@ -122,8 +123,9 @@ MODELS = {
                         DIVISOR),
     "ssd": (_ssd, data.ssd_transforms(False, SSD_SIZE, (127.5,) * 3, (127.5,) * 3),
             SSD_SIZE, 1),
-    "blazeface": (_blazeface, data.ssd_transforms(False, SSD_SIZE, (123.0, 117.0, 104.0),
-                                                  (127.502231,) * 3), SSD_SIZE, 1),
+    **{name: (functools.partial(_face, name), data.ssd_transforms(
+        False, SSD_SIZE, (123.0, 117.0, 104.0), (127.502231,) * 3), SSD_SIZE, 1)
+       for name in ("blazeface", "blazeface_fpn_ssh", "faceboxes")},
     "yolov3": (_yolov3, data.ssd_transforms(False, 160), 160, 32),
 }
 
