@@ -47,6 +47,9 @@ SLOW = (
     "tests/models/test_retinanet.py::test_registered_retinanet_rows",
     "tests/models/test_yolov3.py::test_rows_build",
     "tests/models/test_yolov3.py::test_random_input_sizes",
+    "tests/models/test_ssd.py::test_ssd_rows_build", "tests/test_quiet.py::test_start_up",
+    "tests/models/test_mask_rcnn.py::test_masks_at_inference",
+    "tests/models/test_faster_rcnn.py::test_c4_form",
 )
 
 
