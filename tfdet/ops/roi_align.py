@@ -68,13 +68,24 @@ def _window_taps(start, size, bins, grid, max_grid, limit):
     return tf.minimum(pixels, limit[:, None, None] - 1), weight
 
 
-def _gather_pool(table, index, weight):
-    """index [k, bins, T] rows of table [N, C] and their weights [k, bins, T] -> [k, bins, C]:
-    one gather of every tap, then one batched dot product per bin ([1, T] x [T, C])."""
-    values = tf.gather(table, index)  # [k, bins, T, C]
-    if not values.dtype.is_floating:  # e.g. uint8 masks: gathered small, then cast
+def _pool(table, bases, widths, rows, row_w, cols, col_w, norm):
+    """Bins of k RoIs from their row and column taps: rows, row_w [k, oh, Th]; cols, col_w
+    [k, ow, Tw] (pixel indices in each RoI's map and bilinear weights); bases, widths [k] (the
+    map's first row in `table` [N, C] and its width); norm [k] (one over the samples per bin).
+    One gather of every bin's Th x Tw taps, then one batched dot product per bin ([1, T] x
+    [T, C]). Returns [k, oh * ow, C] (float32 for an integer table, e.g. uint8 masks)."""
+    k = tf.shape(rows)[0]
+    oh, th, ow, tw = tf.shape(rows)[1], tf.shape(rows)[2], tf.shape(cols)[1], tf.shape(cols)[2]
+    index = (bases[:, None, None, None, None]
+             + rows[:, :, None, :, None] * widths[:, None, None, None, None]
+             + cols[:, None, :, None, :])  # [k, oh, ow, Th, Tw]
+    weight = row_w[:, :, None, :, None] * col_w[:, None, :, None, :] * norm[:, None, None,
+                                                                            None, None]
+    values = tf.gather(table, tf.reshape(index, [k, oh * ow, th * tw]))  # [k, bins, T, C]
+    if not values.dtype.is_floating:  # gathered small, then cast
         values = tf.cast(values, tf.float32)
-    return tf.matmul(tf.cast(weight, values.dtype)[:, :, None, :], values)[:, :, 0]
+    weight = tf.cast(tf.reshape(weight, [k, oh * ow, 1, th * tw]), values.dtype)
+    return tf.matmul(weight, values)[:, :, 0]
 
 
 def roi_align_flat(flat, boxes, heights, widths, bases, scales, output_size, sampling_ratio,
@@ -146,30 +157,15 @@ def roi_align_flat(flat, boxes, heights, widths, bases, scales, output_size, sam
                                        heights[part])
             cols, col_w = _window_taps(x1[part], roi_w[part], ow, gw, tf.reduce_max(gw),
                                        widths[part])
-        return _separable_pool(table, bases[part], widths[part], rows, row_w, cols, col_w,
-                               1.0 / tf.cast(tf.maximum(gh * gw, 1), tf.float32))
+        return _pool(table, bases[part], widths[part], rows, row_w, cols, col_w,
+                     1.0 / tf.cast(tf.maximum(gh * gw, 1), tf.float32))
 
     pooled = tf.map_fn(one_chunk, tf.range(chunks),
                        fn_output_signature=tf.TensorSpec([None, bins, None], out_dtype))
     pooled = tf.reshape(pooled, [-1, bins, channels])[:rois]
     if sampling_ratio <= 0:  # back from the grid order
-        pooled = tf.gather(pooled, tf.argsort(order))
+        pooled = tf.gather(pooled, tf.math.invert_permutation(order))
     return tf.reshape(pooled, out_shape)
-
-
-def _separable_pool(table, bases, widths, rows, row_w, cols, col_w, norm):
-    """Bins of k RoIs from their row and column taps: rows, row_w [k, oh, Th]; cols, col_w
-    [k, ow, Tw] (pixel indices in the RoI's map and bilinear weights); norm [k] or a number
-    (one over the samples per bin). Returns [k, oh * ow, C]."""
-    k = tf.shape(rows)[0]
-    oh, th, ow, tw = tf.shape(rows)[1], tf.shape(rows)[2], tf.shape(cols)[1], tf.shape(cols)[2]
-    index = (bases[:, None, None, None, None]
-             + rows[:, :, None, :, None] * widths[:, None, None, None, None]
-             + cols[:, None, :, None, :])  # [k, oh, ow, Th, Tw]
-    norm = tf.reshape(tf.cast(norm, tf.float32), [-1, 1, 1, 1, 1])
-    weight = row_w[:, :, None, :, None] * col_w[:, None, :, None, :] * norm
-    return _gather_pool(table, tf.reshape(index, [k, oh * ow, th * tw]),
-                        tf.reshape(weight, [k, oh * ow, th * tw]))
 
 
 def _pair(size):
