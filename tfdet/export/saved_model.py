@@ -87,6 +87,8 @@ class DetectionServingModule(tf.Module):
         self.tta = tta
         self.max_pixels = int(max_pixels)
         self.model = model
+        # What the SavedModel keeps of the detector: its variables (see _trackable_children).
+        self.detector_variables = list(model.weights)
         self.category_ids = tf.constant([float(c) for c in category_ids], tf.float32)
         # The evaluation pipeline's own resize + normalise, so serving matches evaluation.
         self.transform = transform
@@ -106,6 +108,16 @@ class DetectionServingModule(tf.Module):
         padded = tf.pad(normalised, [[0, self.canvas - new_size[0]],
                                      [0, self.canvas - new_size[1]], [0, 0]])
         return padded, tf.concat([new_size, tf.shape(image)[:2]], 0)
+
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        """For a SavedModel, the detector's variables without the Keras model (and the TTA
+        wrapper around it): saving that object would trace and store Keras' own default
+        serving function, a third trace of the detector that no signature uses."""
+        children = super()._trackable_children(save_type, **kwargs)
+        if save_type == "savedmodel":
+            children.pop("model", None)
+            children.pop("tta", None)
+        return children
 
     def _preprocess(self, fn, elements):
         """fn mapped over a batch: (canvases [B, C, C, 3], sizes [B, 4])."""
@@ -208,12 +220,13 @@ def export_saved_model(model, output_dir, category_ids, class_names=None, *, tra
                          "config)")
     module = DetectionServingModule(model, category_ids, transform, canvas, size_divisor,
                                     max_pixels, tta)
-    signatures = {"serving_default": module.serve_images.get_concrete_function(),
-                  "serving_encoded": module.serve_encoded.get_concrete_function()}
+    # The tf.functions themselves, not concrete functions traced here: saving traces them in its
+    # own context (a different tracing-cache key), so tracing first would trace each twice.
+    signatures = {"serving_default": module.serve_images,
+                  "serving_encoded": module.serve_encoded}
     if tta is not None:
         signatures["serving_tta"] = tf.function(module.serve_tta, input_signature=[
-            tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")], autograph=False
-        ).get_concrete_function()
+            tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")], autograph=False)
     from tfdet._quiet import tf_info_muted
     with tf_info_muted():  # no INFO lines about signatures, sharding, assets, fingerprints
         tf.saved_model.save(module, output_dir, signatures=signatures)
