@@ -58,9 +58,10 @@ class BatchNorm(keras.layers.BatchNormalization):
         out = tf.raw_ops.FusedBatchNormV3(x=inputs, scale=gamma, offset=beta, mean=empty,
                                          variance=empty, epsilon=self.epsilon,
                                          is_training=True)
-        # The op's batch_variance carries Bessel's correction (n / (n - 1)); Keras' is biased.
+        # The op's batch_variance carries Bessel's correction (n / (n - 1)); Keras' is biased
+        # (0 for a single value).
         n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
-        variance = tf.where(n > 1.0, out.batch_variance * (n - 1.0) / tf.maximum(n, 1.0), 0.0)
+        variance = out.batch_variance * tf.maximum(n - 1.0, 0.0) / tf.maximum(n, 1.0)
         self.moving_mean.assign(
             self.moving_mean * self.momentum + out.batch_mean * (1.0 - self.momentum))
         self.moving_variance.assign(

@@ -35,7 +35,9 @@ class AdamW(keras.optimizers.AdamW):
     with SGD, and every step 20 ms longer (BENCHMARKS.md, "A fused AdamW step")."""
 
     def _apply_weight_decay(self, variables):
-        pass  # in update_step, for the same variables (Keras decays all, then updates all)
+        """Keras decays every variable in a distribution update of its own, then updates them
+        all; here update_step decays each variable just before its Adam step, in the same
+        update (the result is the same: each variable's decay and step touch only it)."""
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
@@ -50,7 +52,7 @@ class AdamW(keras.optimizers.AdamW):
         # m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
         # w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps): Keras' Adam, in one op.
         tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=_handle(self._momentums[index]),
+            var=_handle(variable), m=_handle(self._momentums[index]),
             v=_handle(self._velocities[index]), beta1_power=tf.pow(beta_1, step),
             beta2_power=tf.pow(beta_2, step), lr=lr, beta1=beta_1, beta2=beta_2,
             epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
@@ -59,7 +61,9 @@ class AdamW(keras.optimizers.AdamW):
 def _handle(variable):
     """The resource handle of a Keras or TF variable (a mirrored one's for the replica being
     updated)."""
-    return getattr(variable, "value", variable).handle
+    if isinstance(variable, keras.Variable):  # wraps a tf.Variable (its .value)
+        variable = variable.value
+    return variable.handle
 
 
 def uses_l2_gradients(kind):
