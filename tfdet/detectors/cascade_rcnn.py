@@ -14,8 +14,10 @@ import keras
 from tfdet.detectors.faster_rcnn import FasterRCNN
 from tfdet.detectors.mask_rcnn import WithMasks
 from tfdet.detectors.roi_heads import CascadeRoIHeads
+from tfdet.registry import DETECTORS
 
 
+@DETECTORS.register("cascade_rcnn")
 @keras.saving.register_keras_serializable("tfdet")
 class CascadeRCNN(FasterRCNN):
     """Cascade R-CNN; FasterRCNN's settings (FPN only) plus cascade_ious,
@@ -54,6 +56,7 @@ class CascadeRCNN(FasterRCNN):
         return CascadeRoIHeads(c, heads, name="roi_heads")
 
 
+@DETECTORS.register("cascade_mask_rcnn")
 @keras.saving.register_keras_serializable("tfdet")
 class CascadeMaskRCNN(WithMasks, CascadeRCNN):
     """Cascade Mask R-CNN: CascadeRCNN plus the mask part (WithMasks) on the last stage's

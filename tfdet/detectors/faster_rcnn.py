@@ -17,8 +17,10 @@ from tfdet.detectors.roi_heads import RoIHeads
 from tfdet.detectors.rpn import RegionProposalNetwork, SharedSettings
 from tfdet.heads import FCBoxHead, Res5BoxHead
 from tfdet.necks import fpn
+from tfdet.registry import DETECTORS
 
 
+@DETECTORS.register("faster_rcnn")
 @keras.saving.register_keras_serializable("tfdet")
 class FasterRCNN(KerasTrainingMixin, keras.Model):
     """Faster R-CNN; see the module docstring. num_classes excludes the background.

@@ -9,6 +9,7 @@ import keras
 
 from tfdet.detectors.faster_rcnn import FasterRCNN
 from tfdet.heads import MaskHead
+from tfdet.registry import DETECTORS
 
 
 class WithMasks:
@@ -57,6 +58,7 @@ class WithMasks:
         return self.roi_heads.mask_logits(pyramid, boxes, training)
 
 
+@DETECTORS.register("mask_rcnn")
 @keras.saving.register_keras_serializable("tfdet")
 class MaskRCNN(WithMasks, FasterRCNN):
     """Mask R-CNN: FasterRCNN's settings plus the mask part (WithMasks)."""

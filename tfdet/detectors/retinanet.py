@@ -15,8 +15,10 @@ from tfdet.detectors.keras_training import KerasTrainingMixin
 from tfdet.losses import replica_mean, sigmoid_focal_loss, smooth_l1_loss
 from tfdet.heads import RetinaNetHead
 from tfdet.necks import fpn
+from tfdet.registry import DETECTORS
 
 
+@DETECTORS.register("retinanet")
 @keras.saving.register_keras_serializable("tfdet")
 class RetinaNet(KerasTrainingMixin, keras.Model):
     """RetinaNet detector; see the module docstring for inputs and outputs."""

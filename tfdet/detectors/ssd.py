@@ -18,16 +18,18 @@ from tfdet.heads import SSDHead
 from tfdet.layers import L2Normalization
 from tfdet.losses import hard_negatives, replica_mean, smooth_l1_loss
 from tfdet.necks import blazeface_neck, ssd_extra_layers
+from tfdet.registry import DETECTORS, SSD_BACKBONES
 
 VGG16_300_EXTRAS = ((256, 512, 1, 2, 3), (128, 256, 1, 2, 3), (128, 256, 0, 1, 3),
                     (128, 256, 0, 1, 3))
 
 
+@DETECTORS.register("ssd")
 @keras.saving.register_keras_serializable("tfdet")
 class SSD(KerasTrainingMixin, keras.Model):
     """SSD; see the module docstring. num_classes excludes the background.
 
-    backbone 'vgg16' (conv4_3 L2-normalised with a learned scale, fc7, then `extras` with
+    backbone: a name in tfdet.registry.SSD_BACKBONES: 'vgg16' (conv4_3 L2-normalised with a learned scale, fc7, then `extras` with
     biases and ReLU), 'mobilenet_v1' (C4, C5, then `extras` with `norm`) or 'blazenet'
     (BlazeFace: BlazeNet's stride-8 and stride-16 maps, tfdet.backbones.blazenet, with
     `backbone_settings` as its keyword arguments; no extras; `neck` 'fpn_ssh', 'only_fpn' or
@@ -61,29 +63,7 @@ class SSD(KerasTrainingMixin, keras.Model):
             config[key] = _freeze(config[key])
         self.config = config
         self.num_classes = num_classes
-        if backbone == "vgg16":
-            body = vgg16(image_size)
-            conv4_3, fc7 = body.outputs
-            features = [L2Normalization(l2norm_scale, name="conv4_3_norm")(conv4_3), fc7]
-            extra = ssd_extra_layers(fc7, extras)
-        elif backbone == "mobilenet_v1":
-            body = mobilenet_v1(width, norm, image_size)
-            features = list(body.outputs[1:])
-            extra = ssd_extra_layers(features[-1], extras, norm=norm,
-                                     activation=extra_activation)
-        elif backbone == "blazenet":  # BlazeFace: the head reads BlazeNet's two maps
-            body = blazenet(**dict(backbone_settings or {}), norm=norm, input_size=image_size)
-            features = list(body.outputs)
-            if neck:
-                features = blazeface_neck(features, neck, norm)
-            extra = ssd_extra_layers(features[-1], extras, norm=norm) if extras else []
-        elif backbone == "faceboxnet":  # FaceBoxes: the head reads its two or three maps
-            body = faceboxnet(**dict(backbone_settings or {}), norm=norm, input_size=image_size)
-            features, extra = list(body.outputs), []
-        else:
-            raise ValueError(f"backbone must be 'vgg16', 'mobilenet_v1', 'blazenet' or "
-                             f"'faceboxnet', got {backbone!r}")
-        features += extra
+        body_input, features = SSD_BACKBONES.get(backbone)(config)
         sizes = [int(f.shape[1]) for f in features]
         if len(sizes) != len(min_sizes):
             raise ValueError(f"{len(sizes)} feature maps ({sizes}) but {len(min_sizes)} "
@@ -109,7 +89,7 @@ class SSD(KerasTrainingMixin, keras.Model):
                         for r, top, bottom in zip(aspect_ratios, max_sizes, min_sizes)]
         self.head = SSDHead(num_classes, per_cell, head_kernel, name="head")
         logits, deltas = self.head(features)
-        self.network = keras.Model(body.input, [logits, deltas], name="ssd_network")
+        self.network = keras.Model(body_input, [logits, deltas], name="ssd_network")
         self.feature_sizes = tuple(sizes)
 
     @property
@@ -178,6 +158,46 @@ class SSD(KerasTrainingMixin, keras.Model):
 
     def get_config(self):
         return dict(self.config, name=self.name)
+
+
+# -- backbones: config -> (input, the maps the heads read) --------------------------------------
+@SSD_BACKBONES.register("vgg16")
+def _vgg16(c):
+    """conv4_3 with L2Norm (a learned scale), fc7, then the extras with biases and ReLU."""
+    body = vgg16(c["image_size"])
+    conv4_3, fc7 = body.outputs
+    features = [L2Normalization(c["l2norm_scale"], name="conv4_3_norm")(conv4_3), fc7]
+    return body.input, features + ssd_extra_layers(fc7, c["extras"])
+
+
+@SSD_BACKBONES.register("mobilenet_v1")
+def _mobilenet_v1(c):
+    """MobileNetV1's C4 and C5, then the extras with `norm` and `extra_activation`."""
+    body = mobilenet_v1(c["width"], c["norm"], c["image_size"])
+    features = list(body.outputs[1:])
+    return body.input, features + ssd_extra_layers(features[-1], c["extras"], norm=c["norm"],
+                                                   activation=c["extra_activation"])
+
+
+@SSD_BACKBONES.register("blazenet")
+def _blazenet(c):
+    """BlazeFace: BlazeNet's two maps, through `neck` if set, then any extras."""
+    body = blazenet(**dict(c["backbone_settings"] or {}), norm=c["norm"],
+                    input_size=c["image_size"])
+    features = list(body.outputs)
+    if c["neck"]:
+        features = blazeface_neck(features, c["neck"], c["norm"])
+    if c["extras"]:
+        features += ssd_extra_layers(features[-1], c["extras"], norm=c["norm"])
+    return body.input, features
+
+
+@SSD_BACKBONES.register("faceboxnet")
+def _faceboxnet(c):
+    """FaceBoxes: FaceBoxNet's two or three maps."""
+    body = faceboxnet(**dict(c["backbone_settings"] or {}), norm=c["norm"],
+                      input_size=c["image_size"])
+    return body.input, list(body.outputs)
 
 
 def _freeze(value):

@@ -18,6 +18,27 @@ from tfdet.backbones import darknet53, mobilenet_v1, resnet
 from tfdet.detectors.ground_truth import ground_truth
 from tfdet.detectors.keras_training import KerasTrainingMixin
 from tfdet.necks import yolo_fpn
+from tfdet.registry import DETECTORS, YOLO_BACKBONES
+
+
+@YOLO_BACKBONES.register("darknet53")
+def _darknet53(c):
+    body = darknet53(c["norm"])
+    return body.input, list(body.outputs)
+
+
+@YOLO_BACKBONES.register("mobilenet_v1")
+def _mobilenet_v1(c):
+    body = mobilenet_v1(c["width"], c["norm"], feature_blocks=c["mobilenet_blocks"])
+    return body.input, list(body.outputs)
+
+
+@YOLO_BACKBONES.register("resnet")
+def _resnet(c):
+    body = resnet(c["depth"], c["variant"], norm=c["norm"], freeze_at=0,
+                  dcn_stages=c["dcn_stages"])
+    return body.input, list(body.outputs[1:])
+
 
 COCO_ANCHORS = ((10, 13), (16, 30), (33, 23), (30, 61), (62, 45), (59, 119), (116, 90),
                 (156, 198), (373, 326))
@@ -29,11 +50,12 @@ def _sigmoid_ce(logits, labels):
     return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
+@DETECTORS.register("yolov3")
 @keras.saving.register_keras_serializable("tfdet")
 class YOLOv3(KerasTrainingMixin, keras.Model):
-    """YOLOv3; see the module docstring. backbone: 'darknet53', 'mobilenet_v1' or 'resnet'
-    (with `depth`, 34 in the zoo). mobilenet_blocks: the MobileNetV1 blocks giving C3, C4, C5
-    (the static zoo's (5, 11, 13); ppdet 2.x weights use (4, 6, 13)). variant / dcn_stages: the
+    """YOLOv3; see the module docstring. backbone: a name in tfdet.registry.YOLO_BACKBONES:
+    'darknet53', 'mobilenet_v1' or 'resnet' (with `depth`, 34 in the zoo). mobilenet_blocks:
+    the MobileNetV1 blocks giving C3, C4, C5 (the static zoo's (5, 11, 13); ppdet 2.x weights use (4, 6, 13)). variant / dcn_stages: the
     ResNet's ('d' and (5,) for the zoo's R50-vd-DCN)."""
 
     def __init__(self, num_classes=80, backbone="darknet53", depth=34, norm="bn", width=1.0,
@@ -49,23 +71,12 @@ class YOLOv3(KerasTrainingMixin, keras.Model):
         config["dcn_stages"] = tuple(int(v) for v in dcn_stages)
         self.config = config
         self.num_classes = num_classes
-        if backbone == "darknet53":
-            body = darknet53(norm)
-            features = body.outputs
-        elif backbone == "mobilenet_v1":
-            body = mobilenet_v1(width, norm, feature_blocks=tuple(mobilenet_blocks))
-            features = body.outputs
-        elif backbone == "resnet":
-            body = resnet(depth, variant, norm=norm, freeze_at=0, dcn_stages=dcn_stages)
-            features = body.outputs[1:]
-        else:
-            raise ValueError(f"backbone must be 'darknet53', 'mobilenet_v1' or 'resnet', got "
-                             f"{backbone!r}")
+        body_input, features = YOLO_BACKBONES.get(backbone)(config)
         tips = yolo_fpn(list(features), norm)
         outputs = [keras.layers.Conv2D(len(mask) * (5 + num_classes), 1, name=f"output{i}",
                                        bias_initializer=self._bias_init(len(mask)))(t)
                    for i, (t, mask) in enumerate(zip(tips, config["anchor_masks"]))]
-        self.network = keras.Model(body.input, outputs, name="yolov3_network")
+        self.network = keras.Model(body_input, outputs, name="yolov3_network")
 
     def _bias_init(self, num_anchors):
         """Objectness biases at log(p / (1 - p)) for p = objectness_prior, the rest 0: at the
