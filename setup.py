@@ -6,6 +6,8 @@ setup(
     version="0.1.0",
     description="Object detection on TensorFlow 2 / Keras 3: R-CNN family, RetinaNet, SSD, YOLOv3.",
     packages=find_packages(include=["tfdet", "tfdet.*"]),
+    # The zoo's configs: the registry of rows (tfdet.models) reads them.
+    package_data={"tfdet": ["configs/*.gin", "configs/*/*.gin"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.20",

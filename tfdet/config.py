@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import gin
 from gin import config_parser
 
-from tfdet import data, models
+from tfdet import config_files, data, models
 from tfdet.training import optimizers, schedules
 
 
@@ -49,6 +49,17 @@ class ModelConfig:
     weights: Optional[str] = None
     tta: bool = False
     tta_scales: Optional[Sequence[int]] = None
+
+
+@gin.configurable
+def architecture(detector=None, **settings):
+    """A model's architecture, one binding per setting: `architecture.detector` (a name in
+    tfdet.registry.DETECTORS: 'retinanet', 'faster_rcnn', 'mask_rcnn', 'cascade_rcnn',
+    'cascade_mask_rcnn', 'ssd', 'yolov3'; set by the family base) and any keyword argument
+    of that detector class (`architecture.depth = 101`, `architecture.dcn_stages = (3, 4, 5)`).
+    A row's file adds its bindings to its family base's, as mmdetection's _base_ files.
+    Returns (detector, settings)."""
+    return detector, settings
 
 
 @gin.configurable
@@ -137,6 +148,9 @@ class Experiment:
     schedule: ScheduleConfig
     train: TrainConfig
     config_text: str = ""
+    # (detector, settings) the config binds (tfdet.config.architecture); (None, {}) for a
+    # config without architecture bindings (then the registered row's).
+    architecture: tuple = (None, {})
 
     # -- data --------------------------------------------------------------------------------
     def dataset(self, spec, limit=None, evaluation=False):
@@ -187,7 +201,7 @@ class Experiment:
             dataset, self.train_transform(), batch_size, training=True,
             max_boxes=d.max_boxes, size_divisor=d.size_divisor, pad_size=pad_size,
             shuffle_buffer=d.shuffle_buffer, seed=self.train.seed, shard=shard, skip=skip,
-            masks=models.predicts_masks(self.model.name), batch_transform=batch_transform)
+            masks=self.predicts_masks, batch_transform=batch_transform)
 
     def eval_pipeline(self, dataset, batch_size=1):
         d = self.data
@@ -223,11 +237,17 @@ class Experiment:
 
     # -- model and optimisation ----------------------------------------------------------------
     def build_model(self, num_classes=None, restoring=False):
-        """The configured model; restoring=True: a checkpoint is restored into it next (no
-        untrained-model warning)."""
+        """The configured model: its architecture bindings plus ModelConfig.overrides (a
+        registered name gets its row's settings where the config binds none); restoring=True:
+        a checkpoint is restored into it next (no untrained-model warning)."""
         m = self.model
-        return models.get(m.name, num_classes=m.num_classes or num_classes,
-                          weights=m.weights, restoring=restoring, **m.overrides)
+        return models.get(m.name, num_classes=m.num_classes or num_classes, weights=m.weights,
+                          restoring=restoring, architecture=self.architecture, **m.overrides)
+
+    @property
+    def predicts_masks(self):
+        """Whether the configured model predicts instance masks (its data needs them)."""
+        return models.predicts_masks(self.model.name, self.architecture)
 
     def learning_rate(self, global_batch_size=None):
         s, t = self.schedule, self.train
@@ -272,25 +292,6 @@ def _check_exists(spec):
             f"data with --train_data sample --eval_data sample:val")
 
 
-def repo_configs():
-    """The configs/ folder of the tfdet checkout this package runs from (the zoo rows' gin
-    files), or None for an installed copy without it."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.path.join(here, "configs")
-    return path if os.path.isdir(path) else None
-
-
-def _configs_root(config_file):
-    """The configs folder a config's includes are relative to (the one holding base/)."""
-    folder = os.path.dirname(os.path.abspath(config_file))
-    while not os.path.isdir(os.path.join(folder, "base")):
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return os.path.dirname(os.path.abspath(config_file))
-        folder = parent
-    return folder
-
-
 class _DropGinSearchMisses(logging.Filter):
     """gin logs every search-path location an include is not at; only real misses matter
     (those raise)."""
@@ -313,40 +314,19 @@ class UnsafeConfigError(ValueError):
     """A config file or binding that would import modules (and so run their code)."""
 
 
-class _Inert(config_parser.ParserDelegate):
-    """Parses references and macros without resolving them (nothing is looked up or run)."""
-
-    def configurable_reference(self, scoped_configurable_name, evaluate):
-        return f"@{scoped_configurable_name}{'()' if evaluate else ''}"
-
-    def macro(self, macro_name):
-        return f"%{macro_name}"
-
-
-def check_config_safe(text, source, search_root=None, _seen=None):
+def check_config_safe(text, source, search_root=None):
     """Raises UnsafeConfigError if gin text (or a file it includes) has an `import` or
     `from ... import` line, `from __gin__ import dynamic_registration` among them: gin runs
     the imported module's code, and with dynamic registration a reference such as
     `@subprocess.getoutput()` calls any function. Without imports a config can only reach
     tfdet's registered configurables."""
-    seen = set() if _seen is None else _seen
-    for statement in config_parser.ConfigParser(text, _Inert()):
+    for where, statement in config_files.statements(text, source,
+                                                    (search_root, config_files.CONFIGS)):
         if isinstance(statement, config_parser.ImportStatement):
             raise UnsafeConfigError(
-                f"{source}:{statement.location.line_num}: '{statement.format()}' is refused: "
+                f"{where}:{statement.location.line_num}: '{statement.format()}' is refused: "
                 f"imports in configs run code (pass --allow_config_imports, "
                 f"allow_imports=True, if you trust this config)")
-        if isinstance(statement, config_parser.IncludeStatement):
-            path = statement.filename
-            if not os.path.isabs(path):
-                candidates = [os.path.join(search_root or "", path), path]
-                path = next((c for c in candidates if os.path.exists(c)), candidates[0])
-            real = os.path.realpath(path)
-            if real in seen or not os.path.exists(real):
-                continue  # a missing include is gin's error to report
-            seen.add(real)
-            with open(real, encoding="utf-8") as f:
-                check_config_safe(f.read(), path, search_root, seen)
 
 
 def load_experiment(config_file=None, bindings=(), allow_imports=False):
@@ -358,9 +338,10 @@ def load_experiment(config_file=None, bindings=(), allow_imports=False):
     if config_file:
         if not os.path.exists(config_file):
             raise FileNotFoundError(f"config file {config_file!r} not found")
-        gin.add_config_file_search_path(_configs_root(config_file))
+        gin.add_config_file_search_path(config_files.configs_root(config_file))
+    gin.add_config_file_search_path(config_files.CONFIGS)  # includes of the zoo's files
     if not allow_imports:
-        root = _configs_root(config_file) if config_file else None
+        root = config_files.configs_root(config_file) if config_file else None
         if config_file:
             with open(config_file, encoding="utf-8") as f:
                 check_config_safe(f.read(), config_file, root)
@@ -370,4 +351,5 @@ def load_experiment(config_file=None, bindings=(), allow_imports=False):
         gin.parse_config_files_and_bindings([config_file] if config_file else [],
                                             list(bindings))
     parts = (ModelConfig(), DataConfig(), ScheduleConfig(), TrainConfig())
-    return Experiment(*parts, config_text=gin.operative_config_str())
+    arch = architecture()  # before the operative config, so that it records the bindings
+    return Experiment(*parts, config_text=gin.operative_config_str(), architecture=arch)

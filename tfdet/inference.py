@@ -3,8 +3,8 @@ model's own resize and normalisation (its experiment's evaluation transform, the
 and the SavedModel use), returning boxes in that image's pixels, scores and class names.
 
 The experiment comes from `experiment=`, else from the model (tfdet.models.load sets it from
-the run folder's config.gin, with the run's class names), else from the zoo row's file in the
-repository's configs/ (by the model's name).
+the run folder's config.gin, with the run's class names), else from the zoo row's file in
+tfdet's configs (by the model's name).
 """
 import os
 
@@ -17,9 +17,10 @@ def experiment_for(model):
     exp = getattr(model, "tfdet_experiment", None)
     if exp is not None:
         return exp
-    from tfdet.config import load_experiment, repo_configs
+    from tfdet.config import load_experiment
+    from tfdet.config_files import CONFIGS
     row = getattr(model, "tfdet_row", model.name)
-    path = os.path.join(repo_configs() or "", f"{row}.gin")
+    path = os.path.join(CONFIGS, f"{row}.gin")
     if not os.path.exists(path):
         raise ValueError(f"no config for model {row!r}: pass experiment= (the "
                          "tfdet.config.load_experiment of the config it was trained with)")

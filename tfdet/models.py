@@ -2,196 +2,126 @@
 
     tfdet.models.list_models() -> ["retinanet_r101_fpn_1x", ...]
     tfdet.models.get("retinanet_r50_fpn", num_classes=None, weights=None, **overrides)
+    tfdet.models.architecture("faster_rcnn_dcn_r50_fpn_1x") -> ('faster_rcnn', {...})
     tfdet.models.load("runs/X")    # a run folder (train.py, convert_weights.py) -> its model
+
+A row is a config file in tfdet/configs (configs/ in the repository) that sets ModelConfig.name
+to its own file name; its architecture is the file's `architecture.*` bindings plus those of
+the family base it includes (configs/base/faster_rcnn_fpn.gin: `architecture.detector =
+'faster_rcnn'`, ...), read without running gin. Adding a row is adding such a file:
+
+    include 'faster_rcnn_r101_vd_fpn_2x.gin'
+    ModelConfig.name = 'faster_rcnn_dcn_r101_vd_fpn_2x'
+    architecture.dcn_stages = (3, 4, 5)
 
 A name without its schedule suffix (retinanet_r50_fpn) is the same architecture as its 1x row.
 `overrides` replace architecture settings (e.g. depth=18, norm="bn" for training from scratch).
 `weights` is a local Keras weights file; nothing downloads.
 """
+import functools
+import glob
+import os
+
 import numpy as np
 
-from tfdet.detectors import (SSD, CascadeMaskRCNN, CascadeRCNN, FasterRCNN, MaskRCNN,
-                             RetinaNet, YOLOv3)
+from tfdet import config_files
+from tfdet import detectors  # noqa: F401  (importing it registers every detector)
+from tfdet.registry import DETECTORS
 
-_X101_64X4D = dict(depth=101, variant="d", groups=64, group_width=4)
-_R50_VD = dict(depth=50, variant="d")
-_R101_VD = dict(depth=101, variant="d")
-_DCN = dict(dcn_stages=(3, 4, 5))
-# GroupNorm rows (ppdet 2.x gn/*.yml): GN in the FPN and the heads, the 4conv1fc box head.
-_GN = dict(depth=50, fpn_norm="gn", head_norm="gn", box_head_convs=4, box_head_fcs=1)
-_CLS_AWARE = dict(_R101_VD, class_aware=True, roi_size=14, nms="soft", score_threshold=0.01,
-                  max_detections=300)
-# C4 Faster R-CNN (PaddleDetection faster_rcnn_r50_1x.yml): RPN on C4 with 12000 / 2000
-# proposals in training and 6000 / 1000 at test, 14x14 RoIAlign (adaptive sampling) on C4.
-_C4 = dict(neck="c4", train_pre_nms_top_k=12000, train_post_nms_top_k=2000,
-           test_pre_nms_top_k=6000, test_post_nms_top_k=1000, roi_size=14, sampling_ratio=0)
-# C4 Mask R-CNN (mask_rcnn_r50_1x.yml): the mask head is a deconv on the res5 RoI maps.
-_C4_MASK = dict(_C4, mask_num_convs=0)
-
-# SSD (PaddleDetection ssd_vgg16_300 / _512 / ssd_mobilenet_v1_voc). The VOC VGG configs lay
-# out each cell's priors in Caffe's order (min_max_aspect_ratios_order), the COCO ones not.
-_SSD512 = dict(image_size=512, base_size=512,
-               extras=((256, 512, 1, 2, 3), (128, 256, 1, 2, 3), (128, 256, 1, 2, 3),
-                       (128, 256, 1, 2, 3), (128, 256, 1, 1, 4)),
-               min_sizes=(20, 51, 133, 215, 296, 378, 460),
-               max_sizes=(51, 133, 215, 296, 378, 460, 542),
-               aspect_ratios=((2,), (2, 3), (2, 3), (2, 3), (2, 3), (2,), (2,)),
-               steps=(8, 16, 32, 64, 128, 256, 512))
-_VOC = dict(num_classes=20)
-_SSD_MOBILENET = dict(backbone="mobilenet_v1", extras=((256, 512), (128, 256), (128, 256),
-                                                       (64, 128)),
-                      min_sizes=(60, 105, 150, 195, 240, 285),
-                      max_sizes=((), 150, 195, 240, 285, 300),
-                      aspect_ratios=((2,), (2, 3), (2, 3), (2, 3), (2, 3), (2, 3)), steps=None,
-                      head_kernel=1, norm="bn")
-
-# BlazeFace (PaddleDetection 2.6.0 blazeface_1000e.yml): BlazeNet's stride-8 and stride-16
-# maps, 3x3 heads over 2 + 6 square priors per cell (min sizes 16, 24 and 32 ... 128 px at
-# 640), SSD matching at IoU 0.35, NMS at 0.3 keeping 750. One class (face). Priors stay in
-# input pixels at any image_size (base_size None), as ppdet's at any input size.
-_BLAZEFACE = dict(num_classes=1, backbone="blazenet", image_size=640, base_size=None, extras=(),
-                  min_sizes=((16, 24), (32, 48, 64, 80, 96, 128)), max_sizes=((), ()),
-                  aspect_ratios=((1.0,), (1.0,)), steps=(8, 16), flip=False, head_kernel=3,
-                  positive_iou=0.35, score_threshold=0.01, nms_iou=0.3, pre_nms_top_k=5000,
-                  max_detections=750, norm="bn")
-
-# BlazeFace-FPN-SSH (ppdet 2.6.0 blazeface_fpn_ssh_1000e.yml): hard-swish in the double blocks'
-# first 1x1 convs, the FPN + SSH neck (48-channel maps into the head).
-_BLAZEFACE_FPN_SSH = dict(_BLAZEFACE, backbone_settings=(("act", "hard_swish"),), neck="fpn_ssh")
-
-# The static zoo's editions (static/configs/face_detection): its BlazeNet has a dense 5x5 conv
-# where ppdet 2.x has the double blocks' second depthwise one; NAS and NAS_V2 are block lists
-# found by search, Lite a different block (blazenet_lite). Same head, priors and matching.
-_STATIC_BLAZE = (("dense_second_dw", True),)
-_NAS_BLAZE = (("blaze_filters", ((12, 12), (12, 12, 2), (12, 12))),)
-_BLAZEFACE_NAS = dict(_BLAZEFACE, backbone_settings=_STATIC_BLAZE + _NAS_BLAZE + (
-    ("double_blaze_filters", ((12, 16, 24, 2), (24, 12, 24), (24, 16, 72, 2), (72, 12, 72))),))
-_BLAZEFACE_NAS_V2 = dict(_BLAZEFACE, backbone_settings=_STATIC_BLAZE + _NAS_BLAZE + (
-    ("double_blaze_filters", ((12, 16, 32, 2), (32, 32, 32), (32, 16, 72, 2), (72, 24, 72))),))
-_BLAZEFACE_LITE = dict(_BLAZEFACE, backbone_settings=(("lite", True),))
-
-# FaceBoxes (static zoo, face_detection/faceboxes.yml, faceboxes_lite.yml): FaceBoxNet, 3x3 heads
-# over densified square anchors (Paddle's density_prior_box: 4 x 4 + 2 x 2 + 1 of 32, 64 and
-# 128 px on the stride-8 map, 256 and 512 on the next; Lite: 2 x 2 + 1 + 1 of 16, 32, 64, then
-# 96 and 128), BlazeFace's matching and post-processing.
-_FACEBOXES = dict(_BLAZEFACE, backbone="faceboxnet", min_sizes=((32, 64, 128), (256,), (512,)),
-                  densities=((4, 2, 1), (1,), (1,)), max_sizes=((), (), ()),
-                  aspect_ratios=((1.0,),) * 3, steps=(8, 16, 32))
-_FACEBOXES_LITE = dict(_FACEBOXES, backbone_settings=(("lite", True),),
-                       min_sizes=((16, 32, 64), (96, 128)), densities=((2, 1, 1), (1, 1)),
-                       max_sizes=((), ()), aspect_ratios=((1.0,),) * 2, steps=(8, 16))
-
-# name -> (detector class, architecture settings, schedule)
-_ZOO = {
-    "retinanet_r50_fpn_1x": (RetinaNet, dict(depth=50), "1x"),
-    "retinanet_r50_fpn_2x": (RetinaNet, dict(depth=50), "2x"),
-    "retinanet_r101_fpn_1x": (RetinaNet, dict(depth=101), "1x"),
-    "retinanet_x101_vd_64x4d_fpn_1x": (RetinaNet, _X101_64X4D, "1x"),
-    "faster_rcnn_r50_1x": (FasterRCNN, dict(depth=50, **_C4), "1x"),
-    "faster_rcnn_r50_2x": (FasterRCNN, dict(depth=50, **_C4), "2x"),
-    "faster_rcnn_r50_vd_1x": (FasterRCNN, dict(_R50_VD, **_C4), "1x"),
-    "faster_rcnn_r101_1x": (FasterRCNN, dict(depth=101, **_C4), "1x"),
-    "faster_rcnn_r50_fpn_1x": (FasterRCNN, dict(depth=50), "1x"),
-    "faster_rcnn_r50_fpn_2x": (FasterRCNN, dict(depth=50), "2x"),
-    "faster_rcnn_r50_vd_fpn_2x": (FasterRCNN, _R50_VD, "2x"),
-    "faster_rcnn_r101_fpn_1x": (FasterRCNN, dict(depth=101), "1x"),
-    "faster_rcnn_r101_fpn_2x": (FasterRCNN, dict(depth=101), "2x"),
-    "faster_rcnn_r101_vd_fpn_1x": (FasterRCNN, _R101_VD, "1x"),
-    "faster_rcnn_r101_vd_fpn_2x": (FasterRCNN, _R101_VD, "2x"),
-    "faster_rcnn_x101_vd_64x4d_fpn_1x": (FasterRCNN, _X101_64X4D, "1x"),
-    "faster_rcnn_x101_vd_64x4d_fpn_2x": (FasterRCNN, _X101_64X4D, "2x"),
-    # DCNv2 in the 3x3 convs of res3-res5 (the zoo's dcn rows, REFERENCE.md).
-    "faster_rcnn_dcn_r50_fpn_1x": (FasterRCNN, dict(depth=50, **_DCN), "1x"),
-    "faster_rcnn_dcn_r50_vd_fpn_2x": (FasterRCNN, dict(_R50_VD, **_DCN), "2x"),
-    "faster_rcnn_dcn_r101_vd_fpn_1x": (FasterRCNN, dict(_R101_VD, **_DCN), "1x"),
-    "faster_rcnn_dcn_x101_vd_64x4d_fpn_1x": (FasterRCNN, dict(_X101_64X4D, **_DCN), "1x"),
-    "mask_rcnn_dcn_r50_fpn_1x": (MaskRCNN, dict(depth=50, **_DCN), "1x"),
-    "mask_rcnn_dcn_r50_vd_fpn_2x": (MaskRCNN, dict(_R50_VD, **_DCN), "2x"),
-    "mask_rcnn_dcn_r101_vd_fpn_1x": (MaskRCNN, dict(_R101_VD, **_DCN), "1x"),
-    "mask_rcnn_dcn_x101_vd_64x4d_fpn_1x": (MaskRCNN, dict(_X101_64X4D, **_DCN), "1x"),
-    "faster_rcnn_r50_fpn_gn_2x": (FasterRCNN, _GN, "2x"),
-    "mask_rcnn_r50_fpn_gn_2x": (MaskRCNN, _GN, "2x"),
-    "cascade_rcnn_r50_fpn_gn_2x": (CascadeRCNN, _GN, "2x"),
-    "cascade_mask_rcnn_r50_fpn_gn_2x": (CascadeMaskRCNN, _GN, "2x"),
-    "mask_rcnn_r50_1x": (MaskRCNN, dict(depth=50, **_C4_MASK), "1x"),
-    "mask_rcnn_r50_2x": (MaskRCNN, dict(depth=50, **_C4_MASK), "2x"),
-    "mask_rcnn_r50_fpn_1x": (MaskRCNN, dict(depth=50), "1x"),
-    "mask_rcnn_r50_fpn_2x": (MaskRCNN, dict(depth=50), "2x"),
-    "mask_rcnn_r50_vd_fpn_2x": (MaskRCNN, _R50_VD, "2x"),
-    "mask_rcnn_r101_fpn_1x": (MaskRCNN, dict(depth=101), "1x"),
-    "mask_rcnn_r101_vd_fpn_1x": (MaskRCNN, _R101_VD, "1x"),
-    "mask_rcnn_x101_vd_64x4d_fpn_1x": (MaskRCNN, _X101_64X4D, "1x"),
-    "mask_rcnn_x101_vd_64x4d_fpn_2x": (MaskRCNN, _X101_64X4D, "2x"),
-    # Cascade R-CNN FPN (REFERENCE.md): three class-agnostic stages at IoU 0.5 / 0.6 / 0.7.
-    "cascade_rcnn_r50_fpn_1x": (CascadeRCNN, dict(depth=50), "1x"),
-    "cascade_mask_rcnn_r50_fpn_1x": (CascadeMaskRCNN, dict(depth=50), "1x"),
-    "cascade_rcnn_dcn_r50_fpn_1x": (CascadeRCNN, dict(depth=50, **_DCN), "1x"),
-    "cascade_rcnn_dcn_r101_vd_fpn_1x": (CascadeRCNN, dict(_R101_VD, **_DCN), "1x"),
-    "cascade_rcnn_dcn_x101_vd_64x4d_fpn_1x": (CascadeRCNN, dict(_X101_64X4D, **_DCN), "1x"),
-    # The static zoo's CascadeRCNNClsAware (cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms.yml):
-    # class-specific regression per stage, 14x14 RoIs, Gaussian soft-NMS (sigma 0.5, score
-    # 0.01, 300 kept).
-    "cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms": (CascadeRCNN, _CLS_AWARE, "1x"),
-    # The same weights under the multi-scale + flip test (its config sets ModelConfig.tta).
-    "cascade_rcnn_cls_aware_r101_vd_fpn_ms_test": (CascadeRCNN, _CLS_AWARE, "1x"),
-    "ssd_vgg16_300": (SSD, {}, "400k"),
-    "ssd_vgg16_512": (SSD, _SSD512, "400k"),
-    "ssd_vgg16_300_voc": (SSD, dict(_VOC, min_max_order=True), "120k"),
-    "ssd_vgg16_512_voc": (SSD, dict(_SSD512, min_max_order=True, **_VOC), "120k"),
-    "ssd_mobilenet_v1_voc": (SSD, dict(_SSD_MOBILENET, **_VOC), "28k"),
-    "blazeface": (SSD, _BLAZEFACE, "1000e"),
-    "blazeface_fpn_ssh": (SSD, _BLAZEFACE_FPN_SSH, "1000e"),
-    "blazeface_lite": (SSD, _BLAZEFACE_LITE, "320k"),
-    "blazeface_nas": (SSD, _BLAZEFACE_NAS, "320k"),
-    "blazeface_nas_v2": (SSD, _BLAZEFACE_NAS_V2, "320k"),
-    "faceboxes": (SSD, _FACEBOXES, "320k"),
-    "faceboxes_lite": (SSD, _FACEBOXES_LITE, "320k"),
-    "yolov3_darknet53": (YOLOv3, {}, "270e"),
-    "yolov3_mobilenet_v1": (YOLOv3, dict(backbone="mobilenet_v1"), "270e"),
-    "yolov3_r34": (YOLOv3, dict(backbone="resnet", depth=34), "270e"),
-    # ResNet50-vd with DCNv2 in res5 only (REFERENCE.md); the COCO row and the Objects365-
-    # pretrained one share this architecture.
-    "yolov3_r50vd_dcn": (YOLOv3, dict(backbone="resnet", depth=50, variant="d",
-                                      dcn_stages=(5,)), "270e"),
-    "yolov3_darknet53_voc": (YOLOv3, dict(_VOC), "270e"),
-    "yolov3_mobilenet_v1_voc": (YOLOv3, dict(_VOC, backbone="mobilenet_v1"), "270e"),
-    "yolov3_r34_voc": (YOLOv3, dict(_VOC, backbone="resnet", depth=34), "270e"),
-}
+# A name without one of these suffixes is the same architecture as its row with the suffix.
 _SCHEDULES = ("_1x", "_2x")
-# Foreground classes; the R-CNN heads add the background (81 outputs for COCO).
-# (A row's own num_classes, e.g. 20 for the VOC rows, comes first.)
-_DEFAULT_CLASSES = {RetinaNet: 80, FasterRCNN: 80, MaskRCNN: 80, CascadeRCNN: 80,
-                    CascadeMaskRCNN: 80, SSD: 80, YOLOv3: 80}
+
+
+@functools.lru_cache(maxsize=None)
+def _rows():
+    """{row: (detector, settings)}: every top-level config file in tfdet's configs that names
+    itself (ModelConfig.name == its file name), with the `architecture.*` bindings of the file
+    and its includes (tfdet.config.architecture)."""
+    rows = {}
+    for path in sorted(glob.glob(os.path.join(config_files.CONFIGS, "*.gin"))):
+        bindings = config_files.read_bindings(path)
+        name = bindings.get("ModelConfig.name")
+        if name != os.path.basename(path)[:-len(".gin")]:
+            continue
+        settings = {key.split(".", 1)[1]: value for key, value in bindings.items()
+                    if key.startswith("architecture.")}
+        detector = settings.pop("detector", None)
+        if detector not in DETECTORS:
+            raise ValueError(f"{path}: architecture.detector must be one of "
+                             f"{DETECTORS.names()}, got {detector!r}")
+        bad = [k for k, v in settings.items() if isinstance(v, config_files.Reference)]
+        if bad:
+            raise ValueError(f"{path}: architecture.{bad[0]} must be a literal (the registry "
+                             f"reads configs without running gin)")
+        rows[name] = (detector, settings)
+    return rows
 
 
 def list_models():
-    """Every registered zoo row, sorted."""
-    return sorted(_ZOO)
+    """Every registered zoo row, sorted: the config files in tfdet/configs (configs/ in the
+    repository) that set ModelConfig.name to their own name."""
+    return sorted(_rows())
 
 
 def resolve(name):
     """The registered row a name refers to (a short alias gets the 1x row)."""
-    if name in _ZOO:
+    rows = _rows()
+    if name in rows:
         return name
     for suffix in _SCHEDULES:
-        if name + suffix in _ZOO:
+        if name + suffix in rows:
             return name + suffix
     raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
 
 
-def predicts_masks(name):
-    """Whether the row predicts instance masks (its training data needs them)."""
-    return getattr(_ZOO[resolve(name)][0], "predicts_masks", False)
+def architecture(name):
+    """(detector, settings) of a registered row: its config's `architecture.*` bindings
+    (family base plus row file), e.g. ('faster_rcnn', {'depth': 101, 'variant': 'd', ...});
+    settings a row leaves unbound take the detector class's defaults."""
+    detector, settings = _rows()[resolve(name)]
+    return detector, dict(settings)
+
+
+def predicts_masks(name, architecture=None):
+    """Whether the model predicts instance masks (its training data needs them): by the
+    detector an architecture (detector, settings) names, else by the registered row's."""
+    detector = (architecture or (None, {}))[0] or _rows()[resolve(name)][0]
+    return getattr(DETECTORS.get(detector), "predicts_masks", False)
+
+
+def _settings(name, architecture):
+    """(detector, settings, row, config overrides) of a model: a config's architecture
+    (detector, settings) over the registered row's (a row name), or alone (a new name)."""
+    detector, settings = architecture or (None, {})
+    try:
+        row = resolve(name)
+    except KeyError:
+        if detector is None:
+            raise
+        return detector, dict(settings), None, {}
+    row_detector, row_settings = _rows()[row]
+    if detector is not None and detector != row_detector:
+        raise ValueError(f"model {name!r} is a {row_detector!r} row but the config binds "
+                         f"architecture.detector = {detector!r}; give the config its own "
+                         f"ModelConfig.name")
+    changed = {k: v for k, v in settings.items() if row_settings.get(k, _UNSET) != v}
+    return row_detector, dict(row_settings), row, changed
+
+
+_UNSET = object()
 
 
 def get(name, *, num_classes=None, weights=None, build_size=128, restoring=False,
-        **overrides):
+        architecture=None, **overrides):
     """Builds a zoo model (weights created by one forward pass at build_size x build_size,
     or at the model's fixed input size).
 
     name: a row of list_models() (a 1x / 2x suffix may be left out); num_classes: foreground
     classes (the R-CNN heads add the background); overrides: architecture settings of the
-    detector class (e.g. depth=18, norm='bn', score_threshold=0.3).
+    detector class (e.g. depth=18, norm='bn', score_threshold=0.3). architecture: a config's
+    (detector, settings) (tfdet.config.architecture; Experiment.build_model passes it): its
+    settings replace the row's, and a name that is no registered row is built from it alone
+    (a new row is a config file).
     weights: a Keras weights file, a tfdet checkpoint / run folder, or a PaddleDetection
     ImageNet backbone `.pdparams` (tfdet.convert.load_paddle_backbone); without it the model
     has random weights, and a warning says so unless restoring=True (the caller restores a
@@ -216,13 +146,14 @@ def get(name, *, num_classes=None, weights=None, build_size=128, restoring=False
     normalised [y1, x1, y2, x2] of the original image, detection_scores, detection_classes
     (the data set's category ids, float32), num_detections (float32), detection_masks.
     """
-    row = resolve(name)
-    cls, settings, _ = _ZOO[row]
-    kwargs = dict(settings)
-    kwargs.update(overrides)
-    kwargs["num_classes"] = num_classes or settings.get("num_classes") or _DEFAULT_CLASSES[cls]
-    model = cls(name=_describe(row, settings, overrides), **kwargs)
-    model.tfdet_row = row  # the zoo row (and config) it was built from
+    detector, settings, row, changed = _settings(name, architecture)
+    overrides = {**changed, **overrides}
+    kwargs = {**settings, **overrides}
+    if num_classes:
+        kwargs["num_classes"] = num_classes
+    model_name = _describe(row, settings, overrides) if row else name
+    model = DETECTORS.get(detector)(name=model_name, **kwargs)
+    model.tfdet_row = row or name  # the zoo row (and config) it was built from
     # Models with one fixed input size (SSD) are built at that size.
     size = getattr(model, "fixed_input_size", None) or build_size
     _build(model, size)

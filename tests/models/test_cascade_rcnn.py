@@ -38,7 +38,8 @@ def test_every_cascade_row_builds_with_the_reference_count():
     assert sorted(rows) == sorted(COUNTS)
     built = {}
     for name in rows:
-        key = tuple(sorted(models._ZOO[name][1].items())), models._ZOO[name][0]
+        detector, settings = models.architecture(name)
+        key = tuple(sorted(settings.items())), detector
         if key not in built:
             built[key] = count(models.get(name, build_size=64))
         assert built[key] == COUNTS[name], name
@@ -238,7 +239,7 @@ def test_the_multi_scale_test_row_is_the_softnms_row_under_tta():
     assert exp.model.tta and exp.model.name == "cascade_rcnn_cls_aware_r101_vd_fpn_ms_test"
     soft = load_experiment("configs/cascade_rcnn_cls_aware_r101_vd_fpn_1x_softnms.gin")
     assert not soft.model.tta
-    assert models._ZOO[exp.model.name][1] == models._ZOO[soft.model.name][1]
+    assert models.architecture(exp.model.name) == models.architecture(soft.model.name)
     tta = exp.tta(object())
     assert tta.scales == ZOO_SCALES and tta.flips == (False, True)
     assert tta.max_long_side == 2000 and (tta.nms_iou, tta.vote_iou) == (0.5, 0.9)

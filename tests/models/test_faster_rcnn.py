@@ -25,7 +25,7 @@ def check_row_counts(prefix, num_rows, fpn_reference, c4_reference):
                 (101, "d", 1): R101_BODY + VD_STEM, (101, "d", 64): X101_BODY}
     built = {}
     for name in rows:
-        _, settings, _ = models._ZOO[name]
+        _, settings = models.architecture(name)
         c4 = settings.get("neck") == "c4"
         key = (settings["depth"], settings.get("variant", "b"), settings.get("groups", 1))
         if (key, c4) not in built:

@@ -679,7 +679,7 @@ def convert_paddle_checkpoint(paddle_config_name, weights, output, num_classes=N
 
     from tfdet.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASS_NAMES
     from tfdet.training.checkpoints import write_run_info_dict
-    from tfdet.config import repo_configs
+    from tfdet.config_files import CONFIGS
     from tfdet.convert.pdparams import read_pdparams
 
     output = os.path.abspath(output)
@@ -708,7 +708,7 @@ def convert_paddle_checkpoint(paddle_config_name, weights, output, num_classes=N
         # The trainer's layout (CheckpointManager, relative paths), so the folder can move.
         manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), scratch, 1)
         prefix = manager.save(checkpoint_number=0)
-        config = _config_text(spec, num_classes, configs_dir or repo_configs())
+        config = _config_text(spec, num_classes, configs_dir or CONFIGS)
         with open(os.path.join(scratch, "config.gin"), "w", encoding="utf-8") as f:
             f.write(config)
         write_run_info_dict(scratch, {
