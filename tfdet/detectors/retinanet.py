@@ -11,8 +11,8 @@ import tensorflow as tf
 from tfdet import ops
 from tfdet.backbones import resnet
 from tfdet.detectors.ground_truth import ground_truth
-from tfdet.detectors.keras_training import KerasTrainingMixin
-from tfdet.losses import replica_mean, sigmoid_focal_loss, smooth_l1_loss
+from tfdet.detectors.dense import DenseDetector
+from tfdet.losses import sigmoid_focal_loss, smooth_l1_loss
 from tfdet.heads import RetinaNetHead
 from tfdet.necks import fpn
 from tfdet.registry import DETECTORS
@@ -20,7 +20,7 @@ from tfdet.registry import DETECTORS
 
 @DETECTORS.register("retinanet")
 @keras.saving.register_keras_serializable("tfdet")
-class RetinaNet(KerasTrainingMixin, keras.Model):
+class RetinaNet(DenseDetector):
     """RetinaNet detector; see the module docstring for inputs and outputs."""
 
     def __init__(self, num_classes=80, depth=50, variant="b", groups=1, group_width=64,
@@ -55,10 +55,6 @@ class RetinaNet(KerasTrainingMixin, keras.Model):
                                   fpn_channels, norm=head_norm, name="head")
         logits, deltas = self.head(pyramid)
         self.network = keras.Model(body.input, [logits, deltas], name="retinanet_network")
-
-    def raw_outputs(self, images, training=False):
-        """(class logits [B, N, K], box deltas [B, N, 4]) for all anchors."""
-        return self.network(images, training=training)
 
     def anchors(self, height, width):
         """Anchors [N, 4] for an input of the given (padded) size, and per-level counts."""
@@ -97,7 +93,7 @@ class RetinaNet(KerasTrainingMixin, keras.Model):
             anchors, gt["boxes"], gt["classes"], gt["valid"])
         positive = tf.cast(labels == 1, tf.float32)
         counted = tf.cast(labels >= 0, tf.float32)
-        num_positive = tf.maximum(replica_mean(tf.reduce_sum(positive)), 1.0)
+        num_positive = self.positive_count(positive)
         focal = sigmoid_focal_loss(tf.cast(logits, tf.float32), class_targets,
                                    c["focal_alpha"], c["focal_gamma"])
         class_loss = tf.reduce_sum(focal * counted[..., None]) / num_positive
@@ -105,10 +101,6 @@ class RetinaNet(KerasTrainingMixin, keras.Model):
         box_loss = tf.reduce_sum(l1 * positive[..., None]) / num_positive
         return {"class_loss": class_loss, "box_loss": box_loss,
                 "total_loss": class_loss + box_loss}
-
-    def call(self, images, training=False):
-        logits, deltas = self.raw_outputs(images, training=training)
-        return self.postprocess(images, logits, deltas)
 
     def postprocess(self, images, logits, deltas):
         """Per level the top pre_nms_top_k candidates, decoded, then per-class NMS.
@@ -153,14 +145,8 @@ class RetinaNet(KerasTrainingMixin, keras.Model):
         if c["clip_boxes"]:
             boxes = ops.clip_boxes(boxes, height, width)
         if by_anchor:
-            return ops.batched_multiclass_nms(
-                boxes, tf.concat(scores_all, 1), iou_threshold=c["nms_iou"],
-                score_threshold=c["score_threshold"], max_per_class=c["max_detections"],
-                max_total=c["max_detections"], pre_nms_top_k=c["pre_nms_top_k"])
+            return self.multiclass_nms(boxes, tf.concat(scores_all, 1))
         return ops.batched_labeled_nms(
             boxes, tf.concat(scores_all, 1), tf.concat(classes_all, 1),
             iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
             max_total=c["max_detections"])
-
-    def get_config(self):
-        return dict(self.config, name=self.name)

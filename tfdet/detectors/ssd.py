@@ -13,10 +13,10 @@ import tensorflow as tf
 from tfdet import ops
 from tfdet.backbones import blazenet, faceboxnet, mobilenet_v1, vgg16
 from tfdet.detectors.ground_truth import ground_truth
-from tfdet.detectors.keras_training import KerasTrainingMixin
+from tfdet.detectors.dense import DenseDetector
 from tfdet.heads import SSDHead
 from tfdet.layers import L2Normalization
-from tfdet.losses import hard_negatives, replica_mean, smooth_l1_loss
+from tfdet.losses import hard_negatives, smooth_l1_loss
 from tfdet.necks import blazeface_neck, ssd_extra_layers
 from tfdet.registry import DETECTORS, SSD_BACKBONES
 
@@ -26,7 +26,7 @@ VGG16_300_EXTRAS = ((256, 512, 1, 2, 3), (128, 256, 1, 2, 3), (128, 256, 0, 1, 3
 
 @DETECTORS.register("ssd")
 @keras.saving.register_keras_serializable("tfdet")
-class SSD(KerasTrainingMixin, keras.Model):
+class SSD(DenseDetector):
     """SSD; see the module docstring. num_classes excludes the background.
 
     backbone: a name in tfdet.registry.SSD_BACKBONES: 'vgg16' (conv4_3 L2-normalised with a learned scale, fc7, then `extras` with
@@ -102,10 +102,6 @@ class SSD(KerasTrainingMixin, keras.Model):
         return int(self.priors.shape[0])
 
     # -- inference ---------------------------------------------------------------------------
-    def call(self, images, training=False):
-        logits, deltas = self.network(images, training=training)
-        return self.postprocess(images, logits, deltas)
-
     def postprocess(self, images, logits, deltas):
         """Softmax, decoding against the priors, per-class top-k before NMS, per-class NMS,
         the best max_detections over all classes."""
@@ -116,10 +112,7 @@ class SSD(KerasTrainingMixin, keras.Model):
                                  c["box_weights"])
         if c["clip_boxes"]:
             boxes = ops.clip_boxes(boxes, height, width)
-        return ops.batched_multiclass_nms(
-            boxes, probs, iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
-            max_per_class=c["max_detections"], max_total=c["max_detections"],
-            pre_nms_top_k=c["pre_nms_top_k"])
+        return self.multiclass_nms(boxes, probs)
 
     # -- training ----------------------------------------------------------------------------
     def compute_losses(self, batch, training=True):
@@ -131,7 +124,7 @@ class SSD(KerasTrainingMixin, keras.Model):
         c = self.config
         gt = ground_truth(batch)
         boxes, valid = gt["boxes"], gt["valid"]
-        logits, deltas = self.network(batch["images"], training=training)
+        logits, deltas = self.raw_outputs(batch["images"], training=training)
         logits = tf.cast(logits, tf.float32)
         deltas = tf.cast(deltas, tf.float32)
         matched, labels = ops.argmax_match(ops.box_iou(self.priors[None], boxes),
@@ -145,7 +138,7 @@ class SSD(KerasTrainingMixin, keras.Model):
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=classes, logits=logits)
         trained = positive | hard_negatives(ce, positive, negative, c["neg_pos_ratio"])
         positive_f = tf.cast(positive, tf.float32)
-        num_positive = tf.maximum(replica_mean(tf.reduce_sum(positive_f)), 1.0)
+        num_positive = self.positive_count(positive)
         targets = ops.encode_boxes(tf.gather(boxes, matched, batch_dims=1), self.priors[None],
                                    c["box_weights"])
         losses = {
@@ -155,10 +148,6 @@ class SSD(KerasTrainingMixin, keras.Model):
         }
         losses["total_loss"] = losses["class_loss"] + losses["box_loss"]
         return losses
-
-    def get_config(self):
-        return dict(self.config, name=self.name)
-
 
 # -- backbones: config -> (input, the maps the heads read) --------------------------------------
 @SSD_BACKBONES.register("vgg16")

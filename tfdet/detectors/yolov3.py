@@ -16,7 +16,7 @@ import tensorflow as tf
 from tfdet import ops
 from tfdet.backbones import darknet53, mobilenet_v1, resnet
 from tfdet.detectors.ground_truth import ground_truth
-from tfdet.detectors.keras_training import KerasTrainingMixin
+from tfdet.detectors.dense import DenseDetector
 from tfdet.necks import yolo_fpn
 from tfdet.registry import DETECTORS, YOLO_BACKBONES
 
@@ -52,7 +52,7 @@ def _sigmoid_ce(logits, labels):
 
 @DETECTORS.register("yolov3")
 @keras.saving.register_keras_serializable("tfdet")
-class YOLOv3(KerasTrainingMixin, keras.Model):
+class YOLOv3(DenseDetector):
     """YOLOv3; see the module docstring. backbone: a name in tfdet.registry.YOLO_BACKBONES:
     'darknet53', 'mobilenet_v1' or 'resnet' (with `depth`, 34 in the zoo). mobilenet_blocks:
     the MobileNetV1 blocks giving C3, C4, C5 (the static zoo's (5, 11, 13); ppdet 2.x weights use (4, 6, 13)). variant / dcn_stages: the
@@ -89,7 +89,7 @@ class YOLOv3(KerasTrainingMixin, keras.Model):
     def level_outputs(self, images, training=False):
         """Per level (stride 32, 16, 8): raw outputs [B, H, W, A, 5 + K] (x, y, w, h,
         objectness, classes), float32."""
-        outputs = self.network(images, training=training)
+        outputs = self.raw_outputs(images, training=training)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         shaped = []
@@ -118,7 +118,7 @@ class YOLOv3(KerasTrainingMixin, keras.Model):
         else the input's size. (Paddle's yolo_box clips to the original image's last pixel,
         (size - 1) in original pixels: pass that limit scaled to the input to reproduce it.)"""
         c = self.config
-        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        height = tf.shape(images)[1]
         boxes, scores = [], []
         for level, out in enumerate(self.level_outputs(images, training)):
             batch = tf.shape(out)[0]
@@ -129,10 +129,7 @@ class YOLOv3(KerasTrainingMixin, keras.Model):
             scores.append(tf.reshape(objectness * tf.sigmoid(out[..., 5:]),
                                      [batch, -1, self.num_classes]))
         boxes = ops.clip_boxes(tf.concat(boxes, 1), *ops.clip_limits(images, image_sizes))
-        return ops.batched_multiclass_nms(
-            boxes, tf.concat(scores, 1), iou_threshold=c["nms_iou"],
-            score_threshold=c["score_threshold"], max_per_class=c["max_detections"],
-            max_total=c["max_detections"], pre_nms_top_k=c["pre_nms_top_k"])
+        return self.multiclass_nms(boxes, tf.concat(scores, 1))
 
     # -- training ----------------------------------------------------------------------------
     def compute_losses(self, batch, training=True):
@@ -221,6 +218,3 @@ class YOLOv3(KerasTrainingMixin, keras.Model):
         losses = {k: v / images_here for k, v in losses.items()}
         losses["total_loss"] = tf.add_n(list(losses.values()))
         return losses
-
-    def get_config(self):
-        return dict(self.config, name=self.name)
