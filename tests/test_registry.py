@@ -74,10 +74,23 @@ def test_a_config_can_change_a_registered_rows_architecture():
     assert model.name == "faster_rcnn_r18_fpn_1x"
     assert (model.config["depth"], model.config["fpn_channels"]) == (18, 32)
     assert model.config["test_pre_nms_top_k"] == 1000  # the row's, kept
-    with pytest.raises(ValueError, match="is a 'faster_rcnn' row but the config binds "
-                                         "architecture.detector = 'ssd'"):
+    with pytest.raises(ValueError, match="binds architecture.detector = 'ssd' .* but model "
+                                         "'faster_rcnn_r50_fpn_1x' is a 'faster_rcnn' row"):
         load_experiment(f"{config_files.CONFIGS}/faster_rcnn_r50_fpn_1x.gin",
                         ["architecture.detector = 'ssd'"]).build_model()
+    # Naming another row on a row's file builds that row (the file's own bindings are not
+    # changes), as before rows were files; a changed setting still applies.
+    exp = load_experiment(f"{config_files.CONFIGS}/retinanet_r50_fpn_1x.gin",
+                          ["ModelConfig.name = 'retinanet_r101_fpn_1x'"])
+    assert exp.architecture_changes() == {}
+    exp = load_experiment(f"{config_files.CONFIGS}/retinanet_r50_fpn_1x.gin",
+                          ["ModelConfig.name = 'yolov3_r34'", "architecture.depth = 18"])
+    with pytest.raises(ValueError, match=r"\(with \['depth'\]\) but model 'yolov3_r34' is a "
+                                         r"'yolov3' row"):
+        exp.build_model()
+    exp = load_experiment(f"{config_files.CONFIGS}/mask_rcnn_r50_fpn_1x.gin",
+                          ["ModelConfig.name = 'ssd_vgg16_300'"])
+    assert exp.architecture_changes() == {} and not exp.predicts_masks
 
 
 def test_registries_name_their_builders_and_refuse_unknown_names():

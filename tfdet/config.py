@@ -148,9 +148,10 @@ class Experiment:
     schedule: ScheduleConfig
     train: TrainConfig
     config_text: str = ""
-    # (detector, settings) the config binds (tfdet.config.architecture); (None, {}) for a
-    # config without architecture bindings (then the registered row's).
+    # (detector, settings) the config binds (tfdet.config.architecture), and the model name
+    # its file binds before --gin_bindings (see build_model).
     architecture: tuple = (None, {})
+    file_row: Optional[str] = None
 
     # -- data --------------------------------------------------------------------------------
     def dataset(self, spec, limit=None, evaluation=False):
@@ -237,12 +238,47 @@ class Experiment:
 
     # -- model and optimisation ----------------------------------------------------------------
     def build_model(self, num_classes=None, restoring=False):
-        """The configured model: its architecture bindings plus ModelConfig.overrides (a
-        registered name gets its row's settings where the config binds none); restoring=True:
-        a checkpoint is restored into it next (no untrained-model warning)."""
+        """The configured model; restoring=True: a checkpoint is restored into it next (no
+        untrained-model warning).
+
+        A name that is no registered row is built from the config's architecture bindings (a
+        new row's file). A registered row is built from its own architecture, changed by
+        ModelConfig.overrides and by the config's bindings that differ from those of the row
+        its file names (so `architecture.depth = 18` on a row's file changes the depth, and
+        `ModelConfig.name = 'ssd_vgg16_300'` on a RetinaNet file builds that SSD row)."""
         m = self.model
-        return models.get(m.name, num_classes=m.num_classes or num_classes, weights=m.weights,
-                          restoring=restoring, architecture=self.architecture, **m.overrides)
+        common = dict(num_classes=m.num_classes or num_classes, weights=m.weights,
+                      restoring=restoring)
+        if not self._registered(m.name):
+            return models.get(m.name, architecture=self.architecture, **common, **m.overrides)
+        overrides = {**self.architecture_changes(), **m.overrides}  # overrides win
+        return models.get(m.name, **common, **overrides)
+
+    @staticmethod
+    def _registered(name):
+        try:
+            models.resolve(name)
+        except KeyError:
+            return False
+        return True
+
+    def architecture_changes(self):
+        """The config's architecture bindings that differ from those of the registered row
+        its file names (all of them when the file names none); ValueError when there are
+        some for another detector than the named row's."""
+        detector, settings = self.architecture
+        base_detector, base = detector, {}
+        if self.file_row and self._registered(self.file_row):
+            base_detector, base = models.architecture(self.file_row)
+        unset = object()
+        changes = {k: v for k, v in settings.items() if base.get(k, unset) != v}
+        row_detector = models.architecture(self.model.name)[0]
+        if detector not in (None, row_detector) and (changes or detector != base_detector):
+            raise ValueError(
+                f"the config binds architecture.detector = {detector!r} (with "
+                f"{sorted(changes) or 'no other changes'}) but model {self.model.name!r} is a "
+                f"{row_detector!r} row; give the config its own ModelConfig.name")
+        return changes
 
     @property
     def predicts_masks(self):
@@ -352,4 +388,8 @@ def load_experiment(config_file=None, bindings=(), allow_imports=False):
                                             list(bindings))
     parts = (ModelConfig(), DataConfig(), ScheduleConfig(), TrainConfig())
     arch = architecture()  # before the operative config, so that it records the bindings
-    return Experiment(*parts, config_text=gin.operative_config_str(), architecture=arch)
+    file_row = None
+    if config_file:
+        file_row = config_files.read_bindings(config_file).get("ModelConfig.name")
+    return Experiment(*parts, config_text=gin.operative_config_str(), architecture=arch,
+                      file_row=file_row)

@@ -83,32 +83,15 @@ def architecture(name):
 
 
 def predicts_masks(name, architecture=None):
-    """Whether the model predicts instance masks (its training data needs them): by the
-    detector an architecture (detector, settings) names, else by the registered row's."""
-    detector = (architecture or (None, {}))[0] or _rows()[resolve(name)][0]
-    return getattr(DETECTORS.get(detector), "predicts_masks", False)
-
-
-def _settings(name, architecture):
-    """(detector, settings, row, config overrides) of a model: a config's architecture
-    (detector, settings) over the registered row's (a row name), or alone (a new name)."""
-    detector, settings = architecture or (None, {})
+    """Whether the model predicts instance masks (its training data needs them): a
+    registered row's detector, else the detector of `architecture` (detector, settings)."""
     try:
-        row = resolve(name)
+        detector = _rows()[resolve(name)][0]
     except KeyError:
-        if detector is None:
+        if not architecture or architecture[0] is None:
             raise
-        return detector, dict(settings), None, {}
-    row_detector, row_settings = _rows()[row]
-    if detector is not None and detector != row_detector:
-        raise ValueError(f"model {name!r} is a {row_detector!r} row but the config binds "
-                         f"architecture.detector = {detector!r}; give the config its own "
-                         f"ModelConfig.name")
-    changed = {k: v for k, v in settings.items() if row_settings.get(k, _UNSET) != v}
-    return row_detector, dict(row_settings), row, changed
-
-
-_UNSET = object()
+        detector = architecture[0]
+    return getattr(DETECTORS.get(detector), "predicts_masks", False)
 
 
 def get(name, *, num_classes=None, weights=None, build_size=128, restoring=False,
@@ -118,10 +101,10 @@ def get(name, *, num_classes=None, weights=None, build_size=128, restoring=False
 
     name: a row of list_models() (a 1x / 2x suffix may be left out); num_classes: foreground
     classes (the R-CNN heads add the background); overrides: architecture settings of the
-    detector class (e.g. depth=18, norm='bn', score_threshold=0.3). architecture: a config's
-    (detector, settings) (tfdet.config.architecture; Experiment.build_model passes it): its
-    settings replace the row's, and a name that is no registered row is built from it alone
-    (a new row is a config file).
+    detector class (e.g. depth=18, norm='bn', score_threshold=0.3). architecture: (detector,
+    settings) of a name that is no registered row (tfdet.config.architecture of a new row's
+    config file; Experiment.build_model passes it); a registered row's architecture is its
+    own, changed by overrides.
     weights: a Keras weights file, a tfdet checkpoint / run folder, or a PaddleDetection
     ImageNet backbone `.pdparams` (tfdet.convert.load_paddle_backbone); without it the model
     has random weights, and a warning says so unless restoring=True (the caller restores a
@@ -146,8 +129,16 @@ def get(name, *, num_classes=None, weights=None, build_size=128, restoring=False
     normalised [y1, x1, y2, x2] of the original image, detection_scores, detection_classes
     (the data set's category ids, float32), num_detections (float32), detection_masks.
     """
-    detector, settings, row, changed = _settings(name, architecture)
-    overrides = {**changed, **overrides}
+    try:
+        row = resolve(name)
+    except KeyError:
+        if not architecture or architecture[0] is None:
+            raise
+        row = None
+    if row and architecture is not None:
+        raise ValueError(f"{name!r} is a registered row: change its architecture with "
+                         f"overrides, not architecture=")
+    detector, settings = _rows()[row] if row else architecture
     kwargs = {**settings, **overrides}
     if num_classes:
         kwargs["num_classes"] = num_classes
