@@ -10,7 +10,7 @@ from tfdet.training import Trainer
 
 # The quickstart recipe at 192 px (padded to 256), LR constant after the warmup.
 SMALL_RACCOON = [
-    "DataConfig.train_limit = 16",
+    "DataConfig.train_limit = 16", "TrainConfig.global_batch_size = 8",
     "DataConfig.short_side = (192,)", "DataConfig.max_long_side = 256",
     "DataConfig.eval_short_side = 192", "DataConfig.pad_size = (256, 256)",
     "ScheduleConfig.total_steps = 1000", "ScheduleConfig.milestones = (800,)",

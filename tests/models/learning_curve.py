@@ -62,6 +62,7 @@ def face_bindings(size, steps):
             "DataConfig.size_divisor = 1", "DataConfig.train_limit = None",
             "DataConfig.mean = (123.0, 117.0, 104.0)",
             "DataConfig.std = (127.502231, 127.502231, 127.502231)",
+            "TrainConfig.global_batch_size = 8",
             "ScheduleConfig.base_lr = 0.004", f"ScheduleConfig.total_steps = {steps}",
             f"ScheduleConfig.milestones = ({steps * 3 // 4},)"]
 
@@ -101,7 +102,7 @@ def main(argv):
     pad = -(-size // 32) * 32 if fam != "retina" else -(-size // 128) * 128
     exp = load_experiment(QUICKSTART, [
         f"DataConfig.train = 'csv:{root}/data/train_labels.csv:{root}/images'",
-        f"DataConfig.train_limit = {nimg}",
+        f"DataConfig.train_limit = {nimg}", "TrainConfig.global_batch_size = 8",
         f"DataConfig.short_side = ({size},)", f"DataConfig.max_long_side = {pad}",
         f"DataConfig.eval_short_side = {size}", f"DataConfig.pad_size = ({pad}, {pad})",
         f"ScheduleConfig.total_steps = {steps}",
