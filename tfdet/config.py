@@ -2,9 +2,11 @@
 
 A config file binds their fields (`DataConfig.short_side = 800`); `load_experiment` parses the
 file plus `--gin_bindings` and returns an `Experiment`, which builds the model, the data
-sets, the input pipelines and the optimizer from them. Config files live in `configs/`: a
-family base (`configs/base/retinanet.gin`), a schedule (`configs/base/schedule_1x.gin`) and one
-short file per zoo row.
+sets, the input pipelines and the optimizer from them. Config files live in `configs/`
+(tfdet/configs): a family base (`configs/base/retinanet.gin`), a schedule
+(`configs/base/schedule_1x.gin`) and one short file per zoo row; a model's architecture is
+its `architecture.*` bindings (see `architecture`), and those files are the zoo registry
+(tfdet.models).
 """
 import contextlib
 import dataclasses
