@@ -31,7 +31,8 @@ SHARED_DATA = pathlib.Path(
 SLOW = (
     "tests/models/test_yolov3_learning.py", "tests/models/test_mask_rcnn_learning.py",
     "tests/models/test_ssd_learning.py", "tests/training/test_multiworker.py",
-    "tests/models/test_cascade_rcnn_learning.py", "tests/models/test_blazeface_learning.py",
+    "tests/models/test_cascade_rcnn_learning.py", "tests/models/test_gn_learning.py",
+    "tests/models/test_blazeface_learning.py",
     "tests/models/test_retinanet_learning.py",
     "tests/parity/test_paddle_parity.py", "tests/training/test_trainer.py",
     "tests/training/test_checkpoint_roundtrip.py", "tests/training/test_keras_fit.py",
