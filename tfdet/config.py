@@ -251,18 +251,10 @@ class Experiment:
         m = self.model
         common = dict(num_classes=m.num_classes or num_classes, weights=m.weights,
                       restoring=restoring)
-        if not self._registered(m.name):
+        if models.registered_row(m.name) is None:
             return models.get(m.name, architecture=self.architecture, **common, **m.overrides)
         overrides = {**self.architecture_changes(), **m.overrides}  # overrides win
         return models.get(m.name, **common, **overrides)
-
-    @staticmethod
-    def _registered(name):
-        try:
-            models.resolve(name)
-        except KeyError:
-            return False
-        return True
 
     def architecture_changes(self):
         """The config's architecture bindings that differ from those of the registered row
@@ -270,7 +262,7 @@ class Experiment:
         some for another detector than the named row's."""
         detector, settings = self.architecture
         base_detector, base = detector, {}
-        if self.file_row and self._registered(self.file_row):
+        if self.file_row and models.registered_row(self.file_row):
             base_detector, base = models.architecture(self.file_row)
         unset = object()
         changes = {k: v for k, v in settings.items() if base.get(k, unset) != v}

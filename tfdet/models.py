@@ -63,15 +63,21 @@ def list_models():
     return sorted(_rows())
 
 
-def resolve(name):
-    """The registered row a name refers to (a short alias gets the 1x row)."""
+def registered_row(name):
+    """The registered row a name refers to (a short alias gets the 1x row), or None."""
     rows = _rows()
-    if name in rows:
-        return name
-    for suffix in _SCHEDULES:
-        if name + suffix in rows:
-            return name + suffix
-    raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    for row in (name,) + tuple(name + suffix for suffix in _SCHEDULES):
+        if row in rows:
+            return row
+    return None
+
+
+def resolve(name):
+    """registered_row(name), or KeyError listing the registered rows."""
+    row = registered_row(name)
+    if row is None:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    return row
 
 
 def architecture(name):
@@ -85,13 +91,16 @@ def architecture(name):
 def predicts_masks(name, architecture=None):
     """Whether the model predicts instance masks (its training data needs them): a
     registered row's detector, else the detector of `architecture` (detector, settings)."""
-    try:
-        detector = _rows()[resolve(name)][0]
-    except KeyError:
-        if not architecture or architecture[0] is None:
-            raise
-        detector = architecture[0]
+    row = registered_row(name)
+    detector = _rows()[row][0] if row else _unregistered_detector(name, architecture)
     return getattr(DETECTORS.get(detector), "predicts_masks", False)
+
+
+def _unregistered_detector(name, architecture):
+    """The detector of an unregistered name's architecture; KeyError (resolve's) without one."""
+    if not architecture or architecture[0] is None:
+        resolve(name)
+    return architecture[0]
 
 
 def get(name, *, num_classes=None, weights=None, build_size=128, restoring=False,
@@ -129,13 +138,10 @@ def get(name, *, num_classes=None, weights=None, build_size=128, restoring=False
     normalised [y1, x1, y2, x2] of the original image, detection_scores, detection_classes
     (the data set's category ids, float32), num_detections (float32), detection_masks.
     """
-    try:
-        row = resolve(name)
-    except KeyError:
-        if not architecture or architecture[0] is None:
-            raise
-        row = None
-    if row and architecture is not None:
+    row = registered_row(name)
+    if row is None:
+        _unregistered_detector(name, architecture)
+    elif architecture is not None:
         raise ValueError(f"{name!r} is a registered row: change its architecture with "
                          f"overrides, not architecture=")
     detector, settings = _rows()[row] if row else architecture

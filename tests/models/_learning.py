@@ -5,6 +5,7 @@ import keras
 from tests.conftest import require_shared
 from tests.training.test_trainer import QUICKSTART
 from tfdet.config import load_experiment
+from tfdet.data import release_iterator
 from tfdet.evaluation import compiled_predictor, evaluate_detector, evaluator_for
 from tfdet.training import Trainer
 
@@ -53,6 +54,9 @@ def train_and_score(exp, images, steps, eval_batch=8, also=None):
     for _ in range(steps):
         losses, finite = trainer.train_step(next(batches))
         assert finite, losses
+    holder = [batches]  # not dropped on this thread: that blocks for 10-30 s
+    del batches
+    release_iterator(holder)
     metrics, evaluator = evaluate_detector(compiled_predictor(trainer.model),
                                            exp.eval_pipeline(images, eval_batch), images,
                                            verbose=False, progress=False)

@@ -1,13 +1,12 @@
 """The one-stage detectors' shared part (RetinaNet, SSD, YOLOv3; BlazeFace and FaceBoxes are
 SSDs): a Keras `network` from images to raw per-anchor outputs, `postprocess` from those to
-the detection dict, the positive-count loss normaliser and the final per-class NMS.
+the detection dict and the final per-class NMS (the loss normaliser is
+tfdet.losses.positive_count).
 """
 import keras
-import tensorflow as tf
 
 from tfdet import ops
 from tfdet.detectors.keras_training import KerasTrainingMixin
-from tfdet.losses import replica_mean
 
 
 class DenseDetector(KerasTrainingMixin, keras.Model):
@@ -32,13 +31,6 @@ class DenseDetector(KerasTrainingMixin, keras.Model):
             boxes, scores, iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
             max_per_class=c["max_detections"], max_total=c["max_detections"],
             pre_nms_top_k=c["pre_nms_top_k"])
-
-    @staticmethod
-    def positive_count(positive):
-        """The loss normaliser: the number of positives (a bool or 0 / 1 tensor), its mean
-        over replicas under tf.distribute (so N replicas make one device's update), at
-        least 1."""
-        return tf.maximum(replica_mean(tf.reduce_sum(tf.cast(positive, tf.float32))), 1.0)
 
     def get_config(self):
         return dict(self.config, name=self.name)

@@ -12,7 +12,7 @@ from tfdet import ops
 from tfdet.backbones import resnet
 from tfdet.detectors.ground_truth import ground_truth
 from tfdet.detectors.dense import DenseDetector
-from tfdet.losses import sigmoid_focal_loss, smooth_l1_loss
+from tfdet.losses import positive_count, sigmoid_focal_loss, smooth_l1_loss
 from tfdet.heads import RetinaNetHead
 from tfdet.necks import fpn
 from tfdet.registry import DETECTORS
@@ -93,7 +93,7 @@ class RetinaNet(DenseDetector):
             anchors, gt["boxes"], gt["classes"], gt["valid"])
         positive = tf.cast(labels == 1, tf.float32)
         counted = tf.cast(labels >= 0, tf.float32)
-        num_positive = self.positive_count(positive)
+        num_positive = positive_count(positive)
         focal = sigmoid_focal_loss(tf.cast(logits, tf.float32), class_targets,
                                    c["focal_alpha"], c["focal_gamma"])
         class_loss = tf.reduce_sum(focal * counted[..., None]) / num_positive

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from tfdet import ops
-from tfdet.losses import replica_mean, smooth_l1_loss
+from tfdet.losses import positive_count, smooth_l1_loss
 
 
 def _select(mask_scores, count):
@@ -105,7 +105,7 @@ class RoIHeads(keras.layers.Layer):
         c = self.settings
         logits = tf.cast(logits, tf.float32)
         chosen_f = tf.cast(sample["chosen"], tf.float32)
-        num_rois = tf.maximum(replica_mean(tf.reduce_sum(chosen_f)), 1.0)
+        num_rois = positive_count(chosen_f)
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=sample["classes"],
                                                             logits=logits)
         class_deltas = _foreground_deltas(tf.cast(deltas, tf.float32), sample["classes"])
@@ -208,7 +208,7 @@ class RoIHeads(keras.layers.Layer):
                                    tf.gather(sample["matched"], index, batch_dims=1), size=size)
         bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=mask_logits)
         real_f = tf.cast(real, tf.float32)
-        count = tf.maximum(replica_mean(tf.reduce_sum(real_f)), 1.0) * size**2
+        count = positive_count(real_f) * size**2
         return tf.reduce_sum(bce * real_f[..., None, None]) / count
 
     # -- training ----------------------------------------------------------------------------

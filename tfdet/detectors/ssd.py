@@ -16,7 +16,7 @@ from tfdet.detectors.ground_truth import ground_truth
 from tfdet.detectors.dense import DenseDetector
 from tfdet.heads import SSDHead
 from tfdet.layers import L2Normalization
-from tfdet.losses import hard_negatives, smooth_l1_loss
+from tfdet.losses import hard_negatives, positive_count, smooth_l1_loss
 from tfdet.necks import blazeface_neck, ssd_extra_layers
 from tfdet.registry import DETECTORS, SSD_BACKBONES
 
@@ -138,7 +138,7 @@ class SSD(DenseDetector):
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=classes, logits=logits)
         trained = positive | hard_negatives(ce, positive, negative, c["neg_pos_ratio"])
         positive_f = tf.cast(positive, tf.float32)
-        num_positive = self.positive_count(positive)
+        num_positive = positive_count(positive)
         targets = ops.encode_boxes(tf.gather(boxes, matched, batch_dims=1), self.priors[None],
                                    c["box_weights"])
         losses = {

@@ -13,3 +13,9 @@ def replica_mean(value):
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return value
     return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, value)
+
+
+def positive_count(mask):
+    """A loss normaliser: the number of set entries of `mask` (bool or 0 / 1), its
+    replica_mean under tf.distribute, at least 1."""
+    return tf.maximum(replica_mean(tf.reduce_sum(tf.cast(mask, tf.float32))), 1.0)

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 
 import keras
@@ -33,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdet._quiet import is_terminal, tf_info_muted
+from tfdet.data.pipeline import release_iterator
 from tfdet.training.optimizers import l2_gradients
 from tfdet.training.strategy import describe, worker_info
 
@@ -317,7 +317,7 @@ class Trainer:
             writer.flush()
         holder = [iterator]
         del iterator
-        _drop_on_helper_thread(holder)
+        release_iterator(holder)
         return TrainResult(step=int(self.step.numpy()), checkpoint=last_saved,
                            skipped_steps=int(self.skipped.numpy()), losses=losses)
 
@@ -343,14 +343,6 @@ class Trainer:
             pictures.append(visualize.side_by_side(truth, found))
         with writer.as_default(step=step):
             tf.summary.image("truth_vs_detections", np.stack(pictures), max_outputs=max_images)
-
-
-def _drop_on_helper_thread(holder):
-    """Empties `holder`, a list holding the last reference to the training iterator, on a
-    short-lived thread. Dropped on the calling thread after a run of minutes, the iterator
-    of the input pipeline (autotuned tf.data with py_function stages) took 10-34 s to go on
-    a 2-core machine, the caller blocked all the while; on a helper thread it goes at once."""
-    threading.Thread(target=holder.clear, name="tfdet-drop-iterator", daemon=True).start()
 
 
 class _Progress:
