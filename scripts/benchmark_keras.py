@@ -109,7 +109,7 @@ def two_stage_split(model, x, runs):
             cls, box = model.box_head(model.roi_features(features, rois))
             if stage == 2:
                 return cls, box
-            return model.postprocess(images, rois, valid, cls, box)
+            return model.roi_heads.postprocess(images, rois, valid, tf.nn.softmax(cls), box)
         return tf.function(fn)
 
     names = ["backbone+neck+rpn head", "proposals", "roi align+box head", "post-processing"]

@@ -3,14 +3,30 @@ detectron2's registries). Configs name parts by these names; detectors look thei
 here instead of testing strings.
 
     DETECTORS       'retinanet' -> RetinaNet, ... (the class; `architecture.detector` in configs)
+    BACKBONES       name -> builder(settings, last_stage) -> keras.Model: images [B, H, W, 3] ->
+                    [C2, ..., C{last_stage}] (strides 4, 8, ...); 'resnet' (depth, variant,
+                    groups, group_width, norm, freeze_at, dcn_stages); `backbone` in configs
+    NECKS           name -> builder(settings) -> a neck: `neck(features)` -> maps, with
+                    `last_stage` (the backbone stage it reads up to), `strides` (of its maps),
+                    `roi_strides` (the maps RoIs pool from) and `box_head` (the RoI box head
+                    that suits it); 'fpn', 'c4'; `neck` in configs
+    ROI_BOX_HEADS   name -> builder(settings, num_classes, channels, name, class_agnostic) ->
+                    a built layer: pooled [B, R, s, s, C] -> (logits [B, R, K + 1], deltas);
+                    'fc' (the 2fc / 4conv1fc head), 'res5' (C4); `box_head` in configs
+    POSTPROCESSORS  name -> builder(settings) -> nms(boxes, scores) -> the detection dict;
+                    'hard' (per-class NMS), 'soft' (per-class soft-NMS); `nms` in configs
     SSD_BACKBONES   name -> builder(config) -> (input, [feature maps]): the maps SSD's heads
                     read, extra layers included; `config` is the SSD's config dict
     YOLO_BACKBONES  name -> builder(config) -> (input, [C3, C4, C5]); `config` is YOLOv3's
 
+`settings` is always the detector's whole config dict; a builder reads the keys it needs.
 Registering a new name (a user's backbone) makes it available to configs:
 
-    @SSD_BACKBONES.register("my_net")
-    def _my_net(config): ...
+    @BACKBONES.register("my_net")
+    def _my_net(settings, last_stage): ...     # architecture.backbone = 'my_net'
+
+Detectors also accept built parts directly (`FasterRCNN(parts={"backbone": model})`); the
+registries are how configs name them.
 """
 
 
@@ -55,3 +71,8 @@ class Registry:
 DETECTORS = Registry("detector")
 SSD_BACKBONES = Registry("SSD backbone")
 YOLO_BACKBONES = Registry("YOLOv3 backbone")
+BACKBONES = Registry("backbone")
+NECKS = Registry("neck")
+ROI_BOX_HEADS = Registry("RoI box head")
+POSTPROCESSORS = Registry("post-processor")
+

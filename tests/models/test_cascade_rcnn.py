@@ -10,6 +10,7 @@ from tests.models.test_faster_rcnn import R101_BODY, VD_STEM
 from tfdet import models, ops
 from tfdet.detectors import CascadeRCNN
 from tfdet.layers.norm import count_params_without_norm_statistics as count
+from tfdet.registry import POSTPROCESSORS
 
 # REFERENCE.md (static zoo, 81 classes, 8 regression outputs per stage): 69,407,066. The
 # others: ppdet 2.6.0's counts (PADDLE.md) plus the static zoo's 81-way heads, +4,100 per
@@ -84,10 +85,10 @@ def test_inference_refines_through_the_stages_and_averages_their_scores(small, m
     seen = {}
     postprocess = small.roi_heads.postprocess
 
-    def spy(images, rois, valid, probs, deltas, image_sizes=None, box_weights=None):
+    def spy(images, rois, valid, probs, deltas, image_sizes=None, coder=None):
         seen.update(rois=rois.numpy(), probs=probs.numpy(), deltas=deltas.numpy(),
-                    box_weights=box_weights)
-        return postprocess(images, rois, valid, probs, deltas, image_sizes, box_weights)
+                    box_weights=coder.weights)
+        return postprocess(images, rois, valid, probs, deltas, image_sizes, coder)
 
     monkeypatch.setattr(small.roi_heads, "postprocess", spy)
     out = small(images, image_sizes=sizes)
@@ -130,13 +131,14 @@ def test_soft_nms_post_processing_is_paddles_multiclass_soft_nms(small, monkeypa
     seen = {}
     postprocess = small.roi_heads.postprocess
 
-    def spy(images, rois, valid, probs, deltas, image_sizes=None, box_weights=None):
+    def spy(images, rois, valid, probs, deltas, image_sizes=None, coder=None):
         seen.update(rois=rois.numpy(), probs=probs.numpy(), deltas=deltas.numpy())
-        return postprocess(images, rois, valid, probs, deltas, image_sizes, box_weights)
+        return postprocess(images, rois, valid, probs, deltas, image_sizes, coder)
 
     monkeypatch.setattr(small.roi_heads, "postprocess", spy)
-    for key, value in dict(nms="soft", score_threshold=0.01, max_detections=300).items():
-        monkeypatch.setitem(small.config, key, value)
+    # The post-processor part that nms='soft' with these settings builds.
+    settings = dict(small.config, nms="soft", score_threshold=0.01, max_detections=300)
+    monkeypatch.setattr(small.roi_heads, "postprocessor", POSTPROCESSORS.get("soft")(settings))
     out = small(images)
     boxes = np.clip(_np_decode(seen["deltas"][0, :, 1], seen["rois"][0], (30, 30, 15, 15)), 0,
                     [128, 96, 128, 96]).astype(np.float32)
@@ -159,7 +161,7 @@ def test_later_stages_label_at_their_own_iou_and_keep_every_valid_box(small):
     valid = tf.constant([[True, True, True, True, False]])
     heads = small.roi_heads
     for iou, positive in ((0.6, [1, 1, 1, 0, 0]), (0.7, [1, 0, 1, 0, 0])):
-        s = heads.sample(rois, valid, gt, iou, subsample=False)
+        s = heads.sample(rois, valid, gt, ops.ArgmaxMatcher(iou), subsample=False)
         np.testing.assert_array_equal(s["chosen"].numpy()[0], [1, 1, 1, 1, 0])
         np.testing.assert_array_equal(s["is_positive"].numpy()[0], positive)
         np.testing.assert_array_equal(s["classes"].numpy()[0], np.asarray(positive) * 3)

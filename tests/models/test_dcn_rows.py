@@ -61,6 +61,14 @@ def test_gn_rows_have_ppdet_counts_and_group_norm_where_ppdet_has_it(name):
         assert model.mask_head.norm == "gn"
 
 
-def test_dcn_on_a_c4_row_is_refused():
-    with pytest.raises(ValueError, match="FPN rows only"):
-        models.get("faster_rcnn_r50_1x", dcn_stages=(3, 4))
+def test_dcn_on_a_c4_row_goes_where_the_backbone_is():
+    """A C4 model's backbone ends at res4 (res5 is its box head): DCN in res3-res4 builds
+    (R50: a deformable 3x3 conv in each of res3's 4 and res4's 6 blocks); DCN asked in res5
+    is refused, naming the reason."""
+    with pytest.raises(ValueError, match="ends at stage 4"):
+        models.get("faster_rcnn_r50_1x", dcn_stages=(3, 4, 5), build_size=64)
+    model = models.get("faster_rcnn_r50_1x", dcn_stages=(3, 4), build_size=64)
+    deformable = [layer.name for layer in model.network.layers
+                  if isinstance(layer, DeformableConv2D)]
+    assert len(deformable) == 4 + 6
+    assert {name.split("_")[0] for name in deformable} == {"res3", "res4"}

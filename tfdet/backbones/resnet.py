@@ -13,6 +13,7 @@ converted weights give the same features. Convs have no bias; a norm follows eac
 import keras
 
 from tfdet.layers.conv_block import conv_norm_act
+from tfdet.registry import BACKBONES
 
 DEPTHS = {
     18: ("basic", (2, 2, 2, 2)),
@@ -122,3 +123,18 @@ def resnet(depth=50, variant="b", groups=1, group_width=64, norm="affine", freez
     suffix = f"_{groups}x{group_width}d" if groups > 1 else ""
     return keras.Model(images, outputs,
                        name=name or f"resnet{depth}{'_vd' if variant == 'd' else ''}{suffix}")
+
+
+@BACKBONES.register("resnet")
+def resnet_backbone(settings, last_stage=5):
+    """The registered 'resnet' backbone: resnet() with the detector's depth, variant, groups,
+    group_width, norm, freeze_at and dcn_stages, up to C{last_stage} (4 for C4 models)."""
+    dcn_stages = tuple(settings.get("dcn_stages", ()))
+    if dcn_stages and max(dcn_stages) > last_stage:
+        raise ValueError(f"dcn_stages {dcn_stages}: this detector's backbone ends at stage "
+                         f"{last_stage} (a C4 model's res5 is its box head, built without "
+                         "deformable convs)")
+    return resnet(settings["depth"], settings["variant"], settings["groups"],
+                  settings["group_width"], settings["norm"], settings["freeze_at"],
+                  num_stages=last_stage - 1, dcn_stages=dcn_stages)
+

@@ -11,6 +11,7 @@ regression (a background and a foreground delta per stage, 8 outputs).
 """
 import keras
 
+from tfdet import ops
 from tfdet.detectors.faster_rcnn import FasterRCNN
 from tfdet.detectors.mask_rcnn import WithMasks
 from tfdet.detectors.roi_heads import CascadeRoIHeads
@@ -24,7 +25,13 @@ class CascadeRCNN(FasterRCNN):
     cascade_box_weights and cascade_loss_weights (one entry per stage) and class_aware
     (class-specific regression in every stage, the top class's box passed on: the static
     zoo's CascadeRCNNClsAware). The stages' box heads are box_head, box_head_stage2,
-    box_head_stage3, ..."""
+    box_head_stage3, ... Its parts take a list per stage: box_heads, roi_matchers (one
+    ops.ArgmaxMatcher per cascade_iou) and box_coders (one ops.BoxCoder per
+    cascade_box_weights) instead of box_head, roi_matcher and box_coder."""
+
+    part_names = tuple(n for n in FasterRCNN.part_names
+                       if n not in ("box_head", "roi_matcher", "box_coder")) + (
+        "box_heads", "roi_matchers", "box_coders")
 
     def __init__(self, num_classes=80, cascade_ious=(0.5, 0.6, 0.7),
                  cascade_box_weights=((10.0, 10.0, 5.0, 5.0), (20.0, 20.0, 10.0, 10.0),
@@ -44,16 +51,21 @@ class CascadeRCNN(FasterRCNN):
             class_aware=bool(class_aware))
         super().__init__(num_classes=num_classes, **kwargs)
 
-    def build_roi_heads(self):
+    def build_roi_heads(self, given):
         c = self.config
         c.update(self._cascade_settings)
         if c["neck"] != "fpn":
             raise ValueError("CascadeRCNN: neck must be 'fpn' (the zoo has no C4 cascade)")
         names = ["box_head"] + [f"box_head_stage{i + 1}"
                                 for i in range(1, len(c["cascade_ious"]))]
-        heads = [self.box_head_layer(name, class_agnostic=not c["class_aware"])
-                 for name in names]
-        return CascadeRoIHeads(c, heads, name="roi_heads")
+        heads = given.take("box_heads", lambda: [
+            self.box_head_layer(name, class_agnostic=not c["class_aware"]) for name in names])
+        matchers = given.take("roi_matchers", lambda: [
+            ops.ArgmaxMatcher(iou) for iou in c["cascade_ious"]])
+        coders = given.take("box_coders", lambda: [
+            ops.BoxCoder(w) for w in c["cascade_box_weights"]])
+        return CascadeRoIHeads(c, heads, matchers=matchers, coders=coders, name="roi_heads",
+                               **self.roi_parts(given))
 
 
 @DETECTORS.register("cascade_mask_rcnn")
@@ -61,3 +73,5 @@ class CascadeRCNN(FasterRCNN):
 class CascadeMaskRCNN(WithMasks, CascadeRCNN):
     """Cascade Mask R-CNN: CascadeRCNN plus the mask part (WithMasks) on the last stage's
     boxes."""
+
+    part_names = CascadeRCNN.part_names + WithMasks.mask_part_names

@@ -10,14 +10,13 @@ import keras
 import tensorflow as tf
 
 from tfdet import ops
-from tfdet.backbones import resnet, resnet_stage
 from tfdet.detectors.ground_truth import ground_truth
 from tfdet.detectors.keras_training import KerasTrainingMixin
+from tfdet.detectors.parts import GivenParts
 from tfdet.detectors.roi_heads import RoIHeads
 from tfdet.detectors.rpn import RegionProposalNetwork, SharedSettings
-from tfdet.heads import FCBoxHead, Res5BoxHead
-from tfdet.necks import fpn
-from tfdet.registry import DETECTORS
+from tfdet.heads import RPNHead
+from tfdet.registry import BACKBONES, DETECTORS, NECKS, POSTPROCESSORS, ROI_BOX_HEADS
 
 
 @DETECTORS.register("faster_rcnn")
@@ -25,18 +24,38 @@ from tfdet.registry import DETECTORS
 class FasterRCNN(KerasTrainingMixin, keras.Model):
     """Faster R-CNN; see the module docstring. num_classes excludes the background.
 
-    neck 'fpn' (P2-P6, one anchor size per level) or 'c4' (one level at stride 16 with every
-    anchor size, res5 on 14x14 RoIs as the box head; its zoo settings come from the registry).
-    The GroupNorm rows: fpn_norm='gn' (GN after every FPN conv), head_norm='gn' with
-    box_head_convs=4, box_head_fcs=1 (the '4conv1fc' box head) and GN in the mask head's convs.
-    nms 'hard' (per-class NMS at nms_iou) or 'soft' (Paddle's Gaussian soft-NMS with
-    soft_nms_sigma, per class; score_threshold and max_detections as Paddle's score_threshold
-    and keep_top_k). The units: `rpn` (RegionProposalNetwork) and `roi_heads` (RoIHeads).
+    The parts, each given in `parts` (built) or built from these settings by the registered
+    builder they name (tfdet.registry):
+      backbone        `backbone` ('resnet': depth, variant, groups, group_width, norm,
+                      freeze_at, dcn_stages), up to the stage the neck reads
+      neck            `neck`: 'fpn' (P2-P6, one anchor size per level; fpn_channels,
+                      fpn_norm='gn' for the GN rows) or 'c4' (one level at stride 16 with
+                      every anchor size)
+      anchor_generator  anchor_sizes and ratios on the neck's strides
+      rpn_matcher, rpn_sampler, rpn_coder   rpn_positive_iou / rpn_negative_iou (with each
+                      box's best anchors), rpn_batch_per_image / rpn_positive_fraction, unit
+                      weights
+      pooler          RoIAlign of roi_size (sampling_ratio, aligned) from the neck's RoI maps
+      box_head        `box_head` (default: the neck's, 'fc' for FPN, 'res5' for C4); 'fc' has
+                      box_head_convs convs (head_norm) and box_head_fcs fcs of fc_dim (the GN
+                      rows' '4conv1fc': 4 convs with GN, 1 fc)
+      roi_matcher, roi_sampler, box_coder   roi_positive_iou, roi_batch_per_image /
+                      roi_positive_fraction, box_weights
+      postprocessor   `nms`: 'hard' (per-class NMS at nms_iou) or 'soft' (Paddle's Gaussian
+                      soft-NMS with soft_nms_sigma); score_threshold and max_detections (as
+                      Paddle's score_threshold and keep_top_k)
+    Subclasses add mask_head / mask_pooler (Mask R-CNN) or per-stage lists (Cascade R-CNN).
+    The units: `rpn` (RegionProposalNetwork) and `roi_heads` (RoIHeads). A model given built
+    parts keeps its settings as its config; rebuilding it from that config builds the
+    registered parts instead.
     """
 
     # Settings for the forward pass that creates the weights (tfdet.models.get): a few
     # proposals through the heads; the zoo's 1000 through a C4 row's res5 took 10 GB and 14 s.
     build_settings = {"test_pre_nms_top_k": 32, "test_post_nms_top_k": 8}
+    part_names = ("backbone", "neck", "anchor_generator", "rpn_matcher", "rpn_sampler",
+                  "rpn_coder", "pooler", "box_head", "roi_matcher", "roi_sampler", "box_coder",
+                  "postprocessor")
 
     def __init__(self, num_classes=80, depth=50, variant="b", groups=1, group_width=64,
                  norm="affine", freeze_at=2, neck="fpn", fpn_channels=256,
@@ -50,61 +69,64 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
                  fc_dim=1024, box_weights=(10.0, 10.0, 5.0, 5.0), roi_smooth_l1_beta=1.0,
                  score_threshold=0.05, nms_iou=0.5, max_detections=100, rpn_min_size=0.0,
                  dcn_stages=(), nms="hard", soft_nms_sigma=0.5, fpn_norm=None,
-                 box_head_convs=0, box_head_fcs=2, head_norm=None, **kwargs):
+                 box_head_convs=0, box_head_fcs=2, head_norm=None, backbone="resnet",
+                 box_head=None, parts=None, **kwargs):
         super().__init__(**kwargs)
-        config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
+        config = {k: v for k, v in locals().items()
+                  if k not in ("self", "kwargs", "__class__", "parts")}
         config.update(anchor_sizes=tuple(anchor_sizes), ratios=tuple(ratios),
                       box_weights=tuple(box_weights),
                       dcn_stages=tuple(int(v) for v in dcn_stages))
         self.config = config = SharedSettings(config)  # shared with the RPN and RoI heads
         self.num_classes = num_classes
-        if neck not in ("fpn", "c4"):
-            raise ValueError(f"neck must be 'fpn' or 'c4', got {neck!r}")
-        if nms not in ("hard", "soft"):
-            raise ValueError(f"nms must be 'hard' or 'soft', got {nms!r}")
-        if neck == "fpn":
-            anchor_generator = ops.AnchorGenerator(
-                strides=(4, 8, 16, 32, 64), sizes=tuple(anchor_sizes), scales=(1.0,),
-                ratios=tuple(ratios))
-            body = resnet(depth, variant, groups, group_width, norm, freeze_at,
-                          dcn_stages=dcn_stages)
-            features = fpn(body.outputs, 2, 6, fpn_channels, extra="pool", norm=fpn_norm)
-            head_channels = fpn_channels
-        else:
-            base = anchor_sizes[0]
-            anchor_generator = ops.AnchorGenerator(
-                strides=(16,), sizes=(base,), scales=tuple(s / base for s in anchor_sizes),
-                ratios=tuple(ratios))
-            if dcn_stages:
-                raise ValueError("dcn_stages: deformable convs are built for FPN rows only "
-                                 "(the zoo has no C4 DCN row)")
-            body = resnet(depth, variant, groups, group_width, norm, freeze_at, num_stages=3)
-            features = body.outputs[-1:]
-            head_channels = features[0].shape[-1]
-        self.rpn = RegionProposalNetwork(config, anchor_generator, head_channels, name="rpn")
+        given = GivenParts(type(self).__name__, self.part_names, parts)
+        self.neck = neck = given.take("neck", lambda: NECKS.get(config["neck"])(config))
+        body = given.take("backbone",
+                          lambda: BACKBONES.get(config["backbone"])(config, neck.last_stage))
+        features = neck(body.outputs)
+        self.head_channels = features[0].shape[-1]
+        anchor_generator = given.take("anchor_generator", lambda: ops.rcnn_anchor_generator(
+            neck.strides, anchor_sizes, ratios))
+        self.rpn = RegionProposalNetwork(
+            config, anchor_generator,
+            RPNHead(anchor_generator.num_anchors_per_location, self.head_channels,
+                    name="rpn_head"),
+            matcher=given.take("rpn_matcher", lambda: ops.ArgmaxMatcher(
+                rpn_positive_iou, rpn_negative_iou, allow_low_quality=True)),
+            sampler=given.take("rpn_sampler", lambda: ops.BalancedSampler(
+                rpn_batch_per_image, rpn_positive_fraction)),
+            coder=given.take("rpn_coder", ops.BoxCoder), name="rpn")
         rpn_logits, rpn_deltas = self.rpn.head(features)
         self.network = keras.Model(body.input, [*features, rpn_logits, rpn_deltas],
                                    name="faster_rcnn_network")
-        self.head_channels = head_channels
-        self.roi_heads = self.build_roi_heads()
+        self.roi_heads = self.build_roi_heads(given)
 
     def box_head_layer(self, name="box_head", class_agnostic=False):
-        """A built RoI box head: the 2fc head (FPN) or res5 (C4)."""
+        """A built RoI box head of the registered kind `box_head` names (else the neck's)."""
         c = self.config
-        if c["neck"] == "fpn":
-            head = FCBoxHead(self.num_classes, c["fc_dim"], c["box_head_fcs"],
-                             class_agnostic=class_agnostic, num_convs=c["box_head_convs"],
-                             conv_dim=self.head_channels, norm=c["head_norm"], name=name)
-        else:
-            res5 = resnet_stage(5, self.head_channels, c["depth"], c["variant"], c["groups"],
-                                c["group_width"], c["norm"])
-            head = Res5BoxHead(res5, self.num_classes, name=name)
-        head.build((None, None, c["roi_size"], c["roi_size"], self.head_channels))
-        return head
+        kind = c["box_head"] or self.neck.box_head
+        return ROI_BOX_HEADS.get(kind)(c, self.num_classes, self.head_channels, name,
+                                       class_agnostic)
 
-    def build_roi_heads(self):
+    def roi_parts(self, given):
+        """The parts every RoI-heads unit takes: pooler, sampler, postprocessor."""
+        c = self.config
+        return dict(
+            pooler=given.take("pooler", lambda: ops.RoIPooler(
+                c["roi_size"], self.neck.roi_strides, c["sampling_ratio"], c["aligned"])),
+            sampler=given.take("roi_sampler", lambda: ops.BalancedSampler(
+                c["roi_batch_per_image"], c["roi_positive_fraction"])),
+            postprocessor=given.take("postprocessor",
+                                     lambda: POSTPROCESSORS.get(c["nms"])(c)))
+
+    def build_roi_heads(self, given):
         """The second stage (MaskRCNN adds its mask head, CascadeRCNN has several stages)."""
-        return RoIHeads(self.config, self.box_head_layer(), name="roi_heads")
+        c = self.config
+        return RoIHeads(c, given.take("box_head", self.box_head_layer),
+                        matcher=given.take("roi_matcher",
+                                           lambda: ops.ArgmaxMatcher(c["roi_positive_iou"])),
+                        coder=given.take("box_coder", lambda: ops.BoxCoder(c["box_weights"])),
+                        name="roi_heads", **self.roi_parts(given))
 
     # Parts reached by tests, scripts and the weight conversion.
     @property

@@ -7,6 +7,7 @@ mask_loss; the batch needs `masks` [B, M, H, W] (the input pipeline with masks=T
 """
 import keras
 
+from tfdet import ops
 from tfdet.detectors.faster_rcnn import FasterRCNN
 from tfdet.heads import MaskHead
 from tfdet.registry import DETECTORS
@@ -25,6 +26,7 @@ class WithMasks:
     """
 
     predicts_masks = True
+    mask_part_names = ("mask_head", "mask_pooler")
 
     def __init__(self, num_classes=80, mask_roi_size=14, mask_num_convs=4, mask_conv_dim=256,
                  **kwargs):
@@ -32,17 +34,26 @@ class WithMasks:
                                    mask_conv_dim=mask_conv_dim)
         super().__init__(num_classes=num_classes, **kwargs)
 
-    def build_roi_heads(self):
+    def build_roi_heads(self, given):
         c = self.config
         c.update(self._mask_settings)
-        roi_heads = super().build_roi_heads()
-        head = MaskHead(self.num_classes, c["mask_num_convs"], c["mask_conv_dim"],
-                        norm=c["head_norm"], name="mask_head")
-        channels = (roi_heads.box_head.stage.output_shape[-1] if c["neck"] == "c4"
-                    else c["fpn_channels"])
-        size = roi_heads.mask_size // 2  # the RoI side the mask head reads
-        head.build((None, None, size, size, channels))
-        roi_heads.mask_head = head
+        roi_heads = super().build_roi_heads(given)
+        box_head = roi_heads.box_head
+        if box_head.feeds_mask_head:  # C4: the mask head reads the res5 maps of each RoI
+            channels = box_head.feature_channels
+        else:
+            roi_heads.mask_pooler = given.take("mask_pooler", lambda: ops.RoIPooler(
+                c["mask_roi_size"], self.neck.roi_strides, c["sampling_ratio"],
+                c["aligned"]))
+            channels = self.head_channels
+
+        def mask_head():
+            head = MaskHead(self.num_classes, c["mask_num_convs"], c["mask_conv_dim"],
+                            norm=c["head_norm"], name="mask_head")
+            size = roi_heads.mask_size // 2  # the RoI side the mask head reads
+            head.build((None, None, size, size, channels))
+            return head
+        roi_heads.mask_head = given.take("mask_head", mask_head)
         return roi_heads
 
     @property
@@ -61,4 +72,6 @@ class WithMasks:
 @DETECTORS.register("mask_rcnn")
 @keras.saving.register_keras_serializable("tfdet")
 class MaskRCNN(WithMasks, FasterRCNN):
-    """Mask R-CNN: FasterRCNN's settings plus the mask part (WithMasks)."""
+    """Mask R-CNN: FasterRCNN's settings and parts plus the mask part (WithMasks)."""
+
+    part_names = FasterRCNN.part_names + WithMasks.mask_part_names

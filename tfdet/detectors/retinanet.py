@@ -9,19 +9,30 @@ import keras
 import tensorflow as tf
 
 from tfdet import ops
-from tfdet.backbones import resnet
 from tfdet.detectors.ground_truth import ground_truth
 from tfdet.detectors.dense import DenseDetector
+from tfdet.detectors.parts import GivenParts
 from tfdet.losses import positive_count, sigmoid_focal_loss, smooth_l1_loss
 from tfdet.heads import RetinaNetHead
-from tfdet.necks import fpn
-from tfdet.registry import DETECTORS
+from tfdet.registry import BACKBONES, DETECTORS, NECKS, POSTPROCESSORS
 
 
 @DETECTORS.register("retinanet")
 @keras.saving.register_keras_serializable("tfdet")
 class RetinaNet(DenseDetector):
-    """RetinaNet detector; see the module docstring for inputs and outputs."""
+    """RetinaNet detector; see the module docstring for inputs and outputs.
+
+    The parts, each given in `parts` (built) or built from these settings: backbone
+    (`backbone`, registered: 'resnet' with depth, variant, groups, group_width, norm,
+    freeze_at, dcn_stages), neck (`neck`, registered: 'fpn' P{min_level}-P{max_level} with
+    fpn_channels and fpn_extra), head (RetinaNetHead with head_norm), anchor_generator
+    (anchor_size x stride, num_scales octave scales, ratios), matcher (positive_iou /
+    negative_iou with each box's best anchors), coder (box_weights) and postprocessor
+    (`nms`, registered: per-class NMS of pre_nms_top_k per class at nms_iou).
+    """
+
+    part_names = ("backbone", "neck", "head", "anchor_generator", "matcher", "coder",
+                  "postprocessor")
 
     def __init__(self, num_classes=80, depth=50, variant="b", groups=1, group_width=64,
                  norm="affine", freeze_at=2, min_level=3, max_level=7, fpn_channels=256,
@@ -30,7 +41,7 @@ class RetinaNet(DenseDetector):
                  score_threshold=0.05, pre_nms_top_k=1000, nms_iou=0.5, max_detections=100,
                  positive_iou=0.5, negative_iou=0.4, focal_alpha=0.25, focal_gamma=2.0,
                  smooth_l1_beta=0.11, pre_nms="pair", clip_boxes=True, dcn_stages=(),
-                 **kwargs):
+                 backbone="resnet", neck="fpn", nms="hard", parts=None, **kwargs):
         super().__init__(**kwargs)
         self.config = dict(
             num_classes=num_classes, depth=depth, variant=variant, groups=groups,
@@ -42,17 +53,26 @@ class RetinaNet(DenseDetector):
             max_detections=max_detections, positive_iou=positive_iou,
             negative_iou=negative_iou, focal_alpha=focal_alpha, focal_gamma=focal_gamma,
             smooth_l1_beta=smooth_l1_beta, pre_nms=pre_nms, clip_boxes=clip_boxes,
-            dcn_stages=tuple(int(v) for v in dcn_stages))
+            dcn_stages=tuple(int(v) for v in dcn_stages), backbone=backbone, neck=neck,
+            nms=nms)
         if pre_nms not in ("pair", "anchor"):
             raise ValueError(f"RetinaNet: pre_nms must be 'pair' or 'anchor', got {pre_nms!r}")
         self.num_classes = num_classes
-        self.anchor_generator = ops.retinanet_anchor_generator(
-            min_level, max_level, anchor_size, num_scales, ratios)
-        body = resnet(depth, variant, groups, group_width, norm, freeze_at,
-                      dcn_stages=dcn_stages)
-        pyramid = fpn(body.outputs, min_level, max_level, fpn_channels, fpn_extra)
-        self.head = RetinaNetHead(num_classes, self.anchor_generator.num_anchors_per_location,
-                                  fpn_channels, norm=head_norm, name="head")
+        c = self.config
+        given = GivenParts("RetinaNet", self.part_names, parts)
+        self.anchor_generator = given.take("anchor_generator", lambda: (
+            ops.retinanet_anchor_generator(min_level, max_level, anchor_size, num_scales,
+                                           ratios)))
+        neck_part = given.take("neck", lambda: NECKS.get(neck)(c))
+        body = given.take("backbone", lambda: BACKBONES.get(backbone)(c, neck_part.last_stage))
+        pyramid = neck_part(body.outputs)
+        self.head = given.take("head", lambda: RetinaNetHead(
+            num_classes, self.anchor_generator.num_anchors_per_location,
+            pyramid[0].shape[-1], norm=head_norm, name="head"))
+        self.matcher = given.take("matcher", lambda: ops.ArgmaxMatcher(
+            positive_iou, negative_iou, allow_low_quality=True))
+        self.coder = given.take("coder", lambda: ops.BoxCoder(box_weights))
+        self.postprocessor = given.take("postprocessor", lambda: POSTPROCESSORS.get(nms)(c))
         logits, deltas = self.head(pyramid)
         self.network = keras.Model(body.input, [logits, deltas], name="retinanet_network")
 
@@ -67,15 +87,12 @@ class RetinaNet(DenseDetector):
         box targets [B, N, 4] encoded deltas). IoU >= positive_iou is positive (plus each
         box's best anchors), < negative_iou negative, in between ignored.
         """
-        c = self.config
-        iou = ops.box_iou(anchors[None], boxes)
-        matched, labels = ops.argmax_match(iou, c["positive_iou"], c["negative_iou"],
-                                           allow_low_quality=True, gt_valid=valid)
+        matched, labels = self.matcher(anchors[None], boxes, valid)
         positive = tf.cast(labels == 1, tf.float32)
         matched_classes = tf.gather(classes, matched, batch_dims=1)
         class_targets = tf.one_hot(matched_classes, self.num_classes) * positive[..., None]
         matched_boxes = tf.gather(boxes, matched, batch_dims=1)
-        box_targets = ops.encode_boxes(matched_boxes, anchors[None], c["box_weights"])
+        box_targets = self.coder.encode(matched_boxes, anchors[None])
         return labels, class_targets, box_targets
 
     def compute_losses(self, batch, training=True):
@@ -113,40 +130,13 @@ class RetinaNet(DenseDetector):
         c = self.config
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         anchors, counts = self.anchors(height, width)
-        k = self.num_classes
-        scores = tf.sigmoid(tf.cast(logits, tf.float32))
-        deltas = tf.cast(deltas, tf.float32)
-        batch = tf.shape(images)[0]
         by_anchor = c["pre_nms"] == "anchor"
-        boxes_all, scores_all, classes_all = [], [], []
-        start = 0
-        for count in counts:
-            level_scores = scores[:, start:start + count]
-            level_deltas = deltas[:, start:start + count]
-            level_anchors = anchors[start:start + count]
-            if by_anchor:
-                ranked = tf.reduce_max(level_scores, axis=-1)
-            else:
-                ranked = tf.reshape(level_scores, [batch, -1])
-            top_k = tf.minimum(c["pre_nms_top_k"], tf.shape(ranked)[1])
-            top_scores, top_index = tf.math.top_k(ranked, top_k)
-            anchor_index = top_index if by_anchor else top_index // k
-            boxes = ops.decode_boxes(tf.gather(level_deltas, anchor_index, batch_dims=1),
-                                     tf.gather(level_anchors, anchor_index),
-                                     c["box_weights"])
-            boxes_all.append(boxes)
-            if by_anchor:
-                scores_all.append(tf.gather(level_scores, anchor_index, batch_dims=1))
-            else:
-                scores_all.append(top_scores)
-                classes_all.append(top_index % k)
-            start += count
-        boxes = tf.concat(boxes_all, 1)
+        boxes, scores, classes = self.top_k_per_level(
+            tf.sigmoid(tf.cast(logits, tf.float32)), deltas, anchors, counts, by_anchor)
         if c["clip_boxes"]:
             boxes = ops.clip_boxes(boxes, height, width)
         if by_anchor:
-            return self.multiclass_nms(boxes, tf.concat(scores_all, 1))
+            return self.multiclass_nms(boxes, scores)
         return ops.batched_labeled_nms(
-            boxes, tf.concat(scores_all, 1), tf.concat(classes_all, 1),
-            iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
-            max_total=c["max_detections"])
+            boxes, scores, classes, iou_threshold=c["nms_iou"],
+            score_threshold=c["score_threshold"], max_total=c["max_detections"])

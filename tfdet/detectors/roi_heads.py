@@ -30,23 +30,35 @@ def _foreground_deltas(deltas, classes=None):
 
 
 class RoIHeads(keras.layers.Layer):
-    """One RoI stage (Faster R-CNN) plus an optional mask head (Mask R-CNN).
+    """One RoI stage (Faster R-CNN) plus an optional mask head (Mask R-CNN), given its parts:
 
-    settings: the detector's config (a SharedSettings), read at call time: neck ('fpn':
-    RoIAlign from P2-P5 by the FPN level rule; 'c4': from C4 at stride 16), roi_size,
-    sampling_ratio, aligned, roi_batch_per_image, roi_positive_fraction, roi_positive_iou,
-    box_weights, roi_smooth_l1_beta, score_threshold, nms ('hard' / 'soft'), nms_iou,
-    soft_nms_sigma, max_detections and, with a mask head, mask_roi_size.
     box_head: (pooled [B, R, s, s, C]) -> (logits [B, R, K + 1], deltas [B, R, K + 1, 4] or
-    [B, R, 2, 4] class-agnostic). mask_head: pooled -> mask logits [B, R, m, m, K + 1]; on a
-    C4 detector it reads the box head's res5 maps.
+      [B, R, 2, 4] class-agnostic); with `feeds_mask_head` (the C4 res5 head) its
+      return_features maps are the mask head's input.
+    pooler: (features, boxes) -> pooled (ops.RoIPooler: P2-P5 by the FPN level rule, or C4).
+    matcher: proposals to ground truth (ops.ArgmaxMatcher at roi_positive_iou).
+    sampler: the RoIs of the loss (ops.BalancedSampler: roi_batch_per_image,
+      roi_positive_fraction). coder: ops.BoxCoder (box_weights).
+    postprocessor: (boxes, scores) -> detections (ops.MultiClassNMS / MultiClassSoftNMS).
+    mask_head: pooled -> mask logits [B, R, m, m, K + 1]; mask_pooler: its RoI features
+      (None when the box head feeds it).
+
+    settings: the detector's config (a SharedSettings), read at call time:
+    roi_smooth_l1_beta (and a cascade's stage loss weights).
     """
 
-    def __init__(self, settings, box_head, mask_head=None, **kwargs):
+    def __init__(self, settings, box_head, pooler, matcher, sampler, coder, postprocessor,
+                 mask_head=None, mask_pooler=None, **kwargs):
         super().__init__(**kwargs)
         self.settings = settings
         self.box_head = box_head
+        self.pooler = pooler
+        self.matcher = matcher
+        self.sampler = sampler
+        self.coder = coder
+        self.postprocessor = postprocessor
         self.mask_head = mask_head
+        self.mask_pooler = mask_pooler
         self.built = True  # the heads are built by the detector
 
     @property
@@ -55,34 +67,25 @@ class RoIHeads(keras.layers.Layer):
 
     # -- pooling -----------------------------------------------------------------------------
     def pool(self, features, rois):
-        """[B, R, roi_size, roi_size, C]: from P2-P5 by the FPN level rule, or from C4."""
-        c = self.settings
-        if c["neck"] == "c4":
-            return ops.roi_align(features[0], rois, c["roi_size"], 1 / 16,
-                                 c["sampling_ratio"], c["aligned"])
-        return ops.multilevel_roi_align(features[:4], rois, c["roi_size"], min_level=2,
-                                        sampling_ratio=c["sampling_ratio"],
-                                        aligned=c["aligned"])
+        """The box head's input [B, R, roi_size, roi_size, C] (the pooler's)."""
+        return self.pooler(features, rois)
 
     # -- sampling ----------------------------------------------------------------------------
-    def sample(self, rois, roi_valid, gt, iou, subsample=True):
-        """Labels rois [B, N, 4] against the ground truth at `iou` (positive >= iou, else
-        background; invalid rois and padding never count). subsample: roi_batch_per_image
-        per image at roi_positive_fraction positive (random), else every valid roi (the
-        cascade's later stages). Returns rois [B, S, 4], chosen [B, S] (a real sample),
-        is_positive [B, S], matched [B, S] (ground-truth index) and classes [B, S] (1..K,
-        0 = background)."""
-        c = self.settings
-        matched, labels = ops.argmax_match(ops.box_iou(rois, gt["boxes"]), iou, iou,
-                                           gt_valid=gt["valid"])
+    def sample(self, rois, roi_valid, gt, matcher=None, subsample=True):
+        """Labels rois [B, N, 4] against the ground truth with `matcher` (the unit's by
+        default: positive >= its IoU, else background; invalid rois and padding never count).
+        subsample: the sampler's num_samples per image at its positive fraction (random),
+        else every valid roi (the cascade's later stages). Returns rois [B, S, 4], chosen
+        [B, S] (a real sample), is_positive [B, S], matched [B, S] (ground-truth index) and
+        classes [B, S] (1..K, 0 = background)."""
+        matched, labels = (matcher or self.matcher)(rois, gt["boxes"], gt["valid"])
         labels = tf.where(roi_valid, labels, ops.IGNORE)
         if subsample:
-            positive, negative = ops.sample_balanced(labels, c["roi_batch_per_image"],
-                                                     c["roi_positive_fraction"])
+            positive, negative = self.sampler(labels)
             priority = (tf.cast(positive, tf.float32) * 2.0
                         + tf.cast(negative, tf.float32)) * (
                 1.0 + tf.random.uniform(tf.shape(labels)))
-            index, chosen = _select(priority, c["roi_batch_per_image"])
+            index, chosen = _select(priority, self.sampler.num_samples)
             is_positive = tf.gather(positive, index, batch_dims=1) & chosen
             matched = tf.gather(matched, index, batch_dims=1)
             rois = tf.gather(rois, index, batch_dims=1)
@@ -98,7 +101,7 @@ class RoIHeads(keras.layers.Layer):
                                 tf.gather(gt["classes"], matched, batch_dims=1) + 1, 0),
         }
 
-    def box_losses(self, logits, deltas, sample, gt, box_weights=None):
+    def box_losses(self, logits, deltas, sample, gt, coder=None):
         """Softmax CE over the sampled RoIs and smooth-L1 on the positives' deltas (their
         class's, or the foreground's when class-agnostic), both divided by the sampled RoIs
         (averaged over replicas)."""
@@ -109,9 +112,8 @@ class RoIHeads(keras.layers.Layer):
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=sample["classes"],
                                                             logits=logits)
         class_deltas = _foreground_deltas(tf.cast(deltas, tf.float32), sample["classes"])
-        box_targets = ops.encode_boxes(
-            tf.gather(gt["boxes"], sample["matched"], batch_dims=1), sample["rois"],
-            box_weights or c["box_weights"])
+        box_targets = (coder or self.coder).encode(
+            tf.gather(gt["boxes"], sample["matched"], batch_dims=1), sample["rois"])
         box_loss = smooth_l1_loss(class_deltas, box_targets, c["roi_smooth_l1_beta"])
         return {
             "rcnn_class_loss": tf.reduce_sum(ce * chosen_f) / num_rois,
@@ -129,48 +131,38 @@ class RoIHeads(keras.layers.Layer):
         detections = self.postprocess(images, rois, valid, probs, deltas, image_sizes)
         return self.add_masks(detections, pyramid, training)
 
-    def postprocess(self, images, rois, valid, probs, deltas, image_sizes=None,
-                    box_weights=None):
+    def postprocess(self, images, rois, valid, probs, deltas, image_sizes=None, coder=None):
         """probs [B, R, K + 1] (softmax, background first): class-specific (or the
-        class-agnostic foreground) decoding, clipping and per-class NMS (or soft-NMS)."""
-        c = self.settings
+        class-agnostic foreground) decoding with `coder` (the unit's by default), clipping
+        and the post-processor (per-class NMS or soft-NMS)."""
+        coder = coder or self.coder
         height, width = ops.clip_limits(images, image_sizes)
         probs = probs[..., 1:] * tf.cast(valid, tf.float32)[..., None]
         deltas = tf.cast(deltas, tf.float32)
-        weights = box_weights or c["box_weights"]
         if deltas.shape[-2] == 2:  # class-agnostic: one box [B, R, 4] shared by every class
-            boxes = ops.decode_boxes(deltas[:, :, 1], rois, weights)
+            boxes = coder.decode(deltas[:, :, 1], rois)
         else:  # class-specific [B, R, K, 4]
             if image_sizes is not None:
                 height, width = height[..., None], width[..., None]  # [B, 1, 1]
-            boxes = ops.decode_boxes(deltas[:, :, 1:], rois[:, :, None, :], weights)
+            boxes = coder.decode(deltas[:, :, 1:], rois[:, :, None, :])
         boxes = ops.clip_boxes(boxes, height, width)
-        if c["nms"] == "soft":
-            return ops.batched_multiclass_soft_nms(
-                boxes, probs, sigma=c["soft_nms_sigma"], score_threshold=c["score_threshold"],
-                max_total=c["max_detections"])
-        return ops.batched_multiclass_nms(
-            boxes, probs, iou_threshold=c["nms_iou"], score_threshold=c["score_threshold"],
-            max_per_class=c["max_detections"], max_total=c["max_detections"])
+        return self.postprocessor(boxes, probs)
 
     # -- masks -------------------------------------------------------------------------------
     @property
     def mask_size(self):
-        """The side of the predicted masks (the deconv doubles the RoI size)."""
-        c = self.settings
-        size = (c["roi_size"] + 1) // 2 if c["neck"] == "c4" else c["mask_roi_size"]
-        return 2 * size
+        """The side of the predicted masks (the deconv doubles the RoI features' size)."""
+        if self.box_head.feeds_mask_head:
+            return 2 * self.box_head.feature_size(self.pooler.output_size)
+        return 2 * self.mask_pooler.output_size
 
     def mask_logits(self, pyramid, boxes, training=False):
         """Mask logits [B, N, m, m, K + 1] for boxes [B, N, 4] in input pixels."""
-        c = self.settings
-        if c["neck"] == "c4":
+        if self.box_head.feeds_mask_head:
             _, _, features = self.box_head(self.pool(pyramid, boxes), training=training,
                                            return_features=True)
         else:
-            features = ops.multilevel_roi_align(pyramid[:4], boxes, c["mask_roi_size"],
-                                                min_level=2, sampling_ratio=c["sampling_ratio"],
-                                                aligned=c["aligned"])
+            features = self.mask_pooler(pyramid, boxes)
         return self.mask_head(features)
 
     def add_masks(self, detections, pyramid, training=False):
@@ -189,12 +181,11 @@ class RoIHeads(keras.layers.Layer):
     def mask_loss(self, pyramid, sample, masks, training=True, res5=None):
         """Per-pixel sigmoid cross-entropy of the ground-truth class's mask logits against the
         matched instance's mask (masks [B, M, H, W]) cropped to the RoI (ops.mask_targets),
-        averaged over the positive RoIs' pixels (over replicas); at most
-        roi_batch_per_image x roi_positive_fraction positives per image. res5: a C4 box
-        head's res5 maps of the sampled RoIs (the C4 mask head's input)."""
-        c = self.settings
-        max_positive = int(round(c["roi_batch_per_image"] * c["roi_positive_fraction"]))
-        index, real = _select(tf.cast(sample["is_positive"], tf.float32), max_positive)
+        averaged over the positive RoIs' pixels (over replicas); at most the sampler's
+        positives per image. res5: a C4 box head's res5 maps of the sampled RoIs (the C4
+        mask head's input)."""
+        index, real = _select(tf.cast(sample["is_positive"], tf.float32),
+                              self.sampler.max_positive)
         boxes = tf.gather(sample["rois"], index, batch_dims=1)
         classes = tf.gather(sample["classes"], index, batch_dims=1)
         if res5 is not None:
@@ -217,13 +208,12 @@ class RoIHeads(keras.layers.Layer):
         """R-CNN classification and box losses over roi_batch_per_image sampled RoIs per image
         (ground truth added to the proposals), plus mask_loss with a mask head (masks: the
         batch's [B, M, H, W])."""
-        c = self.settings
         rois = tf.concat([proposals, gt["boxes"]], 1)
         roi_valid = tf.concat([proposal_valid, gt["valid"]], 1)
-        sample = self.sample(rois, roi_valid, gt, c["roi_positive_iou"])
+        sample = self.sample(rois, roi_valid, gt)
         pooled = self.pool(pyramid, sample["rois"])
         res5 = None
-        if self.mask_head is not None and c["neck"] == "c4":
+        if self.mask_head is not None and self.box_head.feeds_mask_head:
             logits, deltas, res5 = self.box_head(pooled, training=training,
                                                  return_features=True)
         else:
@@ -238,11 +228,11 @@ class CascadeRoIHeads(RoIHeads):
     """Cascade R-CNN's RoI stages: stage i's box head scores and refines the boxes stage
     i - 1 refined (stage 1 reads the proposals).
 
-    settings adds cascade_ious (one per stage, 0.5 / 0.6 / 0.7), cascade_box_weights (the
-    coder weights per stage), cascade_loss_weights (1 / 0.5 / 0.25) and class_aware.
-    box_heads: one per stage; class-agnostic heads regress one foreground box (Paddle's
-    cascade), class-aware ones a box per class (Paddle's CascadeRCNNClsAware: each stage
-    passes on the box of its top foreground class).
+    Given RoIHeads' parts, with a list per stage for box_heads, matchers (IoU 0.5 / 0.6 /
+    0.7) and coders (weights [10, 10, 5, 5], [20, 20, 10, 10], [30, 30, 15, 15]); settings
+    adds cascade_loss_weights (1 / 0.5 / 0.25) and class_aware. Class-agnostic heads regress
+    one foreground box (Paddle's cascade), class-aware ones a box per class (Paddle's
+    CascadeRCNNClsAware: each stage passes on the box of its top foreground class).
 
     Training: stage 1 samples roi_batch_per_image RoIs from the proposals plus the ground
     truth; each later stage takes the previous stage's sampled RoIs refined by its deltas
@@ -254,14 +244,21 @@ class CascadeRoIHeads(RoIHeads):
     its positives in training, the detections at test.
     """
 
-    def __init__(self, settings, box_heads, mask_head=None, **kwargs):
+    def __init__(self, settings, box_heads, pooler, matchers, sampler, coders,
+                 postprocessor, mask_head=None, mask_pooler=None, **kwargs):
         agnostic = not settings.get("class_aware", False)
         if not all(getattr(h, "class_agnostic", False) == agnostic for h in box_heads):
             raise ValueError("CascadeRoIHeads: the stages' box heads must be class-agnostic "
                              "(FCBoxHead(class_agnostic=True)), or class-specific with "
                              "class_aware=True")
-        super().__init__(settings, box_heads[0], mask_head, **kwargs)
+        if not len(box_heads) == len(matchers) == len(coders):
+            raise ValueError(f"CascadeRoIHeads: {len(box_heads)} box heads, {len(matchers)} "
+                             f"matchers and {len(coders)} coders; give one of each per stage")
+        super().__init__(settings, box_heads[0], pooler, matchers[0], sampler, coders[-1],
+                         postprocessor, mask_head, mask_pooler, **kwargs)
         self.later_box_heads = list(box_heads[1:])
+        self.matchers = list(matchers)
+        self.coders = list(coders)
 
     @property
     def box_heads(self):
@@ -271,12 +268,11 @@ class CascadeRoIHeads(RoIHeads):
         """Stage `stage`'s boxes decoded from its deltas and input rois, clipped: the
         foreground deltas of a class-agnostic head, else those of the class with the highest
         foreground score (logits [..., K + 1])."""
-        weights = self.settings["cascade_box_weights"][stage]
         classes = None
         if deltas.shape[-2] != 2:
             classes = tf.argmax(logits[..., 1:], axis=-1, output_type=tf.int32) + 1
-        boxes = ops.decode_boxes(_foreground_deltas(tf.cast(deltas, tf.float32), classes),
-                                 rois, weights)
+        boxes = self.coders[stage].decode(
+            _foreground_deltas(tf.cast(deltas, tf.float32), classes), rois)
         return tf.stop_gradient(ops.clip_boxes(boxes, height, width))
 
     def stages(self, pyramid, rois, images, image_sizes=None, training=False):
@@ -297,7 +293,7 @@ class CascadeRoIHeads(RoIHeads):
     def predict(self, pyramid, rois, valid, images, image_sizes=None, training=False):
         inputs, probs, deltas = self.stages(pyramid, rois, images, image_sizes, training)
         detections = self.postprocess(images, inputs[-1], valid, probs, deltas, image_sizes,
-                                      self.settings["cascade_box_weights"][-1])
+                                      self.coders[-1])
         return self.add_masks(detections, pyramid, training)
 
     def losses(self, images, pyramid, proposals, proposal_valid, gt, masks=None,
@@ -318,12 +314,12 @@ class CascadeRoIHeads(RoIHeads):
                             & (refined[..., 3] > refined[..., 1]))
                 rois = tf.concat([refined, gt["boxes"]], 1)
                 valid = tf.concat([sample["chosen"] & nonempty, gt["valid"]], 1)
-            sample = self.sample(rois, valid, gt, c["cascade_ious"][stage],
+            sample = self.sample(rois, valid, gt, self.matchers[stage],
                                  subsample=stage == 0 or c["class_aware"])
             logits, deltas = head(self.pool(pyramid, sample["rois"]), training=training)
             weight = c["cascade_loss_weights"][stage]
             for name, value in self.box_losses(logits, deltas, sample, gt,
-                                               c["cascade_box_weights"][stage]).items():
+                                               self.coders[stage]).items():
                 losses[f"{name}_stage{stage + 1}"] = value * weight
         if self.mask_head is not None:
             losses["mask_loss"] = self.mask_loss(pyramid, sample, masks, training)

@@ -10,7 +10,6 @@ import keras
 import tensorflow as tf
 
 from tfdet import ops
-from tfdet.heads import RPNHead
 from tfdet.losses import smooth_l1_loss
 
 
@@ -42,20 +41,23 @@ class SharedSettings(MutableMapping):
 
 
 class RegionProposalNetwork(keras.layers.Layer):
-    """anchor_generator: an ops.AnchorGenerator; channels: the features' channels.
+    """The RPN unit, given its parts: anchor_generator (ops.AnchorGenerator), head (RPNHead),
+    matcher (ops.ArgmaxMatcher: anchors to ground truth), sampler (ops.BalancedSampler: the
+    anchors of the loss) and coder (ops.BoxCoder).
 
     settings: the detector's config (a SharedSettings), read at call time (so a change to
     model.config, e.g. the build pass's few proposals, takes effect): train_ /
-    test_pre_nms_top_k and _post_nms_top_k, rpn_nms_iou, rpn_min_size, rpn_positive_iou,
-    rpn_negative_iou, rpn_batch_per_image, rpn_positive_fraction, rpn_smooth_l1_beta.
+    test_pre_nms_top_k and _post_nms_top_k, rpn_nms_iou, rpn_min_size, rpn_smooth_l1_beta.
     """
 
-    def __init__(self, settings, anchor_generator, channels, **kwargs):
+    def __init__(self, settings, anchor_generator, head, matcher, sampler, coder, **kwargs):
         super().__init__(**kwargs)
         self.settings = settings
         self.anchor_generator = anchor_generator
-        self.head = RPNHead(anchor_generator.num_anchors_per_location, channels,
-                            name="rpn_head")
+        self.head = head
+        self.matcher = matcher
+        self.sampler = sampler
+        self.coder = coder
         self.built = True  # the head is built by the detector's network
 
     def proposals(self, images, rpn_logits, rpn_deltas, training, anchors=None,
@@ -78,9 +80,9 @@ class RegionProposalNetwork(keras.layers.Layer):
             logits = rpn_logits[:, start:start + count]
             k = tf.minimum(pre, count)
             top, index = tf.math.top_k(logits, k)
-            decoded = ops.decode_boxes(tf.gather(rpn_deltas[:, start:start + count], index,
-                                                 batch_dims=1),
-                                       tf.gather(anchors[start:start + count], index))
+            decoded = self.coder.decode(tf.gather(rpn_deltas[:, start:start + count], index,
+                                                  batch_dims=1),
+                                        tf.gather(anchors[start:start + count], index))
             boxes.append(decoded)
             scores.append(top)
             levels.append(tf.fill(tf.shape(top), level))
@@ -100,9 +102,9 @@ class RegionProposalNetwork(keras.layers.Layer):
         return nms["boxes"], valid
 
     def losses_and_proposals(self, images, gt, rpn_logits, rpn_deltas):
-        """The RPN's objectness (BCE) and box (smooth-L1) losses over rpn_batch_per_image
-        sampled anchors per image (crowd boxes and padding never match), and the training
-        proposals: (losses, boxes [B, P, 4], valid [B, P])."""
+        """The RPN's objectness (BCE) and box (smooth-L1) losses over the sampler's anchors
+        of each image, divided by its num_samples per image (crowd boxes and padding never
+        match), and the training proposals: (losses, boxes [B, P, 4], valid [B, P])."""
         c = self.settings
         gt_boxes = gt["boxes"]
         rpn_logits = tf.cast(rpn_logits, tf.float32)
@@ -110,16 +112,13 @@ class RegionProposalNetwork(keras.layers.Layer):
         num_images = tf.cast(tf.shape(images)[0], tf.float32)
         anchors_and_counts = self.anchor_generator(tf.shape(images)[1], tf.shape(images)[2])
         anchors = anchors_and_counts[0]
-        matched, labels = ops.argmax_match(ops.box_iou(anchors[None], gt_boxes),
-                                           c["rpn_positive_iou"], c["rpn_negative_iou"],
-                                           allow_low_quality=True, gt_valid=gt["valid"])
-        positive, negative = ops.sample_balanced(labels, c["rpn_batch_per_image"],
-                                                 c["rpn_positive_fraction"])
+        matched, labels = self.matcher(anchors[None], gt_boxes, gt["valid"])
+        positive, negative = self.sampler(labels)
         sampled = tf.cast(positive | negative, tf.float32)
         positive_f = tf.cast(positive, tf.float32)
-        normalizer = c["rpn_batch_per_image"] * num_images
+        normalizer = self.sampler.num_samples * num_images
         bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=positive_f, logits=rpn_logits)
-        targets = ops.encode_boxes(tf.gather(gt_boxes, matched, batch_dims=1), anchors[None])
+        targets = self.coder.encode(tf.gather(gt_boxes, matched, batch_dims=1), anchors[None])
         losses = {
             "rpn_class_loss": tf.reduce_sum(bce * sampled) / normalizer,
             "rpn_box_loss": tf.reduce_sum(

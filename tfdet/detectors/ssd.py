@@ -18,7 +18,7 @@ from tfdet.heads import SSDHead
 from tfdet.layers import L2Normalization
 from tfdet.losses import hard_negatives, positive_count, smooth_l1_loss
 from tfdet.necks import blazeface_neck, ssd_extra_layers
-from tfdet.registry import DETECTORS, SSD_BACKBONES
+from tfdet.registry import POSTPROCESSORS, DETECTORS, SSD_BACKBONES
 
 VGG16_300_EXTRAS = ((256, 512, 1, 2, 3), (128, 256, 1, 2, 3), (128, 256, 0, 1, 3),
                     (128, 256, 0, 1, 3))
@@ -62,6 +62,9 @@ class SSD(DenseDetector):
                     "box_weights", "backbone_settings", "densities"):
             config[key] = _freeze(config[key])
         self.config = config
+        self.postprocessor = POSTPROCESSORS.get("hard")(config)
+        self.matcher = ops.ArgmaxMatcher(positive_iou, allow_low_quality=True)
+        self.coder = ops.BoxCoder(box_weights)
         self.num_classes = num_classes
         body_input, features = SSD_BACKBONES.get(backbone)(config)
         sizes = [int(f.shape[1]) for f in features]
@@ -108,8 +111,7 @@ class SSD(DenseDetector):
         c = self.config
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         probs = tf.nn.softmax(tf.cast(logits, tf.float32))[..., 1:]  # [B, N, K]
-        boxes = ops.decode_boxes(tf.cast(deltas, tf.float32), self.priors[None],
-                                 c["box_weights"])
+        boxes = self.coder.decode(tf.cast(deltas, tf.float32), self.priors[None])
         if c["clip_boxes"]:
             boxes = ops.clip_boxes(boxes, height, width)
         return self.multiclass_nms(boxes, probs)
@@ -127,9 +129,7 @@ class SSD(DenseDetector):
         logits, deltas = self.raw_outputs(batch["images"], training=training)
         logits = tf.cast(logits, tf.float32)
         deltas = tf.cast(deltas, tf.float32)
-        matched, labels = ops.argmax_match(ops.box_iou(self.priors[None], boxes),
-                                           c["positive_iou"], c["positive_iou"],
-                                           allow_low_quality=True, gt_valid=valid)
+        matched, labels = self.matcher(self.priors[None], boxes, valid)
         positive = labels == ops.POSITIVE
         negative = labels == ops.NEGATIVE
         classes = tf.where(positive,
@@ -139,8 +139,7 @@ class SSD(DenseDetector):
         trained = positive | hard_negatives(ce, positive, negative, c["neg_pos_ratio"])
         positive_f = tf.cast(positive, tf.float32)
         num_positive = positive_count(positive)
-        targets = ops.encode_boxes(tf.gather(boxes, matched, batch_dims=1), self.priors[None],
-                                   c["box_weights"])
+        targets = self.coder.encode(tf.gather(boxes, matched, batch_dims=1), self.priors[None])
         losses = {
             "class_loss": tf.reduce_sum(ce * tf.cast(trained, tf.float32)) / num_positive,
             "box_loss": tf.reduce_sum(smooth_l1_loss(deltas, targets, 1.0)

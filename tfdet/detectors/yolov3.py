@@ -18,7 +18,7 @@ from tfdet.backbones import darknet53, mobilenet_v1, resnet
 from tfdet.detectors.ground_truth import ground_truth
 from tfdet.detectors.dense import DenseDetector
 from tfdet.necks import yolo_fpn
-from tfdet.registry import DETECTORS, YOLO_BACKBONES
+from tfdet.registry import POSTPROCESSORS, DETECTORS, YOLO_BACKBONES
 
 
 @YOLO_BACKBONES.register("darknet53")
@@ -70,6 +70,7 @@ class YOLOv3(DenseDetector):
         config["mobilenet_blocks"] = tuple(int(b) for b in mobilenet_blocks)
         config["dcn_stages"] = tuple(int(v) for v in dcn_stages)
         self.config = config
+        self.postprocessor = POSTPROCESSORS.get("hard")(config)
         self.num_classes = num_classes
         body_input, features = YOLO_BACKBONES.get(backbone)(config)
         tips = yolo_fpn(list(features), norm)

@@ -2,6 +2,8 @@
 import keras
 from keras import ops
 
+from tfdet.registry import ROI_BOX_HEADS
+
 
 def _predictors(num_classes, class_agnostic=False):
     """The classifier over num_classes + 1 (index 0 = background) and the box regressor
@@ -36,6 +38,8 @@ class FCBoxHead(keras.layers.Layer):
     Input [B, R, h, w, C]; returns (logits [B, R, K + 1], deltas [B, R, K + 1, 4], or
     [B, R, 2, 4] when class-agnostic).
     """
+
+    feeds_mask_head = False  # a mask head pools its own RoI features
 
     def __init__(self, num_classes, fc_dim=1024, num_fc=2, class_agnostic=False, num_convs=0,
                  conv_dim=256, norm=None, **kwargs):
@@ -86,13 +90,27 @@ class FCBoxHead(keras.layers.Layer):
 class Res5BoxHead(keras.layers.Layer):
     """The C4 models' RoI head: a ResNet stage (`stage`, a Keras model, e.g. res5) on each RoI,
     global average pooling, then the classifier over num_classes + 1 and class-specific
-    deltas. Input [B, R, h, w, C]; returns (logits [B, R, K + 1], deltas [B, R, K + 1, 4])."""
+    deltas. Input [B, R, h, w, C]; returns (logits [B, R, K + 1], deltas [B, R, K + 1, 4]).
+    Its res5 maps of each RoI are the C4 mask head's input (feeds_mask_head)."""
+
+    feeds_mask_head = True
+    class_agnostic = False
 
     def __init__(self, stage, num_classes, **kwargs):
         super().__init__(**kwargs)
         self.stage = stage
         self.num_classes = num_classes
         self.classifier, self.regressor = _predictors(num_classes)
+
+    @property
+    def feature_channels(self):
+        """Channels of the res5 maps (return_features)."""
+        return self.stage.output_shape[-1]
+
+    @staticmethod
+    def feature_size(roi_size):
+        """Side of the res5 maps of a roi_size x roi_size RoI (its first block has stride 2)."""
+        return (roi_size + 1) // 2
 
     def build(self, input_shape):
         channels = self.stage.output_shape[-1]
@@ -110,3 +128,30 @@ class Res5BoxHead(keras.layers.Layer):
         size = ops.shape(features)
         return (*outputs, ops.reshape(features, (shape[0], shape[1], size[1], size[2],
                                                  size[3])))
+
+
+@ROI_BOX_HEADS.register("fc")
+def fc_box_head(settings, num_classes, channels, name="box_head", class_agnostic=False):
+    """The registered 'fc' head: FCBoxHead with box_head_convs convs (head_norm) and
+    box_head_fcs fcs of fc_dim, built for roi_size RoIs of `channels`."""
+    head = FCBoxHead(num_classes, settings["fc_dim"], settings["box_head_fcs"],
+                     class_agnostic=class_agnostic, num_convs=settings["box_head_convs"],
+                     conv_dim=channels, norm=settings["head_norm"], name=name)
+    head.build((None, None, settings["roi_size"], settings["roi_size"], channels))
+    return head
+
+
+@ROI_BOX_HEADS.register("res5")
+def res5_box_head(settings, num_classes, channels, name="box_head", class_agnostic=False):
+    """The registered 'res5' head (C4): the ResNet's stage 5 (depth, variant, groups,
+    group_width, norm) on each RoI, then the class-specific predictors."""
+    from tfdet.backbones.resnet import resnet_stage
+    if class_agnostic:
+        raise ValueError("box_head 'res5' regresses a box per class; class-agnostic heads "
+                         "(the cascades') are 'fc'")
+    stage = resnet_stage(5, channels, settings["depth"], settings["variant"],
+                         settings["groups"], settings["group_width"], settings["norm"])
+    head = Res5BoxHead(stage, num_classes, name=name)
+    head.build((None, None, settings["roi_size"], settings["roi_size"], channels))
+    return head
+

@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from tfdet.layers.conv_block import conv_norm_act
+from tfdet.registry import NECKS
 
 
 @keras.saving.register_keras_serializable("tfdet")
@@ -71,3 +72,33 @@ def fpn(features, min_level=3, max_level=7, channels=256, extra="conv_c5", norm=
                 source = keras.layers.ReLU(name=f"{name}_relu{level}")(source)
             outputs[level] = conv(source, 3, 2, f"extra{level}")
     return [outputs[level] for level in range(min_level, max_level + 1)]
+
+
+@NECKS.register("fpn")
+class FPNNeck:
+    """The registered 'fpn' neck: fpn() on C2-C5 with the detector's fpn_channels, fpn_norm
+    and, where its settings have them, min_level / max_level / fpn_extra (RetinaNet's P3-P7);
+    otherwise the two-stage layout, P2-P6 with a max-pooled P6. RoIs pool from P2-P5."""
+
+    last_stage = 5
+    box_head = "fc"
+
+    def __init__(self, settings):
+        self.min_level = settings.get("min_level", 2)
+        self.max_level = settings.get("max_level", 6)
+        self.channels = settings["fpn_channels"]
+        self.extra = settings.get("fpn_extra", "pool")
+        self.norm = settings.get("fpn_norm")
+
+    @property
+    def strides(self):
+        return tuple(2**level for level in range(self.min_level, self.max_level + 1))
+
+    @property
+    def roi_strides(self):
+        return tuple(s for s in self.strides if s <= 32)
+
+    def __call__(self, features):
+        return fpn(features, self.min_level, self.max_level, self.channels, self.extra,
+                   norm=self.norm)
+

@@ -1,7 +1,9 @@
 """Pure tensor functions without weights: boxes, anchors, matching / sampling, NMS."""
-from tfdet.ops.anchors import AnchorGenerator, cell_anchors, retinanet_anchor_generator
+from tfdet.ops.anchors import (AnchorGenerator, cell_anchors, rcnn_anchor_generator,
+                               retinanet_anchor_generator)
 from tfdet.ops.boxes import (
     box_area,
+    BoxCoder,
     box_iou,
     clip_boxes,
     clip_limits,
@@ -16,8 +18,11 @@ from tfdet.ops.boxes import (
     normalize_boxes,
     valid_boxes_mask,
 )
-from tfdet.ops.matching import IGNORE, NEGATIVE, POSITIVE, argmax_match, sample_balanced
+from tfdet.ops.matching import (IGNORE, NEGATIVE, POSITIVE, ArgmaxMatcher, BalancedSampler,
+                                argmax_match, sample_balanced)
 from tfdet.ops.nms import (
+    MultiClassNMS,
+    MultiClassSoftNMS,
     batched_labeled_nms,
     batched_multiclass_nms,
     batched_nms,
@@ -27,7 +32,7 @@ from tfdet.ops.nms import (
     soft_nms,
 )
 from tfdet.ops.deform_conv import deform_conv2d, deform_conv_output_size
-from tfdet.ops.roi_align import multilevel_roi_align, roi_align, roi_levels
+from tfdet.ops.roi_align import RoIPooler, multilevel_roi_align, roi_align, roi_levels
 from tfdet.ops.masks import mask_targets, paste_masks
 from tfdet.ops.priors import (density_priors, density_priors_per_cell, expand_aspect_ratios,
                               priors_per_cell, ssd_priors)

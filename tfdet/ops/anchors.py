@@ -92,3 +92,17 @@ def retinanet_anchor_generator(min_level=3, max_level=7, base_size=4, num_scales
         ratios=tuple(ratios),
         offset=offset,
     )
+
+
+def rcnn_anchor_generator(strides, sizes, ratios=(0.5, 1.0, 2.0)):
+    """The two-stage layouts: one size per level when there are as many strides as sizes (FPN
+    P2-P6), or every size at a single level (C4: sizes as scales of the first)."""
+    strides, sizes = tuple(strides), tuple(float(s) for s in sizes)
+    if len(strides) == len(sizes):
+        return AnchorGenerator(strides=strides, sizes=sizes, scales=(1.0,),
+                               ratios=tuple(ratios))
+    if len(strides) == 1:
+        return AnchorGenerator(strides=strides, sizes=sizes[:1],
+                               scales=tuple(s / sizes[0] for s in sizes), ratios=tuple(ratios))
+    raise ValueError(f"anchors: {len(sizes)} anchor sizes for {len(strides)} levels; give one "
+                     "per level, or one level with every size")

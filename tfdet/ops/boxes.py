@@ -211,3 +211,19 @@ def decode_boxes(deltas, anchors, weights=(1.0, 1.0, 1.0, 1.0), scale_clamp=DEFA
     w = tf.exp(dw) * aw
     h = tf.exp(dh) * ah
     return convert_format(tf.stack([cx, cy, w, h], axis=-1), "cxcywh", "xyxy")
+
+
+class BoxCoder:
+    """A detector's box coder: `encode(boxes, anchors)` -> deltas and `decode(deltas,
+    anchors)` -> boxes, xyxy [..., 4], with fixed coder `weights` (wx, wy, ww, wh)."""
+
+    def __init__(self, weights=(1.0, 1.0, 1.0, 1.0)):
+        self.weights = tuple(float(w) for w in weights)
+        if len(self.weights) != 4:
+            raise ValueError(f"BoxCoder: weights must be 4 numbers, got {weights!r}")
+
+    def encode(self, boxes, anchors):
+        return encode_boxes(boxes, anchors, self.weights)
+
+    def decode(self, deltas, anchors):
+        return decode_boxes(deltas, anchors, self.weights)

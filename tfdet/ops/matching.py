@@ -78,3 +78,35 @@ def sample_balanced(labels, num_samples, positive_fraction, seed=None):
     num_pos = tf.reduce_sum(tf.cast(chosen_pos, tf.int32), axis=-1)
     chosen_neg = _first_k(negative, num_samples - num_pos, random)
     return chosen_pos, chosen_neg
+
+
+class ArgmaxMatcher:
+    """A detector's matcher: `matcher(boxes [..., N, 4], gt_boxes [..., M, 4], gt_valid)` ->
+    (matched [..., N], labels [..., N]) by IoU (argmax_match); xyxy boxes. negative_iou
+    defaults to positive_iou (no ignored band, the RoI heads' rule)."""
+
+    def __init__(self, positive_iou, negative_iou=None, allow_low_quality=False):
+        self.positive_iou = float(positive_iou)
+        self.negative_iou = float(positive_iou if negative_iou is None else negative_iou)
+        self.allow_low_quality = bool(allow_low_quality)
+
+    def __call__(self, boxes, gt_boxes, gt_valid=None):
+        from tfdet.ops.boxes import box_iou
+        return argmax_match(box_iou(boxes, gt_boxes), self.positive_iou, self.negative_iou,
+                            self.allow_low_quality, gt_valid)
+
+
+class BalancedSampler:
+    """A detector's sampler: `sampler(labels [..., N])` -> (positive, negative) masks with at
+    most num_samples per row, positive_fraction of them positive (sample_balanced)."""
+
+    def __init__(self, num_samples, positive_fraction):
+        self.num_samples = int(num_samples)
+        self.positive_fraction = float(positive_fraction)
+
+    @property
+    def max_positive(self):
+        return int(round(self.num_samples * self.positive_fraction))
+
+    def __call__(self, labels, seed=None):
+        return sample_balanced(labels, self.num_samples, self.positive_fraction, seed)

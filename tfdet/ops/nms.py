@@ -233,3 +233,39 @@ def batched_multiclass_soft_nms(boxes, scores, sigma=0.5, score_threshold=0.01,
         "classes": cls,
         "num_detections": tf.reduce_sum(tf.cast(valid, tf.int32), axis=1),
     }
+
+
+class MultiClassNMS:
+    """A detector's post-processor: `nms(boxes, scores)` -> the detection dict of
+    batched_multiclass_nms (boxes [B, N, 4] or [B, N, C, 4] xyxy, scores [B, N, C]): per
+    class the pre_nms_top_k best above score_threshold, NMS at iou_threshold, max_per_class
+    per class, the best max_total over all classes."""
+
+    def __init__(self, iou_threshold=0.5, score_threshold=0.05, max_per_class=100,
+                 max_total=100, pre_nms_top_k=None):
+        self.iou_threshold = float(iou_threshold)
+        self.score_threshold = float(score_threshold)
+        self.max_per_class = int(max_per_class)
+        self.max_total = int(max_total)
+        self.pre_nms_top_k = pre_nms_top_k
+
+    def __call__(self, boxes, scores):
+        return batched_multiclass_nms(boxes, scores, self.iou_threshold, self.score_threshold,
+                                      self.max_per_class, self.max_total, self.pre_nms_top_k)
+
+
+class MultiClassSoftNMS:
+    """A detector's post-processor with Gaussian (or linear / hard) soft-NMS per class:
+    `nms(boxes, scores)` -> the dict of batched_multiclass_soft_nms."""
+
+    def __init__(self, sigma=0.5, score_threshold=0.01, max_total=300, method="gaussian"):
+        if method not in ("gaussian", "linear", "hard"):
+            raise ValueError(f"soft_nms: unknown method {method!r} (gaussian, linear or hard)")
+        self.sigma = float(sigma)
+        self.score_threshold = float(score_threshold)
+        self.max_total = int(max_total)
+        self.method = method
+
+    def __call__(self, boxes, scores):
+        return batched_multiclass_soft_nms(boxes, scores, self.sigma, self.score_threshold,
+                                           self.max_total, self.method)

@@ -212,3 +212,33 @@ def multilevel_roi_align(features, boxes, output_size, min_level=2, sampling_rat
     return roi_align_flat(flat, boxes, tf.gather(heights, level), tf.gather(widths, level),
                            tf.gather(starts, level), scales, _pair(output_size),
                            sampling_ratio, aligned)
+
+
+class RoIPooler:
+    """A two-stage detector's RoI feature extractor: `pooler(features, boxes [B, R, 4] xyxy)`
+    -> [B, R, output_size, output_size, C].
+
+    strides: the strides of the maps it reads, features[0] first. One stride (the C4 layout,
+    (16,)): RoIAlign on that map; several (FPN P2-P5, (4, 8, 16, 32)): each RoI from its
+    level by roi_levels. Maps beyond len(strides) are ignored (P6 is for the RPN only).
+    """
+
+    def __init__(self, output_size, strides, sampling_ratio=-1, aligned=False):
+        self.output_size = int(output_size)
+        self.strides = tuple(int(s) for s in strides)
+        levels = [math.log2(s) for s in self.strides]
+        if any(lv != int(lv) for lv in levels) or any(
+                b != a + 1 for a, b in zip(levels, levels[1:])):
+            raise ValueError(f"RoIPooler: strides must be consecutive powers of 2, got "
+                             f"{self.strides}")
+        self.min_level = int(levels[0])
+        self.sampling_ratio = int(sampling_ratio)
+        self.aligned = bool(aligned)
+
+    def __call__(self, features, boxes):
+        if len(self.strides) == 1:
+            return roi_align(features[0], boxes, self.output_size, 1 / self.strides[0],
+                             self.sampling_ratio, self.aligned)
+        return multilevel_roi_align(list(features[:len(self.strides)]), boxes,
+                                    self.output_size, self.min_level, self.sampling_ratio,
+                                    self.aligned)
