@@ -89,6 +89,14 @@ ROWS = {
     "faster_rcnn_dcn_r50_fpn_1x_coco": dict(
         config="dcn/faster_rcnn_dcn_r50_fpn_1x_coco.yml", kind="faster_rcnn",
         overrides=_RCNN, test_size=[512, 853]),
+    # GroupNorm in the FPN and the heads (configs/gn): ppdet's GN layers, the 4conv1fc box head.
+    "faster_rcnn_r50_fpn_gn_2x_coco": dict(
+        config="gn/faster_rcnn_r50_fpn_gn_2x_coco.yml", kind="faster_rcnn",
+        overrides=_RCNN, test_size=[512, 853]),
+    "mask_rcnn_r50_fpn_gn_2x_coco": dict(
+        config="gn/mask_rcnn_r50_fpn_gn_2x_coco.yml", kind="mask_rcnn",
+        overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)}),
+        test_size=[512, 853]),
     "mask_rcnn_r50_1x_coco": dict(
         config="mask_rcnn/mask_rcnn_r50_1x_coco.yml", kind="mask_rcnn",
         overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)}),

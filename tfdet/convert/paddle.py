@@ -65,6 +65,13 @@ PADDLE_CONFIGS = {
     "faster_rcnn_dcn_r50_fpn_1x_coco": PaddleConfig(
         "faster_rcnn_dcn_r50_fpn_1x", "faster_rcnn",
         dict(_PPDET_RCNN)),
+    # ppdet 2.x GN rows (configs/gn): GroupNorm (ConvNormLayers) in the FPN and the heads
+    # (4conv1fc box head, GN mask convs), frozen BN (folded) in the ResNet, as tfdet's GN
+    # rows; the other FPN rows' differences.
+    "faster_rcnn_r50_fpn_gn_2x_coco": PaddleConfig(
+        "faster_rcnn_r50_fpn_gn_2x", "faster_rcnn", dict(_PPDET_RCNN)),
+    "mask_rcnn_r50_fpn_gn_2x_coco": PaddleConfig(
+        "mask_rcnn_r50_fpn_gn_2x", "mask_rcnn", dict(_PPDET_RCNN)),
     # ppdet 2.x Mask R-CNN C4: Faster R-CNN C4's differences; the mask head is a deconv on the
     # res5 maps of each box (14x14 masks), as the zoo's.
     "mask_rcnn_r50_1x_coco": PaddleConfig(
@@ -256,15 +263,27 @@ def map_resnet_stage(m, stage, count, kind, prefix="backbone"):
             m.conv_norm(f"res{stage}_{b}_short", short)
 
 
+def _conv_maybe_norm(m, layer, prefix, norm_layer):
+    """A conv that tfdet may follow by a norm (`norm_layer`): ppdet's ConvNormLayer (.conv,
+    .norm) when tfdet has the norm (the GN rows), else a plain Conv2D."""
+    if m.layer_vars(norm_layer):
+        m.conv(layer, f"{prefix}.conv")
+        m.norm(norm_layer, f"{prefix}.norm")
+    else:
+        m.conv(layer, prefix)
+
+
 def map_fpn(m, levels, top, extra_levels=(), prefix="neck", name="fpn"):
     """ppdet FPN -> tfdet.necks.fpn: laterals fpn_inner_res{l}_sum(_lateral), outputs
-    fpn_res{l}_sum, extra convs fpn_{l}."""
+    fpn_res{l}_sum, extra convs fpn_{l}; with norm_type gn each is a ConvNormLayer."""
     for level in levels:
         lateral = f"fpn_inner_res{level}_sum" + ("" if level == top else "_lateral")
-        m.conv(f"{name}_lateral{level}", f"{prefix}.{lateral}")
-        m.conv(f"{name}_output{level}", f"{prefix}.fpn_res{level}_sum")
+        for layer, paddle in ((f"{name}_lateral{level}", lateral),
+                              (f"{name}_output{level}", f"fpn_res{level}_sum")):
+            _conv_maybe_norm(m, layer, f"{prefix}.{paddle}", f"{layer}_gn")
     for level in extra_levels:
-        m.conv(f"{name}_extra{level}", f"{prefix}.fpn_{level}")
+        _conv_maybe_norm(m, f"{name}_extra{level}", f"{prefix}.fpn_{level}",
+                         f"{name}_extra{level}_gn")
 
 
 def anchor_order(num_scales, num_ratios):
@@ -321,16 +340,25 @@ def map_faster_rcnn(m, model):
 
 def map_box_head(m, model, prefix, roi_size, channels, box_head="box_head",
                  predictors=("bbox_head", "")):
-    """ppdet TwoFCHead (under `prefix`) and its predictors ({prefix}.bbox_score{suffix},
+    """ppdet TwoFCHead, or XConvNormHead (bbox_head_conv{i} ConvNormLayers, then fc6: the GN
+    rows' 4conv1fc), under `prefix`, and its predictors ({prefix}.bbox_score{suffix},
     {prefix}.bbox_delta{suffix} for predictors=(prefix, suffix)) -> tfdet FCBoxHead."""
+    head = next(h for h in model.roi_heads.box_heads if h.name == box_head)
+    for i in range(head.num_convs):
+        layer = f"{box_head}/convs/conv{i + 1}"
+        m.conv(layer, f"{prefix}.bbox_head_conv{i}.conv")
+        m.norm(f"{layer}_norm", f"{prefix}.bbox_head_conv{i}.norm")
+    if head.num_convs:
+        channels = head.conv_dim
     fc6 = m.take(f"{prefix}.fc6.weight")
     if fc6 is not None and fc6.shape[0] == channels * roi_size * roi_size:
         fc6 = fc6.reshape(channels, roi_size, roi_size, -1).transpose(1, 2, 0, 3)
         fc6 = fc6.reshape(roi_size * roi_size * channels, -1)
     m.put(f"{box_head}/fcs/fc1/kernel", fc6)
     m.put(f"{box_head}/fcs/fc1/bias", m.take(f"{prefix}.fc6.bias"))
-    m.put(f"{box_head}/fcs/fc2/kernel", m.take(f"{prefix}.fc7.weight"))
-    m.put(f"{box_head}/fcs/fc2/bias", m.take(f"{prefix}.fc7.bias"))
+    if head.num_fc > 1:
+        m.put(f"{box_head}/fcs/fc2/kernel", m.take(f"{prefix}.fc7.weight"))
+        m.put(f"{box_head}/fcs/fc2/bias", m.take(f"{prefix}.fc7.bias"))
     map_predictors(m, *predictors, box_head=box_head)
 
 
@@ -358,8 +386,9 @@ def map_mask_rcnn(m, model):
     which tfdet's background channel 0 is added as zeros)."""
     map_faster_rcnn(m, model)
     prefix, layers = "mask_head.head.upsample", "mask_head/mask_layers"
-    for i in range(model.config["mask_num_convs"]):
-        m.conv(f"{layers}/conv{i + 1}", f"{prefix}.mask_inter_feat_{i + 1}")
+    for i in range(model.config["mask_num_convs"]):  # ConvNormLayers in the GN rows
+        _conv_maybe_norm(m, f"{layers}/conv{i + 1}", f"{prefix}.mask_inter_feat_{i + 1}",
+                         f"{layers}/conv{i + 1}_norm")
     m.conv(f"{layers}/deconv", f"{prefix}.conv5_mask")
     w, b = m.take("mask_head.mask_fcn_logits.weight"), m.take("mask_head.mask_fcn_logits.bias")
     if w is not None and b is not None:
