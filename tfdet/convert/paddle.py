@@ -72,6 +72,10 @@ PADDLE_CONFIGS = {
         "faster_rcnn_r50_fpn_gn_2x", "faster_rcnn", dict(_PPDET_RCNN)),
     "mask_rcnn_r50_fpn_gn_2x_coco": PaddleConfig(
         "mask_rcnn_r50_fpn_gn_2x", "mask_rcnn", dict(_PPDET_RCNN)),
+    "cascade_rcnn_r50_fpn_gn_2x_coco": PaddleConfig(
+        "cascade_rcnn_r50_fpn_gn_2x", "cascade_rcnn", dict(_PPDET_RCNN)),
+    "cascade_mask_rcnn_r50_fpn_gn_2x_coco": PaddleConfig(
+        "cascade_mask_rcnn_r50_fpn_gn_2x", "cascade_mask_rcnn", dict(_PPDET_RCNN)),
     # ppdet 2.x Mask R-CNN C4: Faster R-CNN C4's differences; the mask head is a deconv on the
     # res5 maps of each box (14x14 masks), as the zoo's.
     "mask_rcnn_r50_1x_coco": PaddleConfig(
@@ -333,21 +337,23 @@ def map_faster_rcnn(m, model):
     elif "cascade_ious" in c:  # CascadeHead: a TwoFCHead and predictors per stage
         for i, head in enumerate(model.roi_heads.box_heads):
             map_box_head(m, model, f"bbox_head.head.{i}", c["roi_size"], c["fpn_channels"],
-                         head.name, predictors=("bbox_head", f"_stage{i}"))
+                         head.name, predictors=("bbox_head", f"_stage{i}"),
+                         conv_names=f"stage{i}_bbox_head_conv")
     else:
         map_box_head(m, model, "bbox_head.head", c["roi_size"], c["fpn_channels"])
 
 
 def map_box_head(m, model, prefix, roi_size, channels, box_head="box_head",
-                 predictors=("bbox_head", "")):
-    """ppdet TwoFCHead, or XConvNormHead (bbox_head_conv{i} ConvNormLayers, then fc6: the GN
-    rows' 4conv1fc), under `prefix`, and its predictors ({prefix}.bbox_score{suffix},
-    {prefix}.bbox_delta{suffix} for predictors=(prefix, suffix)) -> tfdet FCBoxHead."""
+                 predictors=("bbox_head", ""), conv_names="bbox_head_conv"):
+    """ppdet TwoFCHead, or XConvNormHead (ConvNormLayers {conv_names}{i}, then fc6: the GN
+    rows' 4conv1fc; a cascade's stage i names them stage{i}_bbox_head_conv), under `prefix`,
+    and its predictors ({prefix}.bbox_score{suffix}, {prefix}.bbox_delta{suffix} for
+    predictors=(prefix, suffix)) -> tfdet FCBoxHead."""
     head = next(h for h in model.roi_heads.box_heads if h.name == box_head)
     for i in range(head.num_convs):
         layer = f"{box_head}/convs/conv{i + 1}"
-        m.conv(layer, f"{prefix}.bbox_head_conv{i}.conv")
-        m.norm(f"{layer}_norm", f"{prefix}.bbox_head_conv{i}.norm")
+        m.conv(layer, f"{prefix}.{conv_names}{i}.conv")
+        m.norm(f"{layer}_norm", f"{prefix}.{conv_names}{i}.norm")
     if head.num_convs:
         channels = head.conv_dim
     fc6 = m.take(f"{prefix}.fc6.weight")
