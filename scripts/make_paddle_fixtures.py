@@ -53,6 +53,15 @@ _YOLO = {f"yolo_head.yolo_output.{i}.weight": ("normal", 0.0, 0.5) for i in rang
 # would otherwise shrink layer by layer down to the norms' biases.
 _GAIN = ("normal", 1.4, 0.1)
 
+# Training-loss parity: ground truth as fractions of the unpadded input (x1, y1, x2, y2) and
+# contiguous classes; the third box is small, so it is matched only as its anchors' best box.
+GT_FRACTIONS = [[0.10, 0.15, 0.60, 0.80], [0.50, 0.40, 0.95, 0.90], [0.30, 0.30, 0.36, 0.38]]
+GT_CLASSES = [0, 5, 17]
+# SSD300: the small box lies inside two equal-area priors (1872, 2027), whose IoUs with it tie
+# exactly, and each side's float rounding picks another as its best; this one's best prior
+# (1872, IoU 0.557) leads the next by 0.034.
+SSD_GT_FRACTIONS = GT_FRACTIONS[:2] + [[0.29, 0.30, 0.36, 0.39]]
+
 # row -> config path under configs/, the captured stages, weight overrides (name -> recipe),
 # losses: also ppdet's train-mode losses (LOSSES). Not for the DarkNet rows (their head outputs
 # are large enough in train mode to saturate ppdet's probability-space BCE at its log clamp)
@@ -73,7 +82,7 @@ ROWS = {
         overrides={"head.retina_cls.bias": ("const", -5.0),
                    "head.retina_cls.weight": ("normal", 0.0, 0.3)}),
     "faster_rcnn_r50_fpn_1x_coco": dict(
-        config="faster_rcnn/faster_rcnn_r50_fpn_1x_coco.yml", kind="faster_rcnn",
+        config="faster_rcnn/faster_rcnn_r50_fpn_1x_coco.yml", kind="faster_rcnn", losses=True,
         overrides=_RCNN),
     # The C4 rows at 512 x 853 with 300 proposals: res5 on 1000 RoIs took about 50 s a test.
     "faster_rcnn_r50_1x_coco": dict(
@@ -119,6 +128,19 @@ ROWS = {
            "bbox_head.bbox_delta_stage*.weight": ("normal", 0.0, 0.1),
            "mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)},
         test_size=[512, 853]),
+    "cascade_rcnn_r50_fpn_gn_2x_coco": dict(
+        config="gn/cascade_rcnn_r50_fpn_gn_2x_coco.yml", kind="cascade_rcnn",
+        overrides={k: v for k, v in _RCNN.items() if not k.startswith("bbox_head")}
+        | {"bbox_head.bbox_score_stage*.weight": ("normal", 0.0, 0.2),
+           "bbox_head.bbox_delta_stage*.weight": ("normal", 0.0, 0.1)},
+        test_size=[512, 853]),
+    "cascade_mask_rcnn_r50_fpn_gn_2x_coco": dict(
+        config="gn/cascade_mask_rcnn_r50_fpn_gn_2x_coco.yml", kind="cascade_mask_rcnn",
+        overrides={k: v for k, v in _RCNN.items() if not k.startswith("bbox_head")}
+        | {"bbox_head.bbox_score_stage*.weight": ("normal", 0.0, 0.2),
+           "bbox_head.bbox_delta_stage*.weight": ("normal", 0.0, 0.1),
+           "mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)},
+        test_size=[512, 853]),
     "yolov3_darknet53_270e_coco": dict(
         config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3", overrides=_YOLO),
     "yolov3_darknet53_270e_coco_320": dict(
@@ -138,7 +160,8 @@ ROWS = {
         overrides={"neck.*.batch_norm.weight": _GAIN,
                    "yolo_head.yolo_output.*.weight": ("normal", 0.0, 0.3)}),
     "ssd_vgg16_300_240e_voc": dict(
-        config="ssd/ssd_vgg16_300_240e_voc.yml", kind="ssd", overrides={}),
+        config="ssd/ssd_vgg16_300_240e_voc.yml", kind="ssd", overrides={}, losses=True,
+        gt_fractions=SSD_GT_FRACTIONS),
     "ssd_mobilenet_v1_300_120e_voc": dict(
         config="ssd/ssd_mobilenet_v1_300_120e_voc.yml", kind="ssd",
         overrides={"backbone.*._batch_norm.weight": _GAIN}),
@@ -226,10 +249,6 @@ def _stages_ssd(model, inputs):
             "head_scores": [conv(f) for f, conv in zip(feats, head.score_convs)]}, {}
 
 
-# Training-loss parity: ground truth as fractions of the unpadded input (x1, y1, x2, y2) and
-# contiguous classes; the third box is small, so it is matched only as its anchors' best box.
-GT_FRACTIONS = [[0.10, 0.15, 0.60, 0.80], [0.50, 0.40, 0.95, 0.90], [0.30, 0.30, 0.36, 0.38]]
-GT_CLASSES = [0, 5, 17]
 
 
 def _train_mode_losses(model, feed):
@@ -274,7 +293,76 @@ def _losses_yolov3(model, cfg, inputs, gt_boxes, gt_classes):
         sample["gt_bbox"][None]), **targets))
 
 
-LOSSES = {"retinanet": _losses_retinanet, "yolov3": _losses_yolov3}
+# Faster R-CNN's samplers draw at random; with batches larger than every candidate
+# (use_random off) both sides train on all labelled anchors and RoIs, so the losses compare
+# deterministically. The test gives tfdet the same sample sizes, ppdet's train-time proposal
+# counts and its L1 box losses (smooth-L1 with beta 0); these travel in the fixture.
+RPN_ALL, ROI_ALL = 10**7, 4096
+
+
+def _losses_faster_rcnn(model, cfg, inputs, gt_boxes, gt_classes):
+    """Faster R-CNN: RPN and R-CNN losses with exhaustive sampling (above)."""
+    import paddle
+    rpn, roi = model.rpn_head.rpn_target_assign, model.bbox_head.bbox_assigner
+    saved = (rpn.batch_size_per_im, rpn.use_random, roi.batch_size_per_im, roi.use_random)
+    rpn.batch_size_per_im, rpn.use_random = RPN_ALL, False
+    roi.batch_size_per_im, roi.use_random = ROI_ALL, False
+    try:
+        values = _train_mode_losses(model, dict(
+            inputs, gt_bbox=paddle.to_tensor(gt_boxes[None]),
+            gt_class=paddle.to_tensor(gt_classes[None, :, None])))
+    finally:
+        rpn.batch_size_per_im, rpn.use_random, roi.batch_size_per_im, roi.use_random = saved
+    proposal = cfg["RPNHead"]["train_proposal"]
+    settings = dict(rpn_batch_per_image=RPN_ALL, roi_batch_per_image=ROI_ALL,
+                    train_pre_nms_top_k=proposal["pre_nms_top_n"],
+                    train_post_nms_top_k=proposal["post_nms_top_n"],
+                    rpn_smooth_l1_beta=0.0, roi_smooth_l1_beta=0.0)
+    return values, settings
+
+
+def _mine_hard_example_paddle3(self, conf_loss, targets_label, bg_index, mine_neg_ratio=0.01):
+    """ppdet 2.6.0's SSDLoss._mine_hard_example, line for line, except that the negative
+    counts are cast to the ranks' int64 before comparing: paddle 3.3.1 refuses the int64 <
+    float32 comparison the original makes (TypeError, type promotion). The counts are whole
+    numbers (positives x neg_pos_ratio 3), so the cast changes no value."""
+    import paddle
+    pos = (targets_label != bg_index).astype(conf_loss.dtype)
+    num_pos = pos.sum(axis=1, keepdim=True)
+    neg = (targets_label == bg_index).astype(conf_loss.dtype)
+    conf_loss = conf_loss.detach() * neg
+    loss_idx = conf_loss.argsort(axis=1, descending=True)
+    idx_rank = loss_idx.argsort(axis=1)
+    num_negs = []
+    for i in range(conf_loss.shape[0]):
+        num_neg = paddle.clip(num_pos[i] * self.neg_pos_ratio, max=pos.shape[1])
+        num_neg = num_neg if num_neg > 0 else paddle.to_tensor([pos.shape[1] * mine_neg_ratio])
+        num_negs.append(num_neg)
+    num_negs = paddle.stack(num_negs).expand_as(idx_rank).astype(idx_rank.dtype)
+    neg_mask = (idx_rank < num_negs).astype(conf_loss.dtype)
+    return (neg_mask + pos).astype("bool")
+
+
+def _losses_ssd(model, cfg, inputs, gt_boxes, gt_classes):
+    """SSD: ppdet's multibox loss, one number ((conf + loc) / positives), on boxes normalised
+    to the input as its reader's NormalizeBox leaves them; no random sampling (negatives are
+    mined by loss; the mining runs as _mine_hard_example_paddle3)."""
+    import paddle
+    from ppdet.modeling.losses.ssd_loss import SSDLoss
+    _, _, h, w = inputs["image"].shape
+    normalised = (gt_boxes / np.asarray([w, h, w, h], np.float32)).astype(np.float32)
+    original = SSDLoss._mine_hard_example
+    SSDLoss._mine_hard_example = _mine_hard_example_paddle3
+    try:
+        return _train_mode_losses(model, dict(
+            inputs, gt_bbox=paddle.to_tensor(normalised[None]),
+            gt_class=paddle.to_tensor(gt_classes[None])))
+    finally:
+        SSDLoss._mine_hard_example = original
+
+
+LOSSES = {"retinanet": _losses_retinanet, "yolov3": _losses_yolov3,
+          "faster_rcnn": _losses_faster_rcnn, "ssd": _losses_ssd}
 
 
 def _stages_retinanet_full(model, inputs):
@@ -405,11 +493,13 @@ def make_row(row, spec, configs, output, seed):
         losses = None
         if spec.get("losses"):
             h, w = (float(v) for v in im_shape)
-            gt_boxes = (np.asarray(GT_FRACTIONS) * [w, h, w, h]).astype(np.float32)
+            fractions = spec.get("gt_fractions", GT_FRACTIONS)
+            gt_boxes = (np.asarray(fractions) * [w, h, w, h]).astype(np.float32)
             gt_classes = np.asarray(GT_CLASSES, np.int32)
+            values = LOSSES[spec["kind"]](model, cfg, inputs, gt_boxes, gt_classes)
+            values, settings = values if isinstance(values, tuple) else (values, {})
             losses = {"gt_boxes": gt_boxes.tolist(), "gt_classes": gt_classes.tolist(),
-                      "values": LOSSES[spec["kind"]](model, cfg, inputs, gt_boxes,
-                                                     gt_classes)}
+                      "values": values, "settings": settings}
             print(f"{row} {rel}: train-mode losses {losses['values']}")
         import cv2
         original = cv2.imread(str(DATA / rel)).shape[:2]

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests.parity.seeded_weights import seeded_state
+from tfdet import ops
 from tfdet.convert import from_paddle, read_pdparams, write_pdparams
 from tfdet.convert.paddle import anchor_order
 
@@ -237,14 +238,14 @@ def _batch(x, gt_boxes, gt_classes):
             "is_crowd": np.zeros_like(classes, bool)}
 
 
-def _retinanet_losses(model, x, gt_boxes, gt_classes):
+def _retinanet_losses(model, x, gt_boxes, gt_classes, image):
     """tfdet's training losses under ppdet's names (focal / L1 sums over the positives)."""
     out = model.compute_losses(_batch(x, gt_boxes, gt_classes), training=True)
     return {"loss_cls": out["class_loss"], "loss_reg": out["box_loss"],
             "loss": out["total_loss"]}
 
 
-def _yolov3_losses(model, x, gt_boxes, gt_classes):
+def _yolov3_losses(model, x, gt_boxes, gt_classes, image):
     """YOLOv3's training losses (BN on the batch's statistics) under ppdet's names; the
     weights, whose BN statistics a training call moves, are restored."""
     weights = model.get_weights()
@@ -257,7 +258,40 @@ def _yolov3_losses(model, x, gt_boxes, gt_classes):
     return {theirs: out[ours] for theirs, ours in names.items()}
 
 
-LOSSES = {"retinanet": _retinanet_losses, "yolov3": _yolov3_losses}
+def _faster_rcnn_losses(model, x, gt_boxes, gt_classes, image):
+    """Faster R-CNN's RPN and R-CNN losses with the fixture's settings (ppdet's train-time
+    proposal counts and L1 box losses, samples larger than every candidate, so that neither
+    side draws at random): the samplers are given as parts, the rest are settings read at
+    call time; all are restored. Proposals are clipped to the image before padding."""
+    settings = image["losses"]["settings"]
+    rpn, roi = model.rpn, model.roi_heads
+    saved = rpn.sampler, roi.sampler, {k: model.config[k] for k in settings}
+    rpn.sampler = ops.BalancedSampler(settings["rpn_batch_per_image"],
+                                      rpn.sampler.positive_fraction)
+    roi.sampler = ops.BalancedSampler(settings["roi_batch_per_image"],
+                                      roi.sampler.positive_fraction)
+    model.config.update(settings)
+    batch = dict(_batch(x, gt_boxes, gt_classes),
+                 image_size=np.asarray([image["im_shape"]], np.float32))
+    try:
+        out = model.compute_losses(batch, training=True)
+    finally:
+        rpn.sampler, roi.sampler = saved[:2]
+        model.config.update(saved[2])
+    names = {"loss_rpn_cls": "rpn_class_loss", "loss_rpn_reg": "rpn_box_loss",
+             "loss_bbox_cls": "rcnn_class_loss", "loss_bbox_reg": "rcnn_box_loss",
+             "loss": "total_loss"}
+    return {theirs: out[ours] for theirs, ours in names.items()}
+
+
+def _ssd_losses(model, x, gt_boxes, gt_classes, image):
+    """SSD's multibox loss: ppdet reports only the total ((conf + loc) / positives)."""
+    out = model.compute_losses(_batch(x, gt_boxes, gt_classes), training=True)
+    return {"loss": out["total_loss"]}
+
+
+LOSSES = {"retinanet": _retinanet_losses, "yolov3": _yolov3_losses,
+          "faster_rcnn": _faster_rcnn_losses, "ssd": _ssd_losses}
 LOSS_TOLERANCE = 1e-3  # relative, issue 10's bound for deterministic sampling
 
 
@@ -431,7 +465,7 @@ def compare_row(row, folder):
                 errors[stage] = max(errors.get(stage, 0.0), float(err))
         if image.get("losses"):
             ours = LOSSES[spec.family](model, x, image["losses"]["gt_boxes"],
-                                       image["losses"]["gt_classes"])
+                                       image["losses"]["gt_classes"], image)
             for name, theirs in image["losses"]["values"].items():
                 rel = abs(float(ours[name]) - theirs) / max(abs(theirs), 1e-12)
                 assert rel <= LOSS_TOLERANCE, (row, image["source"], name, float(ours[name]),

@@ -166,11 +166,17 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
         """
         gt = ground_truth(batch)
         images = batch["images"]
+        # Proposals (and a cascade's refined boxes) are clipped to each image before padding
+        # (the pipeline's image_size [B, 2]), as Paddle clips to im_shape; else to the input.
+        image_sizes = batch.get("image_size")
+        if image_sizes is not None:
+            image_sizes = tf.cast(image_sizes, tf.float32)
         *pyramid, rpn_logits, rpn_deltas = self.network(images, training=training)
         losses, proposals, valid = self.rpn.losses_and_proposals(images, gt, rpn_logits,
-                                                                 rpn_deltas)
+                                                                 rpn_deltas, image_sizes)
         losses.update(self.roi_heads.losses(images, pyramid, proposals, valid, gt,
-                                            batch.get("masks"), training=training))
+                                            batch.get("masks"), training=training,
+                                            image_sizes=image_sizes))
         losses["total_loss"] = tf.add_n(list(losses.values()))
         return losses
 

@@ -204,10 +204,10 @@ class RoIHeads(keras.layers.Layer):
 
     # -- training ----------------------------------------------------------------------------
     def losses(self, images, pyramid, proposals, proposal_valid, gt, masks=None,
-               training=True):
-        """R-CNN classification and box losses over roi_batch_per_image sampled RoIs per image
-        (ground truth added to the proposals), plus mask_loss with a mask head (masks: the
-        batch's [B, M, H, W])."""
+               training=True, image_sizes=None):
+        """R-CNN classification and box losses over the sampler's RoIs of each image (ground
+        truth added to the proposals), plus mask_loss with a mask head (masks: the batch's
+        [B, M, H, W]). image_sizes: unused here (a cascade clips its refined boxes to it)."""
         rois = tf.concat([proposals, gt["boxes"]], 1)
         roi_valid = tf.concat([proposal_valid, gt["valid"]], 1)
         sample = self.sample(rois, roi_valid, gt)
@@ -297,11 +297,12 @@ class CascadeRoIHeads(RoIHeads):
         return self.add_masks(detections, pyramid, training)
 
     def losses(self, images, pyramid, proposals, proposal_valid, gt, masks=None,
-               training=True):
+               training=True, image_sizes=None):
         """Each stage's classification and box losses (rcnn_class_loss_stage1, ...) times its
-        cascade_loss_weight, plus mask_loss on the last stage's positives."""
+        cascade_loss_weight, plus mask_loss on the last stage's positives; refined boxes are
+        clipped to image_sizes [B, 2] when given (else the input), as the proposals."""
         c = self.settings
-        height, width = ops.clip_limits(images)  # the padded input, as the proposals
+        height, width = ops.clip_limits(images, image_sizes)
         losses = {}
         for stage, head in enumerate(self.box_heads):
             if stage == 0:

@@ -101,10 +101,11 @@ class RegionProposalNetwork(keras.layers.Layer):
         valid = tf.sequence_mask(nms["num_detections"], post)
         return nms["boxes"], valid
 
-    def losses_and_proposals(self, images, gt, rpn_logits, rpn_deltas):
+    def losses_and_proposals(self, images, gt, rpn_logits, rpn_deltas, image_sizes=None):
         """The RPN's objectness (BCE) and box (smooth-L1) losses over the sampler's anchors
         of each image, divided by its num_samples per image (crowd boxes and padding never
-        match), and the training proposals: (losses, boxes [B, P, 4], valid [B, P])."""
+        match), and the training proposals, clipped to image_sizes [B, 2] when given:
+        (losses, boxes [B, P, 4], valid [B, P])."""
         c = self.settings
         gt_boxes = gt["boxes"]
         rpn_logits = tf.cast(rpn_logits, tf.float32)
@@ -125,5 +126,6 @@ class RegionProposalNetwork(keras.layers.Layer):
                 smooth_l1_loss(rpn_deltas, targets, c["rpn_smooth_l1_beta"])
                 * positive_f[..., None]) / normalizer,
         }
-        boxes, valid = self.proposals(images, rpn_logits, rpn_deltas, True, anchors_and_counts)
+        boxes, valid = self.proposals(images, rpn_logits, rpn_deltas, True, anchors_and_counts,
+                                      image_sizes)
         return losses, boxes, valid
