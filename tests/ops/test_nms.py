@@ -225,3 +225,66 @@ def test_batched_multiclass_soft_nms_pads_and_compiles():
     assert not out["boxes"][0, 4:].numpy().any()
     empty = graph(boxes, np.zeros_like(scores))
     assert int(empty["num_detections"][0]) == 0
+
+
+def np_weighted_nms(boxes, scores, thr, max_out, score_thr):
+    """MediaPipe's WEIGHTED non-max suppression, transcribed as its loop: take the best
+    remaining box, cluster every remaining box overlapping it by IoU > thr (itself included),
+    output the cluster's score-weighted mean box with the best box's score, repeat."""
+    remaining = [i for i in np.argsort(-scores, kind="stable") if scores[i] >= score_thr]
+    out = []
+    while remaining and len(out) < max_out:
+        top = remaining[0]
+        cluster = [j for j in remaining if np_iou(boxes[top], boxes[j]) > thr or j == top]
+        remaining = [j for j in remaining if j not in cluster]
+        w = scores[cluster].astype(np.float64)
+        out.append(((w[:, None] * boxes[cluster]).sum(0) / w.sum(), scores[top]))
+    return out
+
+
+def test_box_blending_is_mediapipes_weighted_nms():
+    rng = np.random.default_rng(4)
+    for trial in range(5):
+        boxes = clustered_boxes(rng, 40)
+        scores = rng.permutation(np.linspace(0.02, 0.98, 40)).astype(np.float32)
+        expected = np_weighted_nms(boxes, scores, 0.3, 10, 0.05)
+        out = ops.batched_multiclass_weighted_nms(boxes[None], scores[None, :, None],
+                                                  iou_threshold=0.3, score_threshold=0.05,
+                                                  max_total=10, pre_nms_top_k=40)
+        n = int(out["num_detections"][0])
+        assert n == len(expected)
+        np.testing.assert_allclose(out["boxes"][0, :n], [b for b, _ in expected], atol=1e-3)
+        np.testing.assert_allclose(out["scores"][0, :n], [s for _, s in expected], rtol=1e-6)
+        assert not np.any(out["boxes"][0, n:].numpy())  # padding is zero
+
+
+def test_box_blending_by_hand_per_class_and_batched():
+    # Class 0: boxes A and B overlap by IoU 0.6 (blended by 0.9 / 0.6), C stands alone.
+    # Class 1: only B scores, so B is its own head. Image 2 is image 1 shifted by 100 px.
+    a, b, c = [0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]
+    boxes = np.asarray([[a, b, c], [[v + 100 for v in a], [v + 100 for v in b],
+                                    [v + 100 for v in c]]], np.float32)
+    scores = np.asarray([[[0.9, 0.0], [0.6, 0.7], [0.5, 0.0]]] * 2, np.float32)
+    out = ops.batched_multiclass_weighted_nms(boxes, scores, iou_threshold=0.5,
+                                              score_threshold=0.1, max_total=5)
+    blended = (0.9 * np.asarray(a) + 0.6 * np.asarray(b)) / 1.5
+    for image, shift in ((0, 0.0), (1, 100.0)):
+        assert int(out["num_detections"][image]) == 3
+        np.testing.assert_allclose(out["scores"][image, :3], [0.9, 0.7, 0.5], rtol=1e-6)
+        np.testing.assert_array_equal(out["classes"][image, :3], [0, 1, 0])
+        np.testing.assert_allclose(out["boxes"][image, :3],
+                                   np.asarray([blended, b, c]) + shift, atol=1e-4)
+
+
+def test_box_blending_is_a_registered_post_processor_of_the_one_stage_detectors():
+    from tfdet import models
+    from tfdet.registry import POSTPROCESSORS
+    nms = POSTPROCESSORS.get("blend")(dict(nms_iou=0.3, score_threshold=0.05,
+                                           max_detections=7, pre_nms_top_k=50))
+    assert isinstance(nms, ops.MultiClassWeightedNMS) and nms.max_total == 7
+    model = models.get("blazeface", nms="blend", image_size=128)
+    assert isinstance(model.postprocessor, ops.MultiClassWeightedNMS)
+    out = model(tf.random.stateless_normal([1, 128, 128, 3], [1, 1]))
+    assert out["boxes"].shape == (1, model.config["max_detections"], 4)
+    with pytest.raises(ValueError, match="needs pre_nms='anchor'"):
+        models.get("retinanet_r50_fpn", nms="blend", depth=18)

@@ -5,7 +5,9 @@ detector's settings by the registered builder the settings name (tfdet.registry)
 Also registers the post-processors: `nms = 'hard'` (per-class NMS: nms_iou, score_threshold,
 max_detections per class and in all, and pre_nms_top_k where the settings have it) and
 `nms = 'soft'` (per-class Gaussian soft-NMS: soft_nms_sigma, score_threshold,
-max_detections).
+max_detections) and `nms = 'blend'` (BlazeFace's box blending, MediaPipe's weighted NMS, per
+class: nms_iou, score_threshold, max_detections, pre_nms_top_k; for boxes shared by the
+classes, the one-stage detectors').
 """
 from tfdet import backbones, heads, necks, ops  # noqa: F401 (they register the built-in parts)
 from tfdet.registry import POSTPROCESSORS
@@ -40,3 +42,11 @@ class GivenParts:
     def take(self, name, build):
         part = self._parts.get(name)
         return build() if part is None else part
+
+
+@POSTPROCESSORS.register("blend")
+def multiclass_weighted_nms(settings):
+    return ops.MultiClassWeightedNMS(settings["nms_iou"], settings["score_threshold"],
+                                     settings["max_detections"],
+                                     settings.get("pre_nms_top_k") or 1000)
+

@@ -57,6 +57,9 @@ class RetinaNet(DenseDetector):
             nms=nms)
         if pre_nms not in ("pair", "anchor"):
             raise ValueError(f"RetinaNet: pre_nms must be 'pair' or 'anchor', got {pre_nms!r}")
+        if pre_nms == "pair" and nms != "hard":
+            raise ValueError(f"RetinaNet: nms={nms!r} needs pre_nms='anchor' (the 'pair' "
+                             "candidates go through per-class hard NMS)")
         self.num_classes = num_classes
         c = self.config
         given = GivenParts("RetinaNet", self.part_names, parts)

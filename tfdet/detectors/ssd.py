@@ -43,7 +43,8 @@ class SSD(DenseDetector):
     input pixels at every image_size (BlazeFace: steps 8 / 16 are its maps' strides, and its
     prior sizes are face sizes, as ppdet evaluates at any size). extra_activation: 'relu'
     or 'relu6' after the MobileNet extras' norms (ppdet 2.x uses ReLU6). clip_boxes: clip the
-    decoded boxes to the image before NMS (ppdet 2.x clips only its final boxes).
+    decoded boxes to the image before NMS (ppdet 2.x clips only its final boxes). nms: the
+    registered post-processor ('hard' per-class NMS; 'blend', BlazeFace's box blending).
     """
 
     def __init__(self, num_classes=80, backbone="vgg16", image_size=300, base_size=300,
@@ -55,14 +56,14 @@ class SSD(DenseDetector):
                  box_weights=(10.0, 10.0, 5.0, 5.0), score_threshold=0.01, nms_iou=0.45,
                  pre_nms_top_k=400, max_detections=200, extra_activation="relu",
                  clip_boxes=True, backbone_settings=None, densities=None, neck=None,
-                 **kwargs):
+                 nms="hard", **kwargs):
         super().__init__(**kwargs)
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
         for key in ("extras", "min_sizes", "max_sizes", "aspect_ratios", "steps",
                     "box_weights", "backbone_settings", "densities"):
             config[key] = _freeze(config[key])
         self.config = config
-        self.postprocessor = POSTPROCESSORS.get("hard")(config)
+        self.postprocessor = POSTPROCESSORS.get(nms)(config)
         self.matcher = ops.ArgmaxMatcher(positive_iou, allow_low_quality=True)
         self.coder = ops.BoxCoder(box_weights)
         self.num_classes = num_classes

@@ -23,6 +23,8 @@ from tfdet.ops.matching import (IGNORE, NEGATIVE, POSITIVE, ArgmaxMatcher, Balan
 from tfdet.ops.nms import (
     MultiClassNMS,
     MultiClassSoftNMS,
+    MultiClassWeightedNMS,
+    batched_multiclass_weighted_nms,
     batched_labeled_nms,
     batched_multiclass_nms,
     batched_nms,

@@ -235,6 +235,86 @@ def batched_multiclass_soft_nms(boxes, scores, sigma=0.5, score_threshold=0.01,
     }
 
 
+def batched_multiclass_weighted_nms(boxes, scores, iou_threshold=0.3, score_threshold=0.05,
+                                    max_total=100, pre_nms_top_k=1000):
+    """Box blending (BlazeFace's tie resolution; MediaPipe's WEIGHTED non-max suppression) per
+    class for a batch: boxes [B, N, 4] xyxy shared by all classes, scores [B, N, C].
+
+    Per (image, class), over the pre_nms_top_k best candidates scoring >= score_threshold:
+    the heads are greedy NMS's picks (IoU > iou_threshold suppresses); every candidate joins
+    the first head, in score order, that scores at least as high and overlaps it by IoU >
+    iou_threshold (a head joins itself), which is MediaPipe's loop (take the best remaining
+    box, cluster the remaining ones overlapping it, repeat). A head's box is its cluster's
+    score-weighted mean box; its score stays its own. The max_total best heads over all
+    classes are returned as the dict of `batched_multiclass_nms`, sorted by score. Stock ops
+    only: one NMS per (image, class) and dense [heads x candidates] overlaps.
+    """
+    boxes = tf.cast(box_ops.as_float(boxes), tf.float32)
+    scores = tf.cast(box_ops.as_float(scores), tf.float32)
+    batch = tf.shape(scores)[0]
+    num_classes = scores.shape[-1] or tf.shape(scores)[-1]
+    k = tf.minimum(pre_nms_top_k, tf.shape(scores)[1])
+    top, index = tf.math.top_k(tf.transpose(scores, [0, 2, 1]), k)  # [B, C, k], best first
+    candidates = tf.gather(boxes, index, batch_dims=1)  # [B, C, k, 4]
+    flat_boxes = tf.reshape(candidates, [-1, k, 4])
+    flat_scores = tf.reshape(top, [-1, k])
+    live = flat_scores >= score_threshold
+    heads, num = batched_nms(flat_boxes, flat_scores, iou_threshold, max_total,
+                             score_threshold)  # [BC, M] ranks into the k, -1 = none
+    valid = heads >= 0
+    safe = tf.maximum(heads, 0)
+    head_boxes = tf.gather(flat_boxes, safe, batch_dims=1)  # [BC, M, 4]
+    rank = tf.range(k)
+    member = ((box_ops.box_iou(head_boxes, flat_boxes) > iou_threshold)
+              & (safe[..., None] <= rank)) | (safe[..., None] == rank)
+    member &= valid[..., None] & live[:, None, :]  # [BC, M, k]
+    first = tf.argmax(tf.cast(member, tf.int32), axis=1, output_type=tf.int32)  # [BC, k]
+    joins = tf.reduce_any(member, axis=1)
+    weights = (tf.one_hot(first, max_total) * tf.cast(joins, tf.float32)[..., None]
+               * flat_scores[..., None])  # [BC, k, M]
+    total = tf.reduce_sum(weights, axis=1)  # [BC, M]
+    blended = tf.einsum("bkm,bkd->bmd", weights, flat_boxes) / tf.maximum(total, 1e-12)[
+        ..., None]
+    head_scores = tf.where(valid, tf.gather(flat_scores, safe, batch_dims=1), 0.0)
+    # All classes' heads of an image, best max_total first.
+    per_image = num_classes * max_total
+    all_boxes = tf.reshape(blended, [batch, per_image, 4])
+    all_scores = tf.reshape(head_scores, [batch, per_image])
+    all_classes = tf.reshape(tf.broadcast_to(tf.range(num_classes)[:, None],
+                                             [num_classes, max_total]), [-1])
+    best, order = tf.math.top_k(all_scores, tf.minimum(max_total, per_image))
+    kept = tf.cast(best > 0, tf.float32)
+    out_boxes = tf.gather(all_boxes, order, batch_dims=1) * kept[..., None]
+    pad = max_total - tf.shape(best)[1]
+    return {
+        "boxes": tf.pad(out_boxes, [[0, 0], [0, pad], [0, 0]]),
+        "scores": tf.pad(best * kept, [[0, 0], [0, pad]]),
+        "classes": tf.pad(tf.where(best > 0, tf.gather(all_classes, order), 0),
+                          [[0, 0], [0, pad]]),
+        "num_detections": tf.reduce_sum(tf.cast(best > 0, tf.int32), axis=1),
+    }
+
+
+class MultiClassWeightedNMS:
+    """A detector's post-processor with box blending per class
+    (batched_multiclass_weighted_nms): `nms(boxes [B, N, 4], scores [B, N, C])`."""
+
+    def __init__(self, iou_threshold=0.3, score_threshold=0.05, max_total=100,
+                 pre_nms_top_k=1000):
+        self.iou_threshold = float(iou_threshold)
+        self.score_threshold = float(score_threshold)
+        self.max_total = int(max_total)
+        self.pre_nms_top_k = int(pre_nms_top_k or 1000)
+
+    def __call__(self, boxes, scores):
+        if boxes.shape.rank != 3:
+            raise ValueError("box blending takes boxes shared by the classes, [B, N, 4]; got "
+                             f"rank {boxes.shape.rank}")
+        return batched_multiclass_weighted_nms(boxes, scores, self.iou_threshold,
+                                               self.score_threshold, self.max_total,
+                                               self.pre_nms_top_k)
+
+
 class MultiClassNMS:
     """A detector's post-processor: `nms(boxes, scores)` -> the detection dict of
     batched_multiclass_nms (boxes [B, N, 4] or [B, N, C, 4] xyxy, scores [B, N, C]): per
