@@ -8,7 +8,6 @@ set of weights serves 608, 416 and 320) and returns the detection dict: boxes
 num_detections int32. `compute_losses(batch)` is the zoo's YOLOv3 loss; a batch may carry
 `scores` [B, M] (mixup weights of the boxes, 1 by default).
 """
-import math
 
 import keras
 import tensorflow as tf
@@ -17,6 +16,7 @@ from tfdet import ops
 from tfdet.backbones import darknet53, mobilenet_v1, resnet
 from tfdet.detectors.ground_truth import ground_truth
 from tfdet.detectors.dense import DenseDetector
+from tfdet.heads import yolo_head
 from tfdet.necks import yolo_fpn
 from tfdet.registry import POSTPROCESSORS, DETECTORS, YOLO_BACKBONES
 
@@ -74,18 +74,8 @@ class YOLOv3(DenseDetector):
         self.num_classes = num_classes
         body_input, features = YOLO_BACKBONES.get(backbone)(config)
         tips = yolo_fpn(list(features), norm)
-        outputs = [keras.layers.Conv2D(len(mask) * (5 + num_classes), 1, name=f"output{i}",
-                                       bias_initializer=self._bias_init(len(mask)))(t)
-                   for i, (t, mask) in enumerate(zip(tips, config["anchor_masks"]))]
+        outputs = yolo_head(tips, config["anchor_masks"], num_classes, objectness_prior)
         self.network = keras.Model(body_input, outputs, name="yolov3_network")
-
-    def _bias_init(self, num_anchors):
-        """Objectness biases at log(p / (1 - p)) for p = objectness_prior, the rest 0: at the
-        start every prediction says 'no object' with probability 1 - p, so the thousands of
-        negatives do not swamp the first steps (as RetinaNet's prior). Paddle starts at 0.5."""
-        p = self.config["objectness_prior"]
-        values = [0.0] * 4 + [math.log(p / (1 - p))] + [0.0] * self.num_classes
-        return keras.initializers.Constant(values * num_anchors)
 
     def level_outputs(self, images, training=False):
         """Per level (stride 32, 16, 8): raw outputs [B, H, W, A, 5 + K] (x, y, w, h,
