@@ -32,7 +32,7 @@ logging.getLogger().addFilter(_DropGinPathChecks())
 
 COCO_TRAIN = "coco:data/coco/annotations/instances_train2017.json:data/coco/train2017"
 COCO_VAL = "coco:data/coco/annotations/instances_val2017.json:data/coco/val2017"
-_SQUARE = ("ssd", "yolo", "square")  # recipes with square inputs of DataConfig.square_size
+_SQUARE = ("ssd", "face", "yolo", "square")  # recipes with square inputs of DataConfig.square_size
 
 
 @gin.configurable
@@ -75,7 +75,8 @@ class DataConfig:
     training images (quick runs and tests); eval_limit: score only the first N evaluation
     images (the results name the count; Model Garden's validation_steps in images).
     augment: 'standard' (resize keeping aspect + flip: R-CNN, RetinaNet), 'ssd'
-    (photometric distortion, expand, min-IoU crop, flip, square resize to square_size) or
+    (photometric distortion, expand, min-IoU crop, flip, square resize to square_size), 'face'
+    (the same with the face detectors' data-anchor-sampling crop instead) or
     'square' (square resize and flip only: SSD / YOLO models on small data) or 'yolo'
     (SSD's per-image steps at square_size, then per batch mixup while the step is below
     mixup_until_step and a random square size from yolo_sizes).
@@ -169,10 +170,12 @@ class Experiment:
     def train_transform(self):
         d = self.data
         if d.augment in _SQUARE:
-            return data.ssd_transforms(True, d.square_size, d.mean, d.std, d.flip_prob,
-                                       d.ssd_allow_no_crop, distort=d.augment != "square")
+            return data.ssd_transforms(
+                True, d.square_size, d.mean, d.std, d.flip_prob, d.ssd_allow_no_crop,
+                distort=d.augment != "square",
+                crop="data_anchor" if d.augment == "face" else "min_iou")
         if d.augment != "standard":
-            raise ValueError(f"DataConfig.augment must be 'standard', 'ssd', 'yolo' or "
+            raise ValueError(f"DataConfig.augment must be 'standard', 'ssd', 'face', 'yolo' or "
                              f"'square', got {d.augment!r}")
         return data.detection_transforms(True, tuple(d.short_side), d.max_long_side,
                                          d.flip_prob, d.mean, d.std)

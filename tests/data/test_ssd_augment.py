@@ -82,3 +82,123 @@ def test_ssd_training_pipeline_gives_square_batches():
     for b in range(4):
         assert np.all(boxes[b, :n[b]] >= 0) and np.all(boxes[b, :n[b]] <= 128)
         assert np.all(boxes[b, :n[b], 2:] > boxes[b, :n[b], :2])
+
+
+def _faces_sample(h, w, faces):
+    """A coordinate image (channel 0 = x, 1 = y, 2 = 7 inside the image) with face boxes."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    image = np.stack([x, y, np.full_like(x, 7.0)], -1)
+    n = len(faces)
+    return {"image": tf.constant(image), "boxes": tf.constant(faces, tf.float32),
+            "classes": tf.zeros([n], tf.int32), "is_crowd": tf.zeros([n], tf.bool),
+            "difficult": tf.zeros([n], tf.bool), "scale": tf.ones([2])}
+
+
+def _window_of(image, target):
+    """(x0, y0, side) of the square window an anchor crop resized to target x target:
+    output pixel j holds the original x0 + (j + 0.5) side / target - 0.5 (pixel centres),
+    read from two pixels inside the original image (channel 2 = 7)."""
+    inside = np.argwhere(image[..., 2] > 6.9)
+    (r0, c0), (r1, c1) = inside[0], inside[-1]
+    side = (image[r1, c1, 0] - image[r0, c0, 0]) * target / (c1 - c0)
+    x0 = image[r0, c0, 0] + 0.5 - (c0 + 0.5) * side / target
+    y0 = image[r0, c0, 1] + 0.5 - (r0 + 0.5) * side / target
+    return x0, y0, side
+
+
+def test_data_anchor_crop_gives_the_face_an_anchor_scale():
+    """One 100 x 80 face (area 8000 > 64^2: size class R = 2 of (16, 32, 64, 128)): each
+    anchor crop gives it a width of U(s_r / 2, 2 s_r) at the target size for r in 0..2, so
+    within [8, 128], both below 16 (r = 0) and above 64 (r = 2) over the seeds; its box is
+    the face mapped through the crop's window, read back from the pixels, and pixels of the
+    window outside the image are zero."""
+    target = 320
+    face = [200.0, 150.0, 300.0, 230.0]
+    sample = _faces_sample(400, 500, [face])
+    crop = data.DataAnchorSamplingCrop(target_size=target, sampling_prob=0.0)
+    widths = []
+    for i in range(40):
+        out = crop(sample, tf.constant([i, 11], tf.int64))
+        image, boxes = out["image"].numpy(), out["boxes"].numpy()
+        assert image.shape == (target, target, 3) and boxes.shape == (1, 4)
+        x0, y0, side = _window_of(image, target)
+        expected = (np.asarray(face) - [x0, y0, x0, y0]) * target / side
+        np.testing.assert_allclose(boxes[0], expected, atol=0.05 * target / side + 1e-3)
+        widths.append(100.0 * target / side)
+        outside = (image[..., 2] < 6.9)
+        assert np.all(image[outside] == 0) or not outside.any()
+    widths = np.asarray(widths)
+    assert widths.min() >= 8 - 1e-3 and widths.max() <= 128 + 1e-3
+    assert (widths < 16).any() and (widths > 64).any()
+    # Deterministic per seed.
+    again = crop(sample, tf.constant([3, 11], tf.int64))["boxes"].numpy()
+    np.testing.assert_array_equal(again, crop(sample, tf.constant([3, 11], tf.int64))[
+        "boxes"].numpy())
+
+
+def test_data_anchor_crop_of_a_small_face_stays_within_twice_its_size():
+    """A 10 x 12 face (area 120 < 16^2: R = 0): its width at the target is U(8, 2 sqrt(120))
+    = U(8, 21.9)."""
+    sample = _faces_sample(300, 300, [[140.0, 140.0, 150.0, 152.0]])
+    crop = data.DataAnchorSamplingCrop(target_size=256, sampling_prob=0.0)
+    for i in range(10):
+        out = crop(sample, tf.constant([i, 5], tf.int64))
+        box = out["boxes"].numpy()[0]
+        assert 8 - 1e-2 <= box[2] - box[0] <= 2 * np.sqrt(120) + 1e-2
+
+
+def test_square_crops_hold_a_whole_face_and_drop_the_ones_whose_centre_leaves():
+    faces = [[40.0, 60.0, 90.0, 110.0], [250.0, 150.0, 330.0, 240.0], [5.0, 5.0, 25.0, 25.0]]
+    sample = _faces_sample(300, 400, faces)
+    crop = data.DataAnchorSamplingCrop(target_size=640, sampling_prob=1.0)
+    cropped = 0
+    for i in range(15):
+        out = crop(sample, tf.constant([i, 2], tf.int64))
+        image, boxes = out["image"].numpy(), out["boxes"].numpy()
+        h, w = image.shape[:2]
+        if (h, w) == (300, 400):
+            continue
+        cropped += 1
+        x0, y0 = image[0, 0, 0], image[0, 0, 1]
+        assert abs(h - w) <= 1 and 0.3 * 300 - 1 <= h <= 300
+        window = np.array([x0, y0, x0 + w, y0 + h])
+        original = np.asarray(faces)
+        centres = (original[:, :2] + original[:, 2:]) / 2
+        # The window starts within a pixel after its floored corner (read from the pixels).
+        surely = ((centres >= window[:2] + 1) & (centres <= window[2:] - 1)).all(1)
+        maybe = ((centres >= window[:2] - 1) & (centres <= window[2:] + 1)).all(1)
+        whole = ((original[:, :2] >= window[:2] - 1) & (original[:, 2:] <= window[2:] + 1)).all(1)
+        assert whole.any() and surely.sum() <= len(boxes) <= maybe.sum()
+        for box in boxes:  # each kept box is an original one moved by the window, clipped
+            moved = np.clip(original - [x0, y0, x0, y0], 0, [w, h, w, h])
+            assert np.abs(moved - box).max(axis=1).min() < 1.01
+    assert cropped >= 10
+
+
+def test_survivors_by_hand_and_faceless_samples_pass_through():
+    from tfdet.data.ssd_augment import _survivors
+    boxes = tf.constant([[10, 10, 20, 20],      # 6.4 px at target 64: under 8 px, dropped
+                         [10, 10, 30, 30],      # 12.8 px: kept
+                         [90, 90, 130, 130],    # centre (110, 110) outside: dropped
+                         [80, 80, 110, 110]],   # centre inside: kept, clipped to 100
+                        tf.float32)
+    keep, relative = _survivors(boxes, tf.constant([0.0, 0.0, 100.0, 100.0]), 64, 8.0)
+    np.testing.assert_array_equal(keep.numpy(), [False, True, False, True])
+    np.testing.assert_allclose(relative.numpy()[3], [80, 80, 100, 100])
+    empty = _faces_sample(50, 60, np.zeros((0, 4), np.float32))
+    for prob in (0.0, 1.0):
+        out = data.DataAnchorSamplingCrop(target_size=32, sampling_prob=prob)(
+            empty, tf.constant([1, 2], tf.int64))
+        assert out["image"].shape == (50, 60, 3)
+
+
+def test_face_training_pipeline_gives_square_images():
+    sample = _faces_sample(240, 320, [[100.0, 80.0, 160.0, 150.0]])
+    transform = data.ssd_transforms(True, 64, crop="data_anchor")
+    for i in range(4):
+        out = transform(sample, tf.constant([i, 9], tf.int64))
+        assert out["image"].shape == (64, 64, 3)
+        boxes = out["boxes"].numpy()
+        assert len(boxes) <= 1 and (boxes >= -1e-3).all() and (boxes <= 64 + 1e-3).all()
+    with pytest.raises(ValueError, match="crop must be"):
+        data.ssd_transforms(True, 64, crop="random")

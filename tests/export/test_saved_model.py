@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfdet import data, models
+from tfdet import data, models, ops
 from tfdet.detectors import run_detector
 from tfdet.export import export_saved_model
 from tfdet.evaluation import to_original_pixels
@@ -94,11 +94,11 @@ def _ssd():
     return model
 
 
-def _face(name):
+def _face(name, **settings):
     # BlazeFace: BlazeNet's 5x5 depthwise blocks, two prior sizes per cell on the stride-8 map;
     # BlazeFace-FPN-SSH: hard-swish, the FPN + SSH neck; FaceBoxes: CReLU, Inception blocks,
     # Paddle's padded max pool and densified priors. The background bias as SSD's.
-    model = models.get(name, num_classes=3, image_size=SSD_SIZE)
+    model = models.get(name, num_classes=3, image_size=SSD_SIZE, **settings)
     for conv in model.head.class_convs:
         conv.bias.assign(tf.tile(tf.constant([-2.0, 0, 0, 0]), [conv.bias.shape[0] // 4]))
     return model
@@ -128,20 +128,35 @@ MODELS = {
        for name in ("blazeface", "blazeface_fpn_ssh", "faceboxes")},
     "yolov3": (_yolov3, data.ssd_transforms(False, 160), 160, 32),
 }
+# The other face editions (their own block lists and widths, the same ops): exported and
+# served without tfdet only; BlazeFace-NAS-V2 with box blending (nms='blend').
+EDITIONS = {
+    name: (functools.partial(_face, name, **settings), *MODELS["blazeface"][1:])
+    for name, settings in (("blazeface_lite", {}), ("blazeface_nas", {}),
+                           ("blazeface_nas_v2", {"nms": "blend"}), ("faceboxes_lite", {}))}
 
 
-@pytest.fixture(scope="module", params=sorted(MODELS))
-def exported(request, tmp_path_factory):
+def _export(spec, tmp_path_factory):
     import keras
 
     keras.utils.set_random_seed(1)
-    build, transform, canvas, divisor = MODELS[request.param]
+    build, transform, canvas, divisor = spec
     model = build()
     sample = data.load_sample_dataset("val")
     path = str(tmp_path_factory.mktemp("export") / "model" / "1")
     export_saved_model(model, path, sample.category_ids, sample.class_names,
                        transform=transform, canvas=canvas, size_divisor=divisor)
     return model, sample, path, transform, divisor
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def exported(request, tmp_path_factory):
+    return _export(MODELS[request.param], tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=sorted(EDITIONS))
+def exported_edition(request, tmp_path_factory):
+    return _export(EDITIONS[request.param], tmp_path_factory)
 
 
 @functools.lru_cache(maxsize=1)
@@ -185,7 +200,19 @@ def _assert_same_detections(ref, boxes, scores, classes, num, masks=None, top=20
 
 
 def test_saved_model_matches_keras_in_a_process_without_tfdet(exported, tmp_path):
-    model, sample, path, transform, divisor = exported
+    _check_without_tfdet(*exported, tmp_path)
+
+
+def test_face_editions_match_keras_in_a_process_without_tfdet(exported_edition, tmp_path):
+    model = exported_edition[0]
+    if model.config["nms"] == "blend":
+        assert isinstance(model.postprocessor, ops.MultiClassWeightedNMS)
+    _check_without_tfdet(*exported_edition, tmp_path)
+
+
+def _check_without_tfdet(model, sample, path, transform, divisor, tmp_path):
+    """The SavedModel, loaded by a process that never imports tfdet, gives the Keras model's
+    detections through the eval pipeline (float, encoded and uint8 inputs, batches)."""
     images = [ex.path for ex in sample.examples[:3]]
     env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}
     out = subprocess.run([sys.executable, "-c", CLIENT, path, *images], capture_output=True,

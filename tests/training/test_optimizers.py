@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfdet.training.optimizers import AdamW, build_optimizer
+from tfdet.training.optimizers import AdamW, build_optimizer, set_lr_multipliers
 
 
 def _numpy_adamw(weights, grads_per_step, lrs, decayed, wd, b1=0.9, b2=0.999, eps=1e-7):
@@ -86,3 +86,48 @@ def test_build_optimizer_gives_the_fused_adamw_without_decay_on_norm_parameters(
     # Saved and rebuilt from its config, as Keras does for a compiled model.
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(optimizer))
     assert isinstance(again, AdamW) and again.weight_decay == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("kind", ["sgd", "rmsprop", "adamw"])
+def test_lr_multipliers_scale_each_variables_rate_as_paddle(kind):
+    """Two equal variables with equal gradients: the one with factor 0.1 moves by exactly
+    0.1 x the other's step, for every optimizer kind (SGD with momentum, RMSProp and Adam
+    steps are proportional to the rate for equal gradient histories; a gradient factor would
+    not scale the last two). Decay is off so that only the rate differs."""
+    start = np.linspace(-1, 1, 6).astype("float32")
+    slow, fast = keras.Variable(start, name="slow"), keras.Variable(start, name="fast")
+    optimizer = build_optimizer(kind, 0.05, momentum=0.9, weight_decay=0.0)
+    optimizer.build([slow, fast])
+    set_lr_multipliers(optimizer, [(slow, 0.1)])
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        g = tf.constant(rng.normal(size=6).astype("float32"))
+        optimizer.apply_gradients([(g, slow), (g, fast)])
+    np.testing.assert_allclose(slow.numpy() - start, 0.1 * (fast.numpy() - start), rtol=1e-4,
+                               atol=1e-7)
+    assert np.abs(fast.numpy() - start).max() > 1e-3
+    other = keras.Variable(start, name="other")
+    with pytest.raises(ValueError, match="does not update"):
+        set_lr_multipliers(optimizer, [(other, 0.5)])
+    with pytest.raises(ValueError, match="takes no learning-rate multipliers"):
+        set_lr_multipliers(keras.optimizers.SGD(0.1), [(slow, 0.1)])
+
+
+def test_the_face_rows_backbone_convs_learn_at_a_tenth_in_the_trainer():
+    """blazeface (Paddle's conv_lr 0.1): the factor is on the kernel of every conv feeding
+    the heads and of none of the heads' convs, and the Trainer hands it to its optimizer."""
+    from tfdet import models
+    from tfdet.training import Trainer
+    model = models.get("blazeface", image_size=64)
+    multipliers = model.lr_multipliers()
+    convs = [layer for layer in model.network.layers
+             if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))]
+    head = {v.path for conv in model.head.class_convs + model.head.box_convs
+            for v in conv.weights}
+    body = [layer for layer in convs if layer.name in model._body_layers]
+    assert len(multipliers) == len(body) > 20 and {f for _, f in multipliers} == {0.1}
+    assert {v.path for v, _ in multipliers} == {layer.kernel.path for layer in body}
+    assert not head & {v.path for v, _ in multipliers}
+    assert models.get("blazeface", image_size=64, backbone_lr_mult=1.0).lr_multipliers() == []
+    trainer = Trainer(lambda: model, lambda: build_optimizer("rmsprop", 1e-3))
+    assert sorted(trainer.optimizer.lr_multipliers.values()) == [0.1] * len(body)

@@ -19,6 +19,7 @@ from tfdet.data.transforms import (
     detection_transforms,
 )
 from tfdet.data.ssd_augment import (
+    DataAnchorSamplingCrop,
     MinIoURandomCrop,
     PhotometricDistort,
     RandomExpand,

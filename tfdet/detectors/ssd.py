@@ -45,6 +45,8 @@ class SSD(DenseDetector):
     or 'relu6' after the MobileNet extras' norms (ppdet 2.x uses ReLU6). clip_boxes: clip the
     decoded boxes to the image before NMS (ppdet 2.x clips only its final boxes). nms: the
     registered post-processor ('hard' per-class NMS; 'blend', BlazeFace's box blending).
+    backbone_lr_mult: the learning-rate factor of the backbone's (and a face neck's) conv
+    kernels in training (lr_multipliers; the face rows' 0.1, Paddle's conv_lr).
     """
 
     def __init__(self, num_classes=80, backbone="vgg16", image_size=300, base_size=300,
@@ -56,7 +58,7 @@ class SSD(DenseDetector):
                  box_weights=(10.0, 10.0, 5.0, 5.0), score_threshold=0.01, nms_iou=0.45,
                  pre_nms_top_k=400, max_detections=200, extra_activation="relu",
                  clip_boxes=True, backbone_settings=None, densities=None, neck=None,
-                 nms="hard", **kwargs):
+                 nms="hard", backbone_lr_mult=1.0, **kwargs):
         super().__init__(**kwargs)
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
         for key in ("extras", "min_sizes", "max_sizes", "aspect_ratios", "steps",
@@ -68,6 +70,9 @@ class SSD(DenseDetector):
         self.coder = ops.BoxCoder(box_weights)
         self.num_classes = num_classes
         body_input, features = SSD_BACKBONES.get(backbone)(config)
+        # The layers feeding the heads (backbone and extras or neck), for lr_multipliers.
+        self._body_layers = frozenset(
+            layer.name for layer in keras.Model(body_input, features).layers)
         sizes = [int(f.shape[1]) for f in features]
         if len(sizes) != len(min_sizes):
             raise ValueError(f"{len(sizes)} feature maps ({sizes}) but {len(min_sizes)} "
@@ -95,6 +100,16 @@ class SSD(DenseDetector):
         logits, deltas = self.head(features)
         self.network = keras.Model(body_input, [logits, deltas], name="ssd_network")
         self.feature_sizes = tuple(sizes)
+
+    def lr_multipliers(self):
+        """[(variable, learning-rate factor)]: backbone_lr_mult for the conv kernels of the
+        layers feeding the heads (empty when it is 1)."""
+        factor = self.config["backbone_lr_mult"]
+        if factor == 1.0:
+            return []
+        convs = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+        return [(layer.kernel, factor) for layer in self.network.layers
+                if layer.name in self._body_layers and isinstance(layer, convs)]
 
     @property
     def fixed_input_size(self):

@@ -1,5 +1,6 @@
 """Training: LR schedules, optimizer setup, the tf.distribute strategy and the trainer."""
-from tfdet.training.optimizers import build_optimizer, l2_gradients, uses_l2_gradients
+from tfdet.training.optimizers import (build_optimizer, l2_gradients, set_lr_multipliers,
+                                       uses_l2_gradients)
 from tfdet.training.schedules import WarmupPiecewise, scaled_lr
 from tfdet.training.strategy import describe, get_strategy
 from tfdet.training.trainer import NonFiniteLossError, Trainer, TrainResult

@@ -3,6 +3,12 @@
 The zoo's L2 decay (Paddle `L2Decay`, Detectron WEIGHT_DECAY) adds `decay * w` to the gradient
 of each kernel and bias before momentum; norm scales and offsets are not decayed (detectron2's
 WEIGHT_DECAY_NORM = 0). AdamW uses its own decoupled decay instead.
+
+Per-variable learning-rate multipliers (Paddle's `ParamAttr(learning_rate=m)`, e.g. the face
+backbones' 0.1): every optimizer built here scales the learning rate of a variable's update
+by its multiplier (`set_lr_multipliers`; the Trainer takes them from the model's
+`lr_multipliers()`, a list of (variable, factor)). Scaling the rate, not the gradient, is what Paddle does, and the two
+differ for RMSProp and Adam, whose steps do not scale with the gradient.
 """
 import keras
 import tensorflow as tf
@@ -15,10 +21,9 @@ def build_optimizer(kind, learning_rate, momentum=0.9, weight_decay=1e-4):
     MobileNet-SSD recipe) -- both with L2 through `l2_gradients` -- or 'adamw' (decoupled
     decay)."""
     if kind == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=momentum)
+        return SGD(learning_rate, momentum=momentum)
     if kind == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate, rho=0.95, momentum=momentum,
-                                        epsilon=1e-6)
+        return RMSprop(learning_rate, rho=0.95, momentum=momentum, epsilon=1e-6)
     if kind == "adamw":
         optimizer = AdamW(learning_rate, weight_decay=weight_decay)
         optimizer.exclude_from_weight_decay(var_names=list(_NORM_PARAMS))
@@ -26,8 +31,50 @@ def build_optimizer(kind, learning_rate, momentum=0.9, weight_decay=1e-4):
     raise ValueError(f"optimizer must be 'sgd', 'rmsprop' or 'adamw', got {kind!r}")
 
 
+class LRMultipliers:
+    """Optimizer mixin: `lr_multipliers` maps a variable's index in the optimizer to the
+    factor on its learning rate (set_lr_multipliers); others keep the rate."""
+
+    lr_multipliers = {}
+
+    def variable_learning_rate(self, variable, learning_rate):
+        factor = self.lr_multipliers.get(self._get_variable_index(variable), 1.0)
+        return learning_rate if factor == 1.0 else learning_rate * factor
+
+    def update_step(self, gradient, variable, learning_rate):
+        return super().update_step(gradient, variable,
+                                   self.variable_learning_rate(variable, learning_rate))
+
+
 @keras.saving.register_keras_serializable("tfdet")
-class AdamW(keras.optimizers.AdamW):
+class SGD(LRMultipliers, keras.optimizers.SGD):
+    """keras.optimizers.SGD with per-variable learning-rate multipliers."""
+
+
+@keras.saving.register_keras_serializable("tfdet")
+class RMSprop(LRMultipliers, keras.optimizers.RMSprop):
+    """keras.optimizers.RMSprop with per-variable learning-rate multipliers."""
+
+
+def set_lr_multipliers(optimizer, multipliers):
+    """Gives a built optimizer of this module [(variable, factor)] (its learning rate times
+    factor for that variable's updates). A variable the optimizer does not update, or an
+    optimizer without multipliers (a stock Keras one), is a ValueError."""
+    if not isinstance(optimizer, LRMultipliers):
+        raise ValueError(f"{type(optimizer).__name__} takes no learning-rate multipliers; "
+                         "build it with tfdet.training.build_optimizer")
+    table = {}
+    for variable, factor in multipliers:
+        try:
+            table[optimizer._get_variable_index(variable)] = float(factor)
+        except KeyError:
+            raise ValueError(f"learning-rate multiplier for {variable.path}, which the "
+                             "optimizer does not update") from None
+    optimizer.lr_multipliers = table
+
+
+@keras.saving.register_keras_serializable("tfdet")
+class AdamW(LRMultipliers, keras.optimizers.AdamW):
     """keras.optimizers.AdamW (same variables, same update) with each variable's step as
     TensorFlow's fused ResourceApplyAdam op, its decoupled decay in the same per-variable
     update. Keras' step is about 20 traced ops and two distribution updates per variable: for
@@ -40,12 +87,13 @@ class AdamW(keras.optimizers.AdamW):
         update (the result is the same: each variable's decay and step touch only it)."""
 
     def update_step(self, gradient, variable, learning_rate):
+        learning_rate = self.variable_learning_rate(variable, learning_rate)
         dtype = variable.dtype
         lr = tf.cast(learning_rate, dtype)
         if self.weight_decay is not None and self._use_weight_decay(variable):
             variable.assign_sub(variable * tf.cast(self.weight_decay, dtype) * lr)
         if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
-            return super().update_step(gradient, variable, learning_rate)
+            return keras.optimizers.AdamW.update_step(self, gradient, variable, learning_rate)
         index = self._get_variable_index(variable)
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from tfdet._quiet import is_terminal, tf_info_muted
 from tfdet.data.pipeline import release_iterator
-from tfdet.training.optimizers import l2_gradients
+from tfdet.training.optimizers import l2_gradients, set_lr_multipliers
 from tfdet.training.strategy import describe, worker_info
 
 logger = logging.getLogger("tfdet.training")
@@ -87,6 +87,9 @@ class Trainer:
             self.model = build_model()
             self.optimizer = build_optimizer()
             self.optimizer.build(self.model.trainable_variables)
+            multipliers = getattr(self.model, "lr_multipliers", list)()
+            if multipliers:  # e.g. the face backbones' 0.1 (Paddle's conv_lr)
+                set_lr_multipliers(self.optimizer, multipliers)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
