@@ -2,7 +2,7 @@
 from tfdet.data.coco import read_coco
 from tfdet.data.csv_labels import read_csv_labels
 from tfdet.data.example import DetectionDataset, Example, SkipLog, make_example
-from tfdet.data.faces import read_dlib_xml, read_wider_face
+from tfdet.data.faces import ellipse_box, read_dlib_xml, read_fddb, read_wider_face
 from tfdet.data.image_check import InvalidImage, check_image, probe_image, verify_image
 from tfdet.data.pipeline import decode_image, input_pipeline, release_iterator
 from tfdet.data.sample import load_sample_dataset

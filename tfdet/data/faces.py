@@ -1,4 +1,5 @@
-"""Face data sets: WIDER FACE box lists and dlib's imglab XML. One class, "face".
+"""Face data sets: WIDER FACE box lists, FDDB ellipse folds and dlib's imglab XML. One class,
+"face".
 
 WIDER FACE (`wider_face_split/wider_face_{train,val}_bbx_gt.txt`, images under
 `WIDER_{train,val}/images`): per image, its path, the face count N, then N lines
@@ -7,11 +8,19 @@ N = 0 and one line of zeros). Boxes become [x1, y1, x1 + w, y1 + h]; the six fla
 each box (Example.attributes). Boxes of zero width or height (the file has some) are skipped
 and counted, as every reader's invalid boxes are.
 
+FDDB (`FDDB-folds/FDDB-fold-NN-ellipseList.txt`, images under `originalPics/`, or the root
+itself without it): per image, its path without extension (`2002/08/11/big/img_591`, a .jpg),
+the face count, then one ellipse per face `major_radius minor_radius angle centre_x centre_y
+1` (angle in radians, of the major axis from the x axis). A face's box is its ellipse's
+bounding box: half-width sqrt((a cos t)^2 + (b sin t)^2), half-height sqrt((a sin t)^2 +
+(b cos t)^2); parts outside the image are clipped as every reader's.
+
 dlib XML (`imglab`, ../shared/data/faces_dlib): `<image file=...>` elements holding
 `<box top= left= width= height= [ignore='1']/>`; dlib's rectangles are inclusive pixel
 indices, so a box is [left, top, left + width, top + height]; ignored boxes are `difficult`
 (the VOC evaluator leaves them out, as dlib's test does).
 """
+import math
 import os
 import xml.etree.ElementTree as ET
 
@@ -78,6 +87,94 @@ def read_wider_face(root, split="train", *, check_images=True, keep_empty=False)
                                                                   "images"),
                         FACE, FACE, SkipLog(f"widerface:{split}"), category_ids=[1],
                         check_images=check_images, keep_empty=keep_empty)
+
+
+def ellipse_box(major, minor, angle, cx, cy):
+    """The bounding box [x1, y1, x2, y2] of an ellipse (semi-axes major / minor, the major
+    axis at `angle` radians from the x axis, centred at (cx, cy))."""
+    c, s = math.cos(angle), math.sin(angle)
+    half_w = math.hypot(major * c, minor * s)
+    half_h = math.hypot(major * s, minor * c)
+    return [cx - half_w, cy - half_h, cx + half_w, cy + half_h]
+
+
+def parse_fddb_fold(path):
+    """An FDDB ellipse list -> [RawImage] (file names `<path>.jpg`, boxes from the
+    ellipses)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.strip() for line in f]
+    except FileNotFoundError:
+        raise AnnotationError(path, "FDDB fold not found") from None
+    except UnicodeDecodeError as err:
+        raise AnnotationError(path, f"not a text file ({err})") from None
+    while lines and not lines[-1]:
+        lines.pop()
+    raws, i = [], 0
+    while i < len(lines):
+        name = lines[i]
+        if not name or " " in name:
+            raise AnnotationError(path, f"line {i + 1}: expected an image path, got {name!r}")
+        try:
+            count = int(lines[i + 1])
+        except (IndexError, ValueError):
+            raise AnnotationError(path, f"line {i + 2}: expected the face count of {name}, "
+                                        f"got {lines[i + 1] if i + 1 < len(lines) else 'EOF'!r}"
+                                  ) from None
+        if count < 0:
+            raise AnnotationError(path, f"line {i + 2}: negative face count {count}")
+        rows = lines[i + 2:i + 2 + count]
+        if len(rows) < count:
+            raise AnnotationError(path, f"{name}: {count} faces announced, the file ends first")
+        raw = RawImage(file_name=name + ".jpg")
+        for j, row in enumerate(rows):
+            try:
+                values = [float(v) for v in row.split()[:5]]
+            except ValueError:
+                values = []
+            if len(values) < 5 or not all(math.isfinite(v) for v in values):
+                raise AnnotationError(path, f"line {i + 3 + j}: expected an ellipse (major "
+                                            f"minor angle x y 1), got {row!r}")
+            raw.add(ellipse_box(*values), "face")
+        raws.append(raw)
+        i += 2 + count
+    return raws
+
+
+def _fddb_folds(spec, folder):
+    """Fold numbers from '3', '1-8' or '9,10'; None: every ellipse list in the folder."""
+    if spec is None:
+        names = sorted(n for n in os.listdir(folder)
+                       if n.startswith("FDDB-fold-") and n.endswith("-ellipseList.txt"))
+        if not names:
+            raise AnnotationError(folder, "no FDDB-fold-NN-ellipseList.txt files")
+        return [os.path.join(folder, n) for n in names]
+    numbers = []
+    try:
+        for part in spec.split(","):
+            low, _, high = part.partition("-")
+            numbers += range(int(low), int(high or low) + 1)
+    except ValueError:
+        raise ValueError(f"FDDB folds must be like '3', '1-8' or '9,10', got {spec!r}") from None
+    if not numbers or any(not 1 <= n <= 10 for n in numbers):
+        raise ValueError(f"FDDB folds are 1..10, got {spec!r}")
+    return [os.path.join(folder, f"FDDB-fold-{n:02d}-ellipseList.txt") for n in numbers]
+
+
+def read_fddb(root, folds=None, *, check_images=True, keep_empty=False):
+    """FDDB under `root` (FDDB-folds/ and originalPics/, or the images at the root): the
+    folds' images in order ('1-10' by default), image ids from 1."""
+    folder = os.path.join(root, "FDDB-folds")
+    if not os.path.isdir(folder):
+        raise AnnotationError(folder, "FDDB-folds folder not found")
+    raws = []
+    for path in _fddb_folds(folds, folder):
+        raws += parse_fddb_fold(path)
+    images = os.path.join(root, "originalPics")
+    log = SkipLog(f"fddb:{folds or 'all'}")
+    return make_dataset(log.source, raws, images if os.path.isdir(images) else root, FACE,
+                        FACE, log, category_ids=[1], check_images=check_images,
+                        keep_empty=keep_empty)
 
 
 def _int_attribute(node, name, path):

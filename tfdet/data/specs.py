@@ -7,17 +7,18 @@
   yolo:IMAGE_DIR:LABEL_DIR[:NAMES]      YOLO txt labels, optional class-names file
   tfrecord:GLOB                         shards written by scripts/convert_dataset.py
   widerface:ROOT[:SPLIT]                WIDER FACE (train by default, or val)
+  fddb:ROOT[:FOLDS]                     FDDB ellipse folds (all 10 by default; '1-8', '9,10')
   dlib:FACES.xml[:IMAGE_DIR]            dlib imglab XML faces; images beside the file by default
 """
 from tfdet.data.coco import read_coco
 from tfdet.data.csv_labels import read_csv_labels
-from tfdet.data.faces import read_dlib_xml, read_wider_face
+from tfdet.data.faces import read_dlib_xml, read_fddb, read_wider_face
 from tfdet.data.sample import load_sample_dataset
 from tfdet.data.tfrecord import read_tfrecord_annotations
 from tfdet.data.voc import read_voc
 from tfdet.data.yolo import read_yolo
 
-FORMATS = ("sample", "coco", "voc", "csv", "yolo", "tfrecord", "widerface", "dlib")
+FORMATS = ("sample", "coco", "voc", "csv", "yolo", "tfrecord", "widerface", "fddb", "dlib")
 
 
 def load_dataset(spec, *, keep_empty=False):
@@ -41,10 +42,13 @@ def load_dataset(spec, *, keep_empty=False):
     if kind == "widerface" and 1 <= len(parts) <= 2:
         return read_wider_face(parts[0], parts[1] if len(parts) == 2 else "train",
                                keep_empty=keep_empty)
+    if kind == "fddb" and 1 <= len(parts) <= 2:
+        return read_fddb(parts[0], parts[1] if len(parts) == 2 else None,
+                         keep_empty=keep_empty)
     if kind == "dlib" and 1 <= len(parts) <= 2:
         return read_dlib_xml(parts[0], parts[1] if len(parts) == 2 else None,
                              keep_empty=keep_empty)
     raise ValueError(
         f"bad data spec {spec!r}: expected one of sample[:SPLIT], coco:ANN.json[:IMAGE_DIR], "
         f"voc:ROOT[:SPLIT], csv:LABELS.csv:IMAGE_DIR, yolo:IMAGE_DIR:LABEL_DIR[:NAMES], "
-        f"tfrecord:GLOB, widerface:ROOT[:SPLIT], dlib:FACES.xml[:IMAGE_DIR]")
+        f"tfrecord:GLOB, widerface:ROOT[:SPLIT], fddb:ROOT[:FOLDS], dlib:FACES.xml[:IMAGE_DIR]")
