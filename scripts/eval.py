@@ -2,11 +2,12 @@
 `DataConfig.metric = 'voc'`, of a checkpoint or of an exported SavedModel.
 
   python scripts/eval.py --config configs/X.gin --checkpoint runs/X [--data SPEC]
-  python scripts/eval.py --saved_model saved_models/X/1 --data SPEC
+  python scripts/eval.py --saved_model saved_models/X/1 --data SPEC [--limit N]
   python scripts/eval.py --score_results RESULTS.json --data coco:ANN.json --iou_type bbox|segm
       [--json OUT.json]     # scores an existing results file; needs no images
 The SavedModel path feeds each image's file bytes to `serving_encoded`, as a client would.
 """
+import dataclasses
 import json
 import os
 
@@ -21,6 +22,8 @@ cli.define_config_flags(config_help="gin config (with --checkpoint; default: the
 flags.DEFINE_string("saved_model", None, "an exported SavedModel folder instead of a checkpoint")
 flags.DEFINE_string("data", None, "data spec (default: the config's eval data)")
 flags.DEFINE_integer("batch_size", 1, "images per batch (checkpoint path)")
+flags.DEFINE_integer("limit", None, "score only the first N images (both paths; the output "
+                     "names the count; overrides DataConfig.eval_limit)")
 flags.DEFINE_string("results", None, "write the COCO results JSON here")
 flags.DEFINE_string("score_results", None,
                     "score this COCO results JSON against --data coco:ANN.json (no images "
@@ -84,6 +87,8 @@ def main(_):
         if not f.data:
             raise SystemExit("--saved_model needs --data SPEC")
         dataset = load_dataset(f.data, keep_empty=True)
+        if f.limit:
+            dataset = dataclasses.replace(dataset, examples=dataset.examples[:f.limit])
         metrics, evaluator = evaluate_saved_model(f.saved_model, dataset)
         source = f.saved_model
     else:
@@ -93,7 +98,7 @@ def main(_):
         checkpoint = resolve_checkpoint(f.checkpoint)
         info = read_run_info(checkpoint)
         try:
-            dataset = exp.dataset(f.data or exp.data.eval, exp.data.eval_limit,
+            dataset = exp.dataset(f.data or exp.data.eval, f.limit or exp.data.eval_limit,
                                   evaluation=True)
         except FileNotFoundError as err:  # the data set is not where the config says
             raise SystemExit(f"error: {err}") from None

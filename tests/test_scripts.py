@@ -77,10 +77,21 @@ def test_eval_scores_the_saved_model(saved_model, tmp_path):
         assert png.shape == (ex.height, 2 * ex.width + 8, 3)
     assert len(list(pictures.iterdir())) == 2
     detections = json.loads(results.read_text())
-    assert len(detections) == 100 * len(val)
+    assert len(detections) == 100 * len(val) and metrics["images"] == len(val)
     assert {d["category_id"] for d in detections} <= set(val.category_ids)
     sizes = {ex.image_id: (ex.width, ex.height) for ex in val.examples}
     for d in detections[:500]:
         x, y, w, h = d["bbox"]
         width, height = sizes[d["image_id"]]
         assert x >= 0 and y >= 0 and x + w <= width + 1e-3 and y + h <= height + 1e-3
+
+
+def test_eval_of_a_saved_model_scores_the_first_limit_images(saved_model, tmp_path):
+    results = tmp_path / "results.json"
+    stdout = run("eval.py", "--saved_model", saved_model, "--data", "sample:val", "--limit",
+                 "3", "--results", str(results))
+    assert json.loads(stdout.strip().splitlines()[-1])["images"] == 3
+    val = data.load_sample_dataset("val")
+    assert {d["image_id"] for d in json.loads(results.read_text())} == {
+        ex.image_id for ex in val.examples[:3]}
+
