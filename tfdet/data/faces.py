@@ -31,18 +31,20 @@ FACE = ["face"]
 WIDER_FLAGS = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
 
 
-def parse_wider_face_list(path):
-    """A WIDER FACE bbx_gt file -> [RawImage] (file names relative to the images folder)."""
+def _face_lists(path, missing, rows_when_empty):
+    """The blocks of a WIDER FACE / FDDB list: an image path line, a face count line, then the
+    faces' lines (at least `rows_when_empty`: WIDER writes a line of zeros for an image
+    without faces). Yields (name, count, face lines, line number of the first face line)."""
     try:
         with open(path, encoding="utf-8") as f:
             lines = [line.strip() for line in f]
     except FileNotFoundError:
-        raise AnnotationError(path, "box list not found") from None
+        raise AnnotationError(path, missing) from None
     except UnicodeDecodeError as err:
         raise AnnotationError(path, f"not a text file ({err})") from None
     while lines and not lines[-1]:
         lines.pop()
-    raws, i = [], 0
+    i = 0
     while i < len(lines):
         name = lines[i]
         if not name or " " in name:
@@ -55,23 +57,31 @@ def parse_wider_face_list(path):
                                   ) from None
         if count < 0:
             raise AnnotationError(path, f"line {i + 2}: negative face count {count}")
-        raw = RawImage(file_name=name)
-        rows = lines[i + 2:i + 2 + max(count, 1)]
-        if len(rows) < max(count, 1):
+        block = max(count, rows_when_empty)
+        rows = lines[i + 2:i + 2 + block]
+        if len(rows) < block:
             raise AnnotationError(path, f"{name}: {count} faces announced, the file ends first")
-        for j, row in enumerate(rows[:count]):
+        yield name, count, rows[:count], i + 3
+        i += 2 + block
+
+
+def parse_wider_face_list(path):
+    """A WIDER FACE bbx_gt file -> [RawImage] (file names relative to the images folder)."""
+    raws = []
+    for name, _, rows, first in _face_lists(path, "box list not found", 1):
+        raw = RawImage(file_name=name)
+        for j, row in enumerate(rows):
             fields = row.split()
             try:
                 values = [int(float(v)) for v in fields[:10]]
             except ValueError:
                 values = []
             if len(fields) < 10 or len(values) < 10:
-                raise AnnotationError(path, f"line {i + 3 + j}: expected 10 numbers (x y w h "
+                raise AnnotationError(path, f"line {first + j}: expected 10 numbers (x y w h "
                                             f"and six flags), got {row!r}")
             x, y, w, h = (float(v) for v in fields[:4])
             raw.add([x, y, x + w, y + h], "face", **dict(zip(WIDER_FLAGS, values[4:10])))
         raws.append(raw)
-        i += 2 + max(count, 1)
     return raws
 
 
@@ -101,31 +111,8 @@ def ellipse_box(major, minor, angle, cx, cy):
 def parse_fddb_fold(path):
     """An FDDB ellipse list -> [RawImage] (file names `<path>.jpg`, boxes from the
     ellipses)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.strip() for line in f]
-    except FileNotFoundError:
-        raise AnnotationError(path, "FDDB fold not found") from None
-    except UnicodeDecodeError as err:
-        raise AnnotationError(path, f"not a text file ({err})") from None
-    while lines and not lines[-1]:
-        lines.pop()
-    raws, i = [], 0
-    while i < len(lines):
-        name = lines[i]
-        if not name or " " in name:
-            raise AnnotationError(path, f"line {i + 1}: expected an image path, got {name!r}")
-        try:
-            count = int(lines[i + 1])
-        except (IndexError, ValueError):
-            raise AnnotationError(path, f"line {i + 2}: expected the face count of {name}, "
-                                        f"got {lines[i + 1] if i + 1 < len(lines) else 'EOF'!r}"
-                                  ) from None
-        if count < 0:
-            raise AnnotationError(path, f"line {i + 2}: negative face count {count}")
-        rows = lines[i + 2:i + 2 + count]
-        if len(rows) < count:
-            raise AnnotationError(path, f"{name}: {count} faces announced, the file ends first")
+    raws = []
+    for name, _, rows, first in _face_lists(path, "FDDB fold not found", 0):
         raw = RawImage(file_name=name + ".jpg")
         for j, row in enumerate(rows):
             try:
@@ -133,11 +120,10 @@ def parse_fddb_fold(path):
             except ValueError:
                 values = []
             if len(values) < 5 or not all(math.isfinite(v) for v in values):
-                raise AnnotationError(path, f"line {i + 3 + j}: expected an ellipse (major "
+                raise AnnotationError(path, f"line {first + j}: expected an ellipse (major "
                                             f"minor angle x y 1), got {row!r}")
             raw.add(ellipse_box(*values), "face")
         raws.append(raw)
-        i += 2 + count
     return raws
 
 
