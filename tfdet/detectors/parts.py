@@ -1,6 +1,6 @@
 """How a detector gets its parts (detectron2's `@configurable` in one helper): each part is
-either given to the constructor, built (`parts={"backbone": model, ...}`), or built from the
-detector's settings by the registered builder the settings name (tfdet.registry).
+either given to the constructor already built (`parts={"backbone": model, ...}`) or built
+from the detector's settings by the registered builder the settings name (tfdet.registry).
 
 Also registers the post-processors: `nms = 'hard'` (per-class NMS: nms_iou, score_threshold,
 max_detections per class and in all, and pre_nms_top_k where the settings have it) and
@@ -26,6 +26,13 @@ def multiclass_soft_nms(settings):
                                  settings["max_detections"])
 
 
+@POSTPROCESSORS.register("blend")
+def multiclass_weighted_nms(settings):
+    return ops.MultiClassWeightedNMS(settings["nms_iou"], settings["score_threshold"],
+                                     settings["max_detections"],
+                                     settings.get("pre_nms_top_k") or 1000)
+
+
 class GivenParts:
     """The built parts given to a detector, by name. `take(name, build)` returns the given
     part, else build(); a name the detector does not take is a ValueError listing those it
@@ -42,11 +49,3 @@ class GivenParts:
     def take(self, name, build):
         part = self._parts.get(name)
         return build() if part is None else part
-
-
-@POSTPROCESSORS.register("blend")
-def multiclass_weighted_nms(settings):
-    return ops.MultiClassWeightedNMS(settings["nms_iou"], settings["score_threshold"],
-                                     settings["max_detections"],
-                                     settings.get("pre_nms_top_k") or 1000)
-
