@@ -179,3 +179,31 @@ def test_box_slots_default_to_the_data_and_a_smaller_cap_says_what_it_cuts(tmp_p
     assert int(batch["num_boxes"][0]) == 100
     assert any("1 images have more than max_boxes = 100 boxes; 30 boxes will be cut"
                in r.getMessage() for r in caplog.records)
+
+
+RELEASE_AT_EXIT = """
+import sys, time
+from tfdet.data import release_iterator
+
+class Slow:
+    def __del__(self):  # stands in for a tf.data iterator that takes a while to go
+        time.sleep(1.0)
+        with open(sys.argv[1], "w") as f:
+            f.write("released")
+
+holder = [Slow()]
+release_iterator(holder)
+"""
+
+
+def test_an_iterator_released_just_before_exit_is_released_before_the_process_ends(tmp_path):
+    """release_iterator's thread finishes before the interpreter does: as a daemon it was
+    stopped mid-release at exit, which inside TensorFlow's iterator destructor aborted a
+    finished training process (the two-worker test's worker exited with -6)."""
+    import subprocess
+    import sys
+    marker = tmp_path / "released"
+    run = subprocess.run([sys.executable, "-c", RELEASE_AT_EXIT, str(marker)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert marker.read_text() == "released"

@@ -347,6 +347,11 @@ def release_iterator(holder):
     iterator (autotuned tf.data with py_function stages) took 10-34 s to go on a 2-core
     machine, the caller blocked all the while; on a helper thread it goes at once.
 
+    The thread is not a daemon: the interpreter waits for it at exit. A daemon thread still
+    destroying the iterator when the process ended was stopped inside TensorFlow's C++
+    destructor (which needs the GIL for the py_function stages), and the process aborted
+    ("FATAL: exception not rethrown", exit -6) after a finished run.
+
         holder = [iterator]; del iterator; release_iterator(holder)
     """
-    threading.Thread(target=holder.clear, name="tfdet-release-iterator", daemon=True).start()
+    threading.Thread(target=holder.clear, name="tfdet-release-iterator", daemon=False).start()
