@@ -124,7 +124,7 @@ def test_the_face_rows_backbone_convs_learn_at_a_tenth_in_the_trainer():
              if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))]
     head = {v.path for conv in model.head.class_convs + model.head.box_convs
             for v in conv.weights}
-    body = [layer for layer in convs if layer.name in model._body_layers]
+    body = [layer for layer in convs if layer is not model.head]
     assert len(multipliers) == len(body) > 20 and {f for _, f in multipliers} == {0.1}
     assert {v.path for v, _ in multipliers} == {layer.kernel.path for layer in body}
     assert not head & {v.path for v, _ in multipliers}

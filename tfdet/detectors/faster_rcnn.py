@@ -108,12 +108,17 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
         return ROI_BOX_HEADS.get(kind)(c, self.num_classes, self.head_channels, name,
                                        class_agnostic)
 
+    def roi_pooler(self, output_size):
+        """RoIAlign of output_size from the neck's RoI maps (sampling_ratio, aligned)."""
+        c = self.config
+        return ops.RoIPooler(output_size, self.neck.roi_strides, c["sampling_ratio"],
+                             c["aligned"])
+
     def roi_parts(self, given):
         """The parts every RoI-heads unit takes: pooler, sampler, postprocessor."""
         c = self.config
         return dict(
-            pooler=given.take("pooler", lambda: ops.RoIPooler(
-                c["roi_size"], self.neck.roi_strides, c["sampling_ratio"], c["aligned"])),
+            pooler=given.take("pooler", lambda: self.roi_pooler(c["roi_size"])),
             sampler=given.take("roi_sampler", lambda: ops.BalancedSampler(
                 c["roi_batch_per_image"], c["roi_positive_fraction"])),
             postprocessor=given.take("postprocessor",

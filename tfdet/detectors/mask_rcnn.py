@@ -7,7 +7,6 @@ mask_loss; the batch needs `masks` [B, M, H, W] (the input pipeline with masks=T
 """
 import keras
 
-from tfdet import ops
 from tfdet.detectors.faster_rcnn import FasterRCNN
 from tfdet.heads import MaskHead
 from tfdet.registry import DETECTORS
@@ -42,9 +41,8 @@ class WithMasks:
         if box_head.feeds_mask_head:  # C4: the mask head reads the res5 maps of each RoI
             channels = box_head.feature_channels
         else:
-            roi_heads.mask_pooler = given.take("mask_pooler", lambda: ops.RoIPooler(
-                c["mask_roi_size"], self.neck.roi_strides, c["sampling_ratio"],
-                c["aligned"]))
+            roi_heads.mask_pooler = given.take(
+                "mask_pooler", lambda: self.roi_pooler(c["mask_roi_size"]))
             channels = self.head_channels
 
         def mask_head():

@@ -29,8 +29,7 @@ def multiclass_soft_nms(settings):
 @POSTPROCESSORS.register("blend")
 def multiclass_weighted_nms(settings):
     return ops.MultiClassWeightedNMS(settings["nms_iou"], settings["score_threshold"],
-                                     settings["max_detections"],
-                                     settings.get("pre_nms_top_k") or 1000)
+                                     settings["max_detections"], settings.get("pre_nms_top_k"))
 
 
 class GivenParts:

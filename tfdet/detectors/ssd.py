@@ -70,9 +70,6 @@ class SSD(DenseDetector):
         self.coder = ops.BoxCoder(box_weights)
         self.num_classes = num_classes
         body_input, features = SSD_BACKBONES.get(backbone)(config)
-        # The layers feeding the heads (backbone and extras or neck), for lr_multipliers.
-        self._body_layers = frozenset(
-            layer.name for layer in keras.Model(body_input, features).layers)
         sizes = [int(f.shape[1]) for f in features]
         if len(sizes) != len(min_sizes):
             raise ValueError(f"{len(sizes)} feature maps ({sizes}) but {len(min_sizes)} "
@@ -103,13 +100,14 @@ class SSD(DenseDetector):
 
     def lr_multipliers(self):
         """[(variable, learning-rate factor)]: backbone_lr_mult for the conv kernels of the
-        layers feeding the heads (empty when it is 1)."""
+        layers feeding the heads (every network layer but the head: backbone, extras or
+        neck; empty when it is 1)."""
         factor = self.config["backbone_lr_mult"]
         if factor == 1.0:
             return []
         convs = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
         return [(layer.kernel, factor) for layer in self.network.layers
-                if layer.name in self._body_layers and isinstance(layer, convs)]
+                if layer is not self.head and isinstance(layer, convs)]
 
     @property
     def fixed_input_size(self):
