@@ -38,6 +38,11 @@ flags.DEFINE_bool("tta", False, "multi-scale + flip test with box voting (tfdet.
                   "path, one image at a time; on by default for configs with "
                   "ModelConfig.tta = True)")
 flags.DEFINE_list("tta_scales", None, "shorter sides for --tta (default: the zoo's 400..1200)")
+flags.DEFINE_enum("face_test", None, ["square", "original", "multi_scale"],
+                  "face rows (checkpoint path): 'original' runs each image at its own size "
+                  "(ppdet's face protocol), 'multi_scale' ppdet's face_eval.py --multi_scale "
+                  "(several scales, a flip and box voting), 'square' the square eval resize "
+                  "(default: DataConfig.face_test)")
 
 
 def score_results_file(results_path, data_spec, iou_type):
@@ -58,8 +63,7 @@ def score_results_file(results_path, data_spec, iou_type):
 
 def main(_):
     from tfdet.data import load_dataset
-    from tfdet.evaluation import (compiled_predictor, evaluate_detector, evaluate_saved_model,
-                                  headline, tta_predictor)
+    from tfdet.evaluation import evaluate_detector, evaluate_saved_model, headline
     from tfdet.training import read_run_info, resolve_checkpoint, restore_run
 
     f = flags.FLAGS
@@ -106,16 +110,14 @@ def main(_):
             raise SystemExit(f"the data's categories {dataset.category_ids} differ from the "
                              f"checkpoint's {info['category_ids']} ({checkpoint})")
         model, _, _ = restore_run(exp, checkpoint, info)  # built once the data matches
-        if f.tta or exp.model.tta:
-            scales = [int(s) for s in f.tta_scales] if f.tta_scales else None
-            try:
-                predict = tta_predictor(exp.tta(model, scales))
-            except ValueError as err:
-                raise SystemExit(f"error: --tta: {err}") from None
-            pipeline = exp.tta_pipeline(dataset)
-        else:
-            predict = compiled_predictor(model)
-            pipeline = exp.eval_pipeline(dataset, f.batch_size)
+        scales = [int(s) for s in f.tta_scales] if f.tta_scales else None
+        try:
+            predict, pipeline = exp.evaluation_inputs(
+                model, dataset, f.batch_size, tta=f.tta or None, tta_scales=scales,
+                face_test=None if f.face_test is None else
+                ("" if f.face_test == "square" else f.face_test))
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
         metrics, evaluator = evaluate_detector(predict, pipeline, dataset,
                                                metric=exp.data.metric)
         source = checkpoint

@@ -76,6 +76,8 @@ _FACES = dict(kind="ssd", resize={"target_size": [640, 640], "keep_ratio": False
               images=["faces_dlib/2008_001322.jpg", "faces_dlib/2007_007763.jpg"],
               overrides={"blaze_head.scores*.weight": ("normal", 0.0, 0.3)})
 
+_ODD_FACES = ["faces_dlib/2007_007763.jpg", "faces_dlib/2008_004176.jpg"]
+
 ROWS = {
     "retinanet_r50_fpn_1x_coco": dict(
         config="retinanet/retinanet_r50_fpn_1x_coco.yml", kind="retinanet", losses=True,
@@ -169,6 +171,11 @@ ROWS = {
     "blazeface_1000e": dict(config="face_detection/blazeface_1000e.yml", **_FACES),
     "blazeface_fpn_ssh_1000e": dict(config="face_detection/blazeface_fpn_ssh_1000e.yml",
                                     **_FACES),
+    # ppdet's own TestReader (no Resize): each photo at its size, tfdet's 640 rows at any size
+    # (odd sides: 375 and 438 rows, whose stride-8 maps are odd).
+    **{f"{row}_original": dict(config=f"face_detection/{row}.yml", paddle_config=row,
+                               **dict(_FACES, resize=None, images=_ODD_FACES))
+       for row in ("blazeface_1000e", "blazeface_fpn_ssh_1000e")},
 }
 
 
@@ -377,8 +384,9 @@ STAGES = {"retinanet": _stages_retinanet_full, "faster_rcnn": _stages_faster_rcn
 
 
 def preprocess(cfg, path, image_dir):
-    """Runs the config's TestReader sample transforms; returns (uint8 resized image path,
-    normalised CHW float32 padded to the batch stride, im_shape, scale_factor, normalise)."""
+    """Runs the config's TestReader sample transforms; returns (uint8 resized image path (the
+    decoded image where nothing resizes), normalised CHW float32 padded to the batch stride,
+    im_shape, scale_factor, normalise)."""
     import cv2
     from ppdet.data.transform import operators as T
     sample = {"im_file": str(path), "im_id": np.array([0]), "curr_iter": 0}
@@ -388,7 +396,8 @@ def preprocess(cfg, path, image_dir):
         (name, args), = op.items()
         args = args or {}
         sample = getattr(T, name)(**args)(sample)
-        if name == "Resize":
+        if name == "Resize" or (name == "Decode" and not any(
+                "Resize" in o for o in cfg.TestReader["sample_transforms"])):
             resized = sample["image"].copy()
         if name == "NormalizeImage":
             normalise = {"mean": list(args.get("mean", [0.485, 0.456, 0.406])),
@@ -459,7 +468,7 @@ def make_row(row, spec, configs, output, seed):
             value["nms"].pop("cpu", None)
     if "proposals" in spec:  # fewer RPN proposals at test time (the RoI heads' cost)
         cfg["RPNHead"]["test_proposal"]["post_nms_top_n"] = spec["proposals"]
-    if "resize" in spec:  # a Resize after Decode where the TestReader has none (BlazeFace)
+    if spec.get("resize"):  # a Resize after Decode where the TestReader has none (BlazeFace)
         ops = cfg.TestReader["sample_transforms"]
         assert not any("Resize" in op for op in ops)
         ops.insert(1, {"Resize": dict(spec["resize"])})
@@ -556,6 +565,67 @@ def write_static_sample(output):
              **{v.name: np.asarray(scope.find_var(v.name).get_tensor()) for v in variables})
 
 
+# The face test's sample (face_test.npz): image sizes from tiny (several enlarged passes) to
+# large (shrunk below 1), and a stand-in detector for ppdet's multi-scale face test.
+FACE_TEST_SIZES = [(60, 80), (375, 500), (768, 1024), (1500, 2000), (3000, 4000)]
+
+
+def write_face_test_sample(output, seed=0):
+    """face_test.npz: ppdet 2.6.0's get_shrink over FACE_TEST_SIZES; its bbox_vote on seeded
+    clustered detections; and its multi-scale face test (detect_face, flip_test,
+    multi_scale_test, multi_scale_test_pyramid, bbox_vote as face_eval_run chains them)
+    around a stand-in model that returns fixed boxes at fractions of its input's size
+    (`fractions` [K, 4] xyxy of the width / height, `scores` [K]) in the original image's
+    pixels (over the scale factor), for each size."""
+    import paddle  # noqa: F401  (ppdet imports it)
+    from ppdet.metrics import widerface_utils as W
+    rng = np.random.default_rng(seed)
+    arrays = {"sizes": np.asarray(FACE_TEST_SIZES, np.int64)}
+    arrays["shrink"] = np.asarray([W.get_shrink(h, w) for h, w in FACE_TEST_SIZES])
+    for case in range(4):
+        centres = rng.uniform(50, 400, (5, 2))
+        sides = rng.uniform(10, 120, (5, 1))
+        pick = rng.integers(0, 5, 40 - 10 * case)
+        xy = centres[pick] + rng.normal(0, 0.15, (len(pick), 2)) * sides[pick]
+        half = sides[pick] * rng.uniform(0.4, 0.6, (len(pick), 1))
+        det = np.concatenate([xy - half, xy + half, rng.uniform(0, 1, (len(pick), 1))], 1)
+        arrays[f"vote{case}/input"] = det
+        arrays[f"vote{case}/output"] = W.bbox_vote(det.copy())
+    fractions = np.sort(rng.uniform(0, 1, (24, 2, 2)), axis=1)  # [K, (min, max), (x, y)]
+    fractions = fractions.transpose(0, 2, 1).reshape(-1, 4)[:, [0, 2, 1, 3]]  # x1 y1 x2 y2
+    scores = rng.uniform(0.02, 1.0, len(fractions))
+    arrays["fractions"], arrays["scores"] = fractions, scores
+
+    class Boxes:  # the stand-in model's output, as detect_face reads it
+        def __init__(self, array):
+            self.array = array
+
+        def numpy(self):
+            return self.array
+
+    class StandIn:
+        def eval(self):
+            pass
+
+        def __call__(self, data):
+            h, w = (float(v) for v in np.asarray(data["im_shape"])[0])
+            factor = float(np.asarray(data["scale_factor"])[0, 0])
+            boxes = fractions * [w, h, w, h] / factor
+            return {"bbox": Boxes(np.concatenate(
+                [np.zeros((len(boxes), 1)), scores[:, None], boxes], 1))}
+
+    model = StandIn()
+    for i, (h, w) in enumerate(FACE_TEST_SIZES):
+        image = np.zeros((h, w, 3), np.uint8)
+        shrink, max_shrink = W.get_shrink(h, w)
+        det0 = W.detect_face(model, image, shrink)
+        det1 = W.flip_test(model, image, shrink)
+        det2, det3 = W.multi_scale_test(model, image, max_shrink)
+        det4 = W.multi_scale_test_pyramid(model, image, max_shrink)
+        arrays[f"multi_scale{i}"] = W.bbox_vote(np.vstack((det0, det1, det2, det3, det4)))
+    np.savez_compressed(output / "face_test.npz", **arrays)
+
+
 def measure_latency(row, configs, runs=10, warmup=3, size=None):
     """ppdet's side of scripts/paddle_latency.py: the row's fixture weights and first image,
     batch 1, eval mode, the whole model with post-processing under paddle.no_grad."""
@@ -604,6 +674,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--static_sample", action="store_true",
                         help="only write static_vars/ (run with FLAGS_enable_pir_api=0)")
+    parser.add_argument("--face_test_sample", action="store_true",
+                        help="only write face_test.npz (ppdet's face test, multi-scale)")
     parser.add_argument("--latency", metavar="ROW",
                         help="only time ppdet on ROW's fixture (scripts/paddle_latency.py)")
     parser.add_argument("--size", type=int,
@@ -614,6 +686,9 @@ def main():
         return
     if args.static_sample:
         write_static_sample(args.output)
+        return
+    if args.face_test_sample:
+        write_face_test_sample(args.output, args.seed)
         return
     args.output.mkdir(parents=True, exist_ok=True)
     import paddle
@@ -630,6 +705,7 @@ def main():
     subprocess.run([sys.executable, __file__, "--configs", str(args.configs), "--output",
                     str(args.output), "--static_sample"], check=True,
                    env=dict(os.environ, FLAGS_enable_pir_api="0"))
+    write_face_test_sample(args.output, args.seed)
     # One process per row: ppdet's load_config merges into one global config, so a second
     # config in the same process inherits the first one's settings.
     for row in args.rows:

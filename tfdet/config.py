@@ -82,7 +82,10 @@ class DataConfig:
     mixup_until_step and a random square size from yolo_sizes).
     mean / std: per RGB channel in 0..255 units. metric: 'coco' (box / mask AP), 'voc'
     (VOC2007 11-point mAP at IoU 0.5) or 'widerface[:GROUND_TRUTH_DIR]' (WIDER FACE AP; Easy /
-    Medium / Hard with the official .mat files in that folder)."""
+    Medium / Hard with the official .mat files in that folder). face_test: how the face
+    rows evaluate: '' (the eval transform's square resize), 'original' (each image at its
+    own size, ppdet's face protocol) or 'multi_scale' (ppdet's face_eval.py --multi_scale;
+    tfdet.evaluation.face_test)."""
 
     train: str = COCO_TRAIN
     eval: str = COCO_VAL
@@ -104,6 +107,7 @@ class DataConfig:
     mean: Sequence[float] = data.IMAGENET_MEAN
     std: Sequence[float] = data.IMAGENET_STD
     metric: str = "coco"
+    face_test: str = ""
 
 
 @gin.configurable
@@ -218,9 +222,35 @@ class Experiment:
         """The evaluation pipeline for test-time augmentation (tfdet.tta): one image per batch,
         normalised but not resized (the augmentation resizes it per pass)."""
         self._check_keep_aspect()
+        return self.unresized_pipeline(dataset)
+
+    def unresized_pipeline(self, dataset):
+        """One image per batch, normalised, at its own size (test-time augmentation and the
+        face test resize it per pass)."""
         d = self.data
         return data.input_pipeline(dataset, data.Compose([data.Normalize(d.mean, d.std)]), 1,
                                    training=False, max_boxes=d.max_boxes, size_divisor=1)
+
+    def evaluation_inputs(self, model, dataset, batch_size=1, tta=None, tta_scales=None,
+                          face_test=None):
+        """(predict, pipeline) for tfdet.evaluation.evaluate_detector: the model on the eval
+        pipeline, or test-time augmentation (tta; default ModelConfig.tta) on unresized
+        images, or the face test (face_test; default DataConfig.face_test: 'original' or
+        'multi_scale', tfdet.evaluation.face_test). ValueError for a combination the model
+        cannot run."""
+        from tfdet import evaluation
+        face_test = self.data.face_test if face_test is None else face_test
+        tta = self.model.tta if tta is None else tta
+        if tta and face_test:
+            raise ValueError(f"test-time augmentation and the face test ({face_test!r}) "
+                             f"are two ways to test: pick one")
+        if tta:
+            return (evaluation.tta_predictor(self.tta(model, tta_scales)),
+                    self.tta_pipeline(dataset))
+        if face_test:
+            from tfdet.evaluation.face_test import face_predictor
+            return face_predictor(model, face_test), self.unresized_pipeline(dataset)
+        return evaluation.compiled_predictor(model), self.eval_pipeline(dataset, batch_size)
 
     def _check_keep_aspect(self):
         if self.data.augment in _SQUARE:

@@ -20,7 +20,7 @@ import keras
 from tests.conftest import require_shared
 from tests.training.test_trainer import QUICKSTART
 from tfdet.config import load_experiment
-from tfdet.evaluation import compiled_predictor, evaluate_detector
+from tfdet.evaluation import evaluate_detector
 from tfdet.training import Trainer
 
 
@@ -31,16 +31,18 @@ def curve(exp, images, steps, at, seed=0, eval_images=None):
     keras.utils.set_random_seed(seed)
     trainer = Trainer(lambda: exp.build_model(images.num_classes), exp.build_optimizer)
     batches = iter(exp.train_pipeline(images, exp.train.global_batch_size))
-    predict, t0, train_t = None, time.time(), 0.0
+    predict, pipeline, t0, train_t = None, None, time.time(), 0.0
     for step in range(1, steps + 1):
         t = time.time()
         losses, finite = trainer.train_step(next(batches))
         assert finite, losses
         train_t += time.time() - t
         if step in at:
-            predict = predict or compiled_predictor(trainer.model)
-            m, _ = evaluate_detector(predict, exp.eval_pipeline(eval_images, 8), eval_images,
-                                     verbose=False, progress=False)
+            if predict is None:  # the config's test (DataConfig.face_test), batches of 8
+                predict, pipeline = exp.evaluation_inputs(trainer.model, eval_images, 8,
+                                                          tta=False)
+            m, _ = evaluate_detector(predict, pipeline, eval_images, verbose=False,
+                                     progress=False)
             line = {"step": step, "AP50": round(m["AP50"], 3), "AP": round(m["AP"], 3)}
             if "mask_AP50" in m:
                 line["mask_AP50"] = round(m["mask_AP50"], 3)

@@ -70,33 +70,42 @@ class SSD(DenseDetector):
         self.coder = ops.BoxCoder(box_weights)
         self.num_classes = num_classes
         body_input, features = SSD_BACKBONES.get(backbone)(config)
-        sizes = [int(f.shape[1]) for f in features]
-        if len(sizes) != len(min_sizes):
-            raise ValueError(f"{len(sizes)} feature maps ({sizes}) but {len(min_sizes)} "
-                             f"prior sizes")
+        # A backbone built for any input size (the face rows') with priors in input pixels
+        # (base_size None) and a step per map detects at any image size: the priors are laid
+        # out on each input's maps (priors_for).
+        self.any_input_size = bool(body_input.shape[1] is None and not base_size and steps
+                                   and all(steps))
+        if len(features) != len(min_sizes):
+            raise ValueError(f"{len(features)} feature maps but {len(min_sizes)} prior sizes")
+        if any(f.shape[1] is None for f in features) and not (steps and all(steps)):
+            raise ValueError(f"SSD backbone {backbone!r} makes maps of any size: give a step "
+                             f"per map (steps={steps!r})")
+        sizes = [int(f.shape[1]) if f.shape[1] is not None else -(-image_size // int(s))
+                 for f, s in zip(features, steps or [None] * len(features))]
         scale = image_size / base_size if base_size else 1.0
         def scaled(size):  # a number, a map's several sizes, or None / ()
             if isinstance(size, (list, tuple)):
                 return [v * scale for v in size]
             return size * scale if size else None
 
-        steps = [s * scale if s else None for s in steps] if steps else None
+        steps = [s * scale if s else image_size / n for s, n in
+                 zip(steps or [None] * len(sizes), sizes)]
         if densities:
-            self.priors = tf.constant(ops.density_priors(
-                sizes, image_size, [scaled(m) for m in min_sizes], densities, steps,
-                offset=offset))
+            self.prior_cells = ops.density_cells([scaled(m) for m in min_sizes], densities,
+                                                 steps)
             per_cell = [ops.density_priors_per_cell(d) for d in densities]
         else:
-            self.priors = tf.constant(ops.ssd_priors(
-                sizes, image_size, [scaled(m) for m in min_sizes],
-                [scaled(m) for m in max_sizes], aspect_ratios, steps, offset, flip, clip,
-                min_max_order))
+            self.prior_cells = ops.ssd_cells([scaled(m) for m in min_sizes],
+                                             [scaled(m) for m in max_sizes], aspect_ratios,
+                                             flip, min_max_order)
             per_cell = [ops.priors_per_cell(r, top, flip, bottom)
                         for r, top, bottom in zip(aspect_ratios, max_sizes, min_sizes)]
+        self.prior_steps = tuple(steps)
+        self.feature_sizes = tuple(sizes)
+        self.priors = self.priors_for(image_size, image_size)
         self.head = SSDHead(num_classes, per_cell, head_kernel, name="head")
         logits, deltas = self.head(features)
         self.network = keras.Model(body_input, [logits, deltas], name="ssd_network")
-        self.feature_sizes = tuple(sizes)
 
     def lr_multipliers(self):
         """[(variable, learning-rate factor)]: backbone_lr_mult for the conv kernels of the
@@ -111,8 +120,29 @@ class SSD(DenseDetector):
 
     @property
     def fixed_input_size(self):
-        """SSD takes square images of exactly this side."""
+        """The square side SSD is built, trained and served at; models with any_input_size
+        also detect at other sizes (each input's own priors)."""
         return self.config["image_size"]
+
+    def priors_for(self, height, width):
+        """The priors [N, 4] float32 xyxy of an input of height x width (ints, or scalar int
+        tensors for a model with any_input_size): each map's cells at its step, clipped to
+        the input where Paddle clips (the `clip` option; density priors always). At other
+        sizes than image_size a map has ceil(side / step) cells a side, as a backbone with
+        'same' padding makes them."""
+        c = self.config
+        if isinstance(height, int) and isinstance(width, int) and (
+                height, width) == (c["image_size"],) * 2:
+            heights = widths = self.feature_sizes
+        elif not self.any_input_size:
+            raise ValueError(f"{self.name} detects at {c['image_size']} x {c['image_size']} "
+                             f"only, got {height} x {width}")
+        else:
+            heights = [(height + int(s) - 1) // int(s) for s in self.prior_steps]
+            widths = [(width + int(s) - 1) // int(s) for s in self.prior_steps]
+        clip = (height, width) if c["densities"] or c["clip"] else None
+        return ops.grid_priors(self.prior_cells, self.prior_steps, heights, widths,
+                               c["offset"], clip)
 
     @property
     def num_priors(self):
@@ -124,8 +154,15 @@ class SSD(DenseDetector):
         the best max_detections over all classes."""
         c = self.config
         height, width = tf.shape(images)[1], tf.shape(images)[2]
+        priors = self.priors
+        if self.any_input_size and images.shape[1:3] != (c["image_size"],) * 2:
+            priors = self.priors_for(height, width)
+            tf.debugging.assert_equal(
+                tf.shape(priors)[0], tf.shape(deltas)[1],
+                message=f"{self.name}: the network's maps differ from ceil(side / step) "
+                        f"(steps {self.prior_steps})")
         probs = tf.nn.softmax(tf.cast(logits, tf.float32))[..., 1:]  # [B, N, K]
-        boxes = self.coder.decode(tf.cast(deltas, tf.float32), self.priors[None])
+        boxes = self.coder.decode(tf.cast(deltas, tf.float32), priors[None])
         if c["clip_boxes"]:
             boxes = ops.clip_boxes(boxes, height, width)
         return self.multiclass_nms(boxes, probs)
@@ -185,7 +222,7 @@ def _mobilenet_v1(c):
 def _blazenet(c):
     """BlazeFace: BlazeNet's two maps, through `neck` if set, then any extras."""
     body = blazenet(**dict(c["backbone_settings"] or {}), norm=c["norm"],
-                    input_size=c["image_size"])
+                    input_size=None)
     features = list(body.outputs)
     if c["neck"]:
         features = blazeface_neck(features, c["neck"], c["norm"])
@@ -198,7 +235,7 @@ def _blazenet(c):
 def _faceboxnet(c):
     """FaceBoxes: FaceBoxNet's two or three maps."""
     body = faceboxnet(**dict(c["backbone_settings"] or {}), norm=c["norm"],
-                      input_size=c["image_size"])
+                      input_size=None)
     return body.input, list(body.outputs)
 
 

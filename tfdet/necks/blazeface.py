@@ -12,6 +12,7 @@ ReLU(concat[c0, c2, c4]) -> C channels.
 import keras
 
 from tfdet.layers.conv_block import conv_norm_act
+from tfdet.layers.crop import CropToMatch
 
 NECK_TYPES = ("fpn_ssh", "only_fpn", "only_ssh")
 
@@ -27,9 +28,9 @@ def blaze_fpn(c8, c16, channels, norm="bn", name="fpn"):
     p16 = _conv(c16, half, 1, f"{name}_output2", "leaky", norm)
     lateral = _conv(c8, half, 1, f"{name}_output1", "leaky", norm)
     up = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(p16)
-    extra = [int(up.shape[i]) - int(lateral.shape[i]) for i in (1, 2)]
-    if any(extra):  # an odd stride-8 map: Paddle's nearest resize to its size drops the last
-        up = keras.layers.Cropping2D(((0, extra[0]), (0, extra[1])), name=f"{name}_crop")(up)
+    if up.shape[1:3] != lateral.shape[1:3] or None in up.shape[1:3]:
+        # an odd stride-8 map: Paddle's nearest resize to its size drops the last row / col
+        up = CropToMatch(name=f"{name}_crop")([up, lateral])
     merged = keras.layers.Add(name=f"{name}_add")([lateral, up])
     return _conv(merged, half, 3, f"{name}_merge", "leaky", norm), p16
 

@@ -36,5 +36,6 @@ from tfdet.ops.nms import (
 from tfdet.ops.deform_conv import deform_conv2d, deform_conv_output_size
 from tfdet.ops.roi_align import RoIPooler, multilevel_roi_align, roi_align, roi_levels
 from tfdet.ops.masks import mask_targets, paste_masks
-from tfdet.ops.priors import (density_priors, density_priors_per_cell, expand_aspect_ratios,
-                              priors_per_cell, ssd_priors)
+from tfdet.ops.priors import (density_cells, density_priors, density_priors_per_cell,
+                              expand_aspect_ratios, grid_priors, priors_per_cell, ssd_cells,
+                              ssd_priors)

@@ -13,8 +13,13 @@ min size, in order. SSD300: 8,732 priors.
 
     density_priors(feature_sizes, image_size, fixed_sizes, densities, steps, ...)
         -> [N, 4] float32 xyxy input pixels (FaceBoxes: Paddle's density_prior_box)
+
+Both are a per-map cell layout (ssd_cells, density_cells: [A, 4] (dx, dy, w, h) around the
+cell centre) tiled over the map by grid_priors, which also lays them out on maps of any
+(height, width) in a graph (the face detectors at each image's own size).
 """
 import numpy as np
+import tensorflow as tf
 
 
 def expand_aspect_ratios(ratios, flip=True):
@@ -42,49 +47,34 @@ def priors_per_cell(ratios, max_size, flip=True, min_size=0):
     return count * len(expand_aspect_ratios(ratios, flip)) + len(_sizes(max_size))
 
 
-def ssd_priors(feature_sizes, image_size, min_sizes, max_sizes, aspect_ratios, steps=None,
-               offset=0.5, flip=True, clip=False, min_max_order=False):
-    """Priors for square maps of `feature_sizes` on an image_size x image_size input.
-
-    max_sizes[k] may be None / [] (no extra square on that map); steps[k] None or 0 means
-    image_size / feature_sizes[k]. clip: clip to the image, as Paddle's `clip` option."""
-    boxes = []
-    for k, size in enumerate(feature_sizes):
-        step = steps[k] if steps and steps[k] else image_size / size
+def ssd_cells(min_sizes, max_sizes, aspect_ratios, flip=True, min_max_order=False):
+    """Per map, its cell's priors as [A, 4] float64 (dx, dy, w, h): centred (dx = dy = 0),
+    per min size its aspect ratios, then its max size's square (first with min_max_order)."""
+    cells = []
+    for k, mins in enumerate(min_sizes):
         tops = _sizes(max_sizes[k]) if max_sizes else []
         shapes = []
-        for i, m in enumerate(_sizes(min_sizes[k])):  # Paddle's prior_box: per min size
+        for i, m in enumerate(_sizes(mins)):  # Paddle's prior_box: per min size
             cell = [(m * np.sqrt(r), m / np.sqrt(r))
                     for r in expand_aspect_ratios(aspect_ratios[k], flip)]
             if i < len(tops):
                 side = np.sqrt(m * tops[i])
                 cell.insert(1 if min_max_order else len(cell), (side, side))
             shapes += cell
-        shapes = np.asarray(shapes, np.float64)  # [A, 2] (w, h)
-        centres = (np.arange(size) + offset) * step
-        cy, cx = np.meshgrid(centres, centres, indexing="ij")
-        c = np.stack([cx, cy], -1).reshape(-1, 1, 2)
-        half = shapes[None] / 2
-        boxes.append(np.concatenate([c - half, c + half], -1).reshape(-1, 4))
-    boxes = np.concatenate(boxes, 0)
-    if clip:
-        boxes = np.clip(boxes, 0, image_size)
-    return boxes.astype(np.float32)
+        shapes = np.asarray(shapes, np.float64).reshape(-1, 2)
+        cells.append(np.concatenate([np.zeros_like(shapes), shapes], 1))
+    return cells
 
 
-def density_priors(feature_sizes, image_size, fixed_sizes, densities, steps=None,
-                   fixed_ratios=(1.0,), offset=0.5):
-    """FaceBoxes' anchor densification, as Paddle's density_prior_box lays it out: per cell
-    (row-major per map, maps in order), per fixed size s with density d, per ratio r, a d x d
-    grid (row by row) of s * sqrt(r) x s / sqrt(r) boxes whose centres are spaced
-    shift = int(step) // d apart around the cell centre (the integer step and shift as Paddle
-    computes them). Boxes are clamped to the image, as Paddle's kernel always does.
-    -> [N, 4] float32 xyxy input pixels; per cell sum(len(fixed_ratios) * d * d) boxes."""
-    boxes = []
-    for k, size in enumerate(feature_sizes):
-        step = steps[k] if steps and steps[k] else image_size / size
+def density_cells(fixed_sizes, densities, steps, fixed_ratios=(1.0,)):
+    """Per map, Paddle's density_prior_box cell as [A, 4] float64 (dx, dy, w, h): per fixed
+    size s with density d, per ratio r, a d x d grid (row by row) of s * sqrt(r) x
+    s / sqrt(r) boxes spaced shift = int(step) // d apart around the centre (the integer
+    step and shift as Paddle computes them)."""
+    cells = []
+    for k, step in enumerate(steps):
         step_average = int(step)
-        offsets = []  # [A, 4]: (dx, dy, w, h) of each box of a cell around its centre
+        offsets = []
         for s, d in zip(_sizes(fixed_sizes[k]), densities[k]):
             shift = step_average // int(d)
             for r in fixed_ratios:
@@ -93,13 +83,59 @@ def density_priors(feature_sizes, image_size, fixed_sizes, densities, steps=None
                 for di in range(int(d)):
                     for dj in range(int(d)):
                         offsets.append((start + dj * shift, start + di * shift, w, h))
-        offsets = np.asarray(offsets, np.float64)
-        centres = (np.arange(size) + offset) * step
-        cy, cx = np.meshgrid(centres, centres, indexing="ij")
-        c = np.stack([cx, cy], -1).reshape(-1, 1, 2) + offsets[None, :, :2]
-        half = offsets[None, :, 2:] / 2
-        boxes.append(np.concatenate([c - half, c + half], -1).reshape(-1, 4))
-    return np.clip(np.concatenate(boxes, 0), 0, image_size).astype(np.float32)
+        cells.append(np.asarray(offsets, np.float64).reshape(-1, 4))
+    return cells
+
+
+def grid_priors(cells, steps, heights, widths, offset=0.5, clip_to=None):
+    """Priors of maps [heights[k], widths[k]] (ints or scalar int tensors): each cell of map k
+    (row-major) centred at ((col + offset) * steps[k], (row + offset) * steps[k]) holds the
+    boxes of cells[k] ([A, 4] (dx, dy, w, h)); maps in order. clip_to: (height, width) of the
+    image to clip to, or None. -> [N, 4] float32 tensor xyxy input pixels (computed in
+    float64)."""
+    boxes = []
+    for cell, step, rows, cols in zip(cells, steps, heights, widths):
+        cell = tf.constant(cell, tf.float64)
+        ys = (tf.range(tf.cast(rows, tf.float64)) + offset) * float(step)
+        xs = (tf.range(tf.cast(cols, tf.float64)) + offset) * float(step)
+        cy, cx = tf.meshgrid(ys, xs, indexing="ij")
+        centres = tf.reshape(tf.stack([cx, cy], -1), [-1, 1, 2]) + cell[None, :, :2]
+        half = cell[None, :, 2:] / 2
+        boxes.append(tf.reshape(tf.concat([centres - half, centres + half], -1), [-1, 4]))
+    boxes = tf.concat(boxes, 0)
+    if clip_to is not None:
+        h, w = (tf.cast(v, tf.float64) for v in clip_to)
+        boxes = tf.clip_by_value(boxes, 0.0, tf.stack([w, h, w, h]))
+    return tf.cast(boxes, tf.float32)
+
+
+def _steps(feature_sizes, image_size, steps):
+    """steps[k], or image_size / feature_sizes[k] where it is None or 0."""
+    return [steps[k] if steps and steps[k] else image_size / size
+            for k, size in enumerate(feature_sizes)]
+
+
+def ssd_priors(feature_sizes, image_size, min_sizes, max_sizes, aspect_ratios, steps=None,
+               offset=0.5, flip=True, clip=False, min_max_order=False):
+    """Priors for square maps of `feature_sizes` on an image_size x image_size input, as a
+    numpy array.
+
+    max_sizes[k] may be None / [] (no extra square on that map); steps[k] None or 0 means
+    image_size / feature_sizes[k]. clip: clip to the image, as Paddle's `clip` option."""
+    cells = ssd_cells(min_sizes, max_sizes, aspect_ratios, flip, min_max_order)
+    return grid_priors(cells, _steps(feature_sizes, image_size, steps), feature_sizes,
+                       feature_sizes, offset, (image_size,) * 2 if clip else None).numpy()
+
+
+def density_priors(feature_sizes, image_size, fixed_sizes, densities, steps=None,
+                   fixed_ratios=(1.0,), offset=0.5):
+    """FaceBoxes' anchor densification, as Paddle's density_prior_box lays it out (cells:
+    density_cells), clamped to the image as Paddle's kernel always does.
+    -> [N, 4] float32 xyxy input pixels; per cell sum(len(fixed_ratios) * d * d) boxes."""
+    steps = _steps(feature_sizes, image_size, steps)
+    cells = density_cells(fixed_sizes, densities, steps, fixed_ratios)
+    return grid_priors(cells, steps, feature_sizes, feature_sizes, offset,
+                       (image_size, image_size)).numpy()
 
 
 def density_priors_per_cell(densities, fixed_ratios=(1.0,)):

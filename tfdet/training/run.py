@@ -102,11 +102,11 @@ def train_experiment(exp, model_dir, evaluate=True, strategy=None):
         print(f"skipped {result.skipped_steps} steps with a non-finite loss")
     metrics = None
     if eval_set is not None:
-        from tfdet.evaluation import compiled_predictor, evaluate_detector, headline
+        from tfdet.evaluation import evaluate_detector, headline
 
-        metrics, _ = evaluate_detector(compiled_predictor(trainer.model),
-                                       exp.eval_pipeline(eval_set), eval_set,
-                                       metric=exp.data.metric)
+        # the config's face test applies; test-time augmentation is for eval.py
+        predict, pipeline = exp.evaluation_inputs(trainer.model, eval_set, tta=False)
+        metrics, _ = evaluate_detector(predict, pipeline, eval_set, metric=exp.data.metric)
         with open(os.path.join(model_dir, f"eval_{result.step}.json"), "w") as out:
             json.dump(dict(metrics, data=exp.data.eval, images=len(eval_set),
                            eval_limit=exp.data.eval_limit, step=result.step), out, indent=1)
