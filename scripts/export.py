@@ -21,6 +21,8 @@ flags.DEFINE_integer("untrained_num_classes", None, "no checkpoint: export fresh
 flags.DEFINE_string("output", None, "export base folder (default saved_models/<config name>)")
 flags.DEFINE_bool("tta", False, "also export the serving_tta signature: the multi-scale + flip "
                   "test with box voting (tfdet.tta; keep-aspect rows)")
+flags.DEFINE_bool("fold_norms", True, "fold BatchNorm / AffineChannel into the convs before "
+                  "them (tfdet.export.fold_norms): the same detections, fused conv kernels")
 flags.DEFINE_list("tta_scales", None, "shorter sides for serving_tta (default: the zoo's "
                   "400..1200)")
 
@@ -51,7 +53,7 @@ def main(_):
     path = export_saved_model(model, next_version_dir(base), info["category_ids"],
                               info["class_names"], transform=exp.eval_transform(),
                               canvas=exp.serving_canvas(), size_divisor=exp.data.size_divisor,
-                              tta=tta)
+                              tta=tta, fold_norms=f.fold_norms)
     print(f"SavedModel: {os.path.abspath(path)}")
 
 

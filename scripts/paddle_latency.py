@@ -72,12 +72,16 @@ def time_runs(fn, warmup, runs):
     return statistics.median(times), statistics.mean(times)
 
 
-def tfdet_runner(row, manifest, image, size=None):
-    """(a function running the whole model once, the image record it runs on)."""
+def tfdet_runner(row, manifest, image, size=None, fold=False):
+    """(a function running the whole model once, the image record it runs on); fold: with
+    the norms folded into the convs first (tfdet.export.fold_norms, as exports do)."""
     import tensorflow as tf
 
     from tfdet.convert import from_paddle
     model, spec = from_paddle(row, seeded(manifest), **({"image_size": size} if size else {}))
+    if fold:
+        from tfdet.export import fold_norms
+        fold_norms(model)
     pixels = tf.image.decode_png(tf.io.read_file(str(FIXTURES / image["resized"])), 3).numpy()
     if size:
         image, pixels = resampled(image, pixels, size)
@@ -96,14 +100,17 @@ def main():
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--size", type=int, help="a square input of this size (BlazeFace)")
+    parser.add_argument("--fold_norms", action="store_true",
+                        help="fold the norms into the convs first, as scripts/export.py does")
     args = parser.parse_args()
     manifest = json.loads((FIXTURES / f"{args.row}.json").read_text())
-    run, image = tfdet_runner(args.row, manifest, manifest["images"][0], args.size)
+    run, image = tfdet_runner(args.row, manifest, manifest["images"][0], args.size,
+                              args.fold_norms)
     median, mean = time_runs(run, args.warmup, args.runs)
     with open("/proc/cpuinfo") as f:
         cpu = next((line.split(":", 1)[1].strip() for line in f
                     if line.startswith("model name")), platform.machine())
-    print(json.dumps({"framework": "tfdet", "row": args.row,
+    print(json.dumps({"framework": "tfdet", "row": args.row, "fold_norms": args.fold_norms,
                       "input": image["input_size"], "median_ms": round(median, 1),
                       "mean_ms": round(mean, 1), "runs": args.runs,
                       "cpu": f"{cpu}, {os.cpu_count()} cores"}))

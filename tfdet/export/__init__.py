@@ -1,2 +1,3 @@
 """SavedModel export with TF Serving signatures (TF Object Detection API outputs)."""
 from tfdet.export.saved_model import DetectionServingModule, export_saved_model, next_version_dir
+from tfdet.export.fold_norms import fold_norms

@@ -201,7 +201,8 @@ class DetectionServingModule(tf.Module):
 
 
 def export_saved_model(model, output_dir, category_ids, class_names=None, *, transform, canvas,
-                       size_divisor=128, max_pixels=DEFAULT_SERVING_MAX_PIXELS, tta=None):
+                       size_divisor=128, max_pixels=DEFAULT_SERVING_MAX_PIXELS, tta=None,
+                       fold_norms=False):
     """Writes the SavedModel to output_dir, assets.extra/labels.json and, when
     tensorflow-serving-api is installed, TF Serving's warm-up requests
     (assets.extra/tf_serving_warmup_requests, tfdet.export.serving); returns the path.
@@ -212,12 +213,18 @@ def export_saved_model(model, output_dir, category_ids, class_names=None, *, tra
     of it, as the evaluation pipeline pads. max_pixels: the largest image (width x height)
     the signatures accept. tta: a tfdet.tta.TestTimeAugmentation of the model
     (`Experiment.tta(model)`): adds the `serving_tta` signature (uint8 images, the
-    multi-scale + flip test; keep-aspect rows only)."""
+    multi-scale + flip test; keep-aspect rows only). fold_norms: first fold the model's
+    inference-time norms into their convs, in place (tfdet.export.fold_norms: the same
+    detections, fused conv kernels; the model cannot train afterwards; scripts/export.py
+    does it on the model it restores)."""
     if tta is not None and not any(isinstance(t, Normalize)
                                    for t in getattr(transform, "transforms", ())):
         raise ValueError("export_saved_model(tta=...): the transform must be a Compose "
                          "with a Normalize step (the evaluation transform of a keep-aspect "
                          "config)")
+    if fold_norms:
+        from tfdet.export.fold_norms import fold_norms as fold
+        fold(model)
     module = DetectionServingModule(model, category_ids, transform, canvas, size_divisor,
                                     max_pixels, tta)
     # The tf.functions themselves, not concrete functions traced here: saving traces them in its

@@ -28,12 +28,21 @@ NORM_KINDS = ("affine", "frozen_bn", "bn", "sync_bn", "gn")
 class AffineChannel(keras.layers.Layer):
     """Per-channel scale and bias on NHWC inputs (a batch norm with folded statistics)."""
 
+    folded = False  # fold(): the scale went into the conv before it
+
+    def fold(self, shift):
+        """From now on a bias add of shift [C] (tfdet.export.fold_norms)."""
+        self.bias.assign(shift)
+        self.folded = True
+
     def build(self, input_shape):
         channels = input_shape[-1]
         self.scale = self.add_weight(name="scale", shape=(channels,), initializer="ones")
         self.bias = self.add_weight(name="bias", shape=(channels,), initializer="zeros")
 
     def call(self, inputs):
+        if self.folded:
+            return tf.nn.bias_add(inputs, ops.cast(self.bias, inputs.dtype))
         return inputs * ops.cast(self.scale, inputs.dtype) + ops.cast(self.bias, inputs.dtype)
 
 
@@ -43,7 +52,19 @@ class BatchNorm(keras.layers.BatchNormalization):
     synchronised BN or renorm included, takes Keras' own path). Training updates the moving
     statistics with the biased batch variance, as Keras (and Paddle) do."""
 
+    folded = False  # fold(): the statistics and scale went into the conv before it
+
+    def fold(self, shift):
+        """From now on a bias add of shift [C] (beta) at inference (tfdet.export.fold_norms)."""
+        self.beta.assign(shift)
+        self.folded = True
+
     def call(self, inputs, training=None, mask=None):
+        if self.folded:
+            if training and self.trainable:
+                raise ValueError(f"{self.name} was folded into its conv for inference "
+                                 f"(tfdet.export.fold_norms): it cannot train")
+            return tf.nn.bias_add(inputs, tf.cast(self.beta, inputs.dtype))
         if (mask is not None or self.synchronized or self.renorm or len(inputs.shape) != 4
                 or self.axis not in (-1, 3) or inputs.dtype != tf.float32):
             return super().call(inputs, training=training, mask=mask)
