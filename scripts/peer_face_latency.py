@@ -135,6 +135,9 @@ def main():
                     if line.startswith("model name")), platform.machine())
     options = ort.SessionOptions()
     options.intra_op_num_threads = os.cpu_count()
+    # ORT's pool spins after each run; NMS (torch) would then share the cores with spinners.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    torch.set_num_threads(os.cpu_count())
     folder = tempfile.mkdtemp()
     for size in args.sizes:
         p = torch.from_numpy(priors(size))

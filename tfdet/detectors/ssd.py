@@ -1,7 +1,8 @@
 """SSD (Liu et al. 2016): VGG16 (conv4_3 with L2Norm, fc7) or MobileNetV1 (C4, C5), extra
 layers, multibox heads over fixed prior boxes, softmax classification.
 
-`model(images)` takes normalised square images [B, S, S, 3] (S = image_size) and returns
+`model(images)` takes normalised square images [B, S, S, 3] (S = image_size; models with
+`any_input_size`, the face rows, also [B, H, W, 3] of any size) and returns
 the detection dict: boxes [B, max_detections, 4] xyxy in input pixels, scores, classes int32
 (contiguous 0..K-1), num_detections int32. `compute_losses(batch)` returns the multibox loss
 (smooth-L1 on positives + softmax CE on positives and mined negatives, over the positive
