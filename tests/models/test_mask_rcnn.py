@@ -55,6 +55,39 @@ def test_masks_at_inference_and_the_mask_loss_in_training(name, mask_size):
     assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
 
 
+@pytest.mark.parametrize("counts", [(3, 17), (0, 0), (40, 40)])
+def test_mask_head_runs_on_the_kept_detections_only(counts):
+    """add_masks runs the mask head on the batch's largest detection count rounded up to 16
+    slots (one when there is none): the masks of the kept detections equal the mask head's
+    over all 40 slots, those past each image's count are zero."""
+    from tfdet.detectors.roi_heads import MASK_BUCKET
+    model = models.get("mask_rcnn_r50_fpn", num_classes=2, depth=18, fpn_channels=32,
+                       fc_dim=64, mask_conv_dim=32)
+    images = tf.random.stateless_normal([2, 96, 128, 3], [1, 2])
+    heads = model.roi_heads
+    *pyramid, _, _ = model.network(images)
+    boxes = tf.random.stateless_uniform([2, 40, 2], [3, 4], 0, 40)
+    boxes = tf.concat([boxes, boxes + tf.random.stateless_uniform([2, 40, 2], [5, 6], 8, 50)],
+                      -1)
+    classes = tf.random.stateless_uniform([2, 40], [7, 8], 0, 2, tf.int32)
+    seen = []
+    call = heads.mask_head.call
+    heads.mask_head.call = lambda x, *a, **k: seen.append(x.shape[1]) or call(x, *a, **k)
+    try:
+        out = heads.add_masks({"boxes": boxes, "classes": classes,
+                               "num_detections": tf.constant(counts, tf.int32)}, pyramid)
+    finally:
+        heads.mask_head.call = call
+    top = max(counts)
+    assert seen == [max(1, min(40, -(-top // MASK_BUCKET) * MASK_BUCKET))]
+    assert out["masks"].shape == (2, 40, 28, 28)
+    full = tf.sigmoid(tf.gather(heads.mask_logits(pyramid, boxes), classes + 1, axis=4,
+                                batch_dims=2)).numpy()
+    for b, n in enumerate(counts):
+        np.testing.assert_allclose(out["masks"][b, :n], full[b, :n], atol=1e-5)
+        assert not np.any(out["masks"][b, n:].numpy())
+
+
 def test_ground_truth_masks_cropped_and_pasted_back_score_mask_ap50_one():
     """The 28x28 crop of each instance (ops.mask_targets) at its box, pasted back by the
     evaluation, is scored against the polygons: mask AP50 1.0 and a high mask AP."""

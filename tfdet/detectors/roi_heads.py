@@ -12,6 +12,10 @@ from tfdet import ops
 from tfdet.losses import positive_count, smooth_l1_loss
 
 
+# Mask Head passes run in multiples of this many detection slots (add_masks).
+MASK_BUCKET = 16
+
+
 def _select(mask_scores, count):
     """Indices [B, count] of the highest entries of mask_scores [B, N] and whether each is
     real (score > 0); N may be smaller than count (then the tail is padding)."""
@@ -166,16 +170,28 @@ class RoIHeads(keras.layers.Layer):
         return self.mask_head(features)
 
     def add_masks(self, detections, pyramid, training=False):
-        """The detections with masks [B, N, m, m] (each box's class's mask probabilities)
-        when there is a mask head."""
+        """The detections with masks [B, N, m, m] (each box's class's mask probabilities;
+        zero past each image's num_detections) when there is a mask head. The mask head
+        runs on the first `bucket` detection slots only: the batch's largest detection count
+        rounded up to a multiple of MASK_BUCKET (at most N), so few detections cost few mask
+        head passes (one slot when there is no detection)."""
         if self.mask_head is None:
             return detections
-        mask_logits = self.mask_logits(pyramid, tf.stop_gradient(detections["boxes"]),
-                                       training=training)
+        boxes = tf.stop_gradient(detections["boxes"])
+        slots = tf.shape(boxes)[1]
+        count = tf.reduce_max(detections["num_detections"])
+        bucket = tf.minimum(slots, tf.maximum(  # one slot at least: no empty conv batches
+            (count + MASK_BUCKET - 1) // MASK_BUCKET * MASK_BUCKET, 1))
+        mask_logits = self.mask_logits(pyramid, boxes[:, :bucket], training=training)
         # Each detection's mask is the channel of its class (0 is the background).
         class_logits = tf.gather(tf.cast(mask_logits, tf.float32),
-                                 detections["classes"] + 1, axis=4, batch_dims=2)
-        detections["masks"] = tf.sigmoid(class_logits)
+                                 detections["classes"][:, :bucket] + 1, axis=4, batch_dims=2)
+        valid = tf.range(bucket)[None, :] < detections["num_detections"][:, None]
+        masks = tf.sigmoid(class_logits) * tf.cast(valid, tf.float32)[..., None, None]
+        size = self.mask_size
+        detections["masks"] = tf.ensure_shape(
+            tf.pad(masks, [[0, 0], [0, slots - bucket], [0, 0], [0, 0]]),
+            [None, boxes.shape[1], size, size])
         return detections
 
     def mask_loss(self, pyramid, sample, masks, training=True, res5=None):
