@@ -18,11 +18,11 @@ import json
 import math
 import os
 import platform
-import statistics
 import tempfile
-import time
 
 import numpy as np
+
+from paddle_latency import time_runs  # scripts/ is on the path of a script run
 
 
 def build(torch):
@@ -102,17 +102,6 @@ def priors(size):
     return np.clip(np.asarray(out, np.float32), 0.0, 1.0)
 
 
-def timed(fn, warmup, runs):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), statistics.mean(times)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 320, 640])
@@ -153,7 +142,7 @@ def main():
         scores, boxes = session.run(None, feed)
         assert np.allclose(scores, eager_scores.numpy(), atol=1e-4)
         assert np.allclose(boxes, eager_boxes.numpy(), atol=1e-4)
-        network = timed(lambda: session.run(None, feed), args.warmup, args.runs)
+        network = time_runs(lambda: session.run(None, feed), args.warmup, args.runs)
 
         def with_nms():
             s, b = session.run(None, feed)
@@ -163,7 +152,7 @@ def main():
             top = torch.topk(face, min(5000, len(face))).indices
             picked = torchvision.ops.nms(kept[top], face[top], 0.3)[:750]
             return kept[top][picked], face[top][picked]
-        whole = timed(with_nms, args.warmup, args.runs)
+        whole = time_runs(with_nms, args.warmup, args.runs)
         print(json.dumps({"peer": "ultra-light-face version-slim (random weights)",
                           "runtime": f"onnxruntime {ort.__version__}", "input": size,
                           "params": params, "priors": int(p.shape[0]),
