@@ -22,6 +22,8 @@ flags.DEFINE_string("sizes", "512x512", "comma-separated HxW input sizes")
 flags.DEFINE_integer("runs", 10, "timed runs per size (after 3 warm-up runs)")
 flags.DEFINE_bool("size_cycle", False, "with --train_batch: time single steps through the "
                   "sizes twice, printing how often the step was traced")
+flags.DEFINE_bool("fold_norms", False, "fold the norms into the convs first (tfdet.export."
+                  "fold_norms), as scripts/export.py does")
 flags.DEFINE_integer("train_batch", 0, "instead: time a training step (SGD, the zoo's frozen "
                      "norm) on batches of this many random images with two boxes each")
 
@@ -124,6 +126,9 @@ def main(_):
     if f.train_batch:
         return train_step_speed(f)
     model = tfdet.models.get(f.model)
+    if f.fold_norms:
+        from tfdet.export import fold_norms
+        fold_norms(model)
     forward = tf.function(lambda x: model(x, training=False))
     network = tf.function(lambda x: network_outputs(model, x))
     for size in f.sizes.split(","):
