@@ -114,8 +114,7 @@ def main(_):
         try:
             predict, pipeline = exp.evaluation_inputs(
                 model, dataset, f.batch_size, tta=f.tta or None, tta_scales=scales,
-                face_test=None if f.face_test is None else
-                ("" if f.face_test == "square" else f.face_test))
+                face_test=f.face_test)
         except ValueError as err:
             raise SystemExit(f"error: {err}") from None
         metrics, evaluator = evaluate_detector(predict, pipeline, dataset,

@@ -83,7 +83,7 @@ class DataConfig:
     mean / std: per RGB channel in 0..255 units. metric: 'coco' (box / mask AP), 'voc'
     (VOC2007 11-point mAP at IoU 0.5) or 'widerface[:GROUND_TRUTH_DIR]' (WIDER FACE AP; Easy /
     Medium / Hard with the official .mat files in that folder). face_test: how the face
-    rows evaluate: '' (the eval transform's square resize), 'original' (each image at its
+    rows evaluate: '' or 'square' (the eval transform's square resize), 'original' (each image at its
     own size, ppdet's face protocol) or 'multi_scale' (ppdet's face_eval.py --multi_scale;
     tfdet.evaluation.face_test)."""
 
@@ -240,6 +240,7 @@ class Experiment:
         cannot run."""
         from tfdet import evaluation
         face_test = self.data.face_test if face_test is None else face_test
+        face_test = "" if face_test == "square" else face_test
         tta = self.model.tta if tta is None else tta
         if tta and face_test:
             raise ValueError(f"test-time augmentation and the face test ({face_test!r}) "

@@ -81,7 +81,7 @@ class SSD(DenseDetector):
         if any(f.shape[1] is None for f in features) and not (steps and all(steps)):
             raise ValueError(f"SSD backbone {backbone!r} makes maps of any size: give a step "
                              f"per map (steps={steps!r})")
-        sizes = [int(f.shape[1]) if f.shape[1] is not None else -(-image_size // int(s))
+        sizes = [int(f.shape[1]) if f.shape[1] is not None else _cells(image_size, s)
                  for f, s in zip(features, steps or [None] * len(features))]
         scale = image_size / base_size if base_size else 1.0
         def scaled(size):  # a number, a map's several sizes, or None / ()
@@ -139,8 +139,8 @@ class SSD(DenseDetector):
             raise ValueError(f"{self.name} detects at {c['image_size']} x {c['image_size']} "
                              f"only, got {height} x {width}")
         else:
-            heights = [(height + int(s) - 1) // int(s) for s in self.prior_steps]
-            widths = [(width + int(s) - 1) // int(s) for s in self.prior_steps]
+            heights = [_cells(height, s) for s in self.prior_steps]
+            widths = [_cells(width, s) for s in self.prior_steps]
         clip = (height, width) if c["densities"] or c["clip"] else None
         return ops.grid_priors(self.prior_cells, self.prior_steps, heights, widths,
                                c["offset"], clip)
@@ -238,6 +238,12 @@ def _faceboxnet(c):
     body = faceboxnet(**dict(c["backbone_settings"] or {}), norm=c["norm"],
                       input_size=None)
     return body.input, list(body.outputs)
+
+
+def _cells(side, step):
+    """A map's cells along a side of `side` input pixels (an int or int tensor): ceil(side /
+    step), as convs and pools with 'same' padding make them."""
+    return (side + int(step) - 1) // int(step)
 
 
 def _freeze(value):

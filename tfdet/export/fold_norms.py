@@ -12,8 +12,10 @@ kernel instead of a conv and one or two element-wise passes over its output.
 Folded: a norm whose one input is a linear conv's output that feeds nothing else, in a
 functional Keras model (nested functional models and a detector's `network` included).
 Left as they are: GroupNorm (statistics per image), Keras' own BatchNormalization (sync BN),
-norms after deformable convs or activations, shared layers. The weights change in place
-(training afterwards would train the folded values), so export builds a fresh model first.
+norms after deformable convs or activations, shared layers, convs whose output is also a
+model output. The weights change in place and a folded BatchNorm refuses to train:
+scripts/export.py folds the model it has just restored; `export_saved_model(...,
+fold_norms=True)` folds the model it is given.
 """
 import keras
 import numpy as np
@@ -46,11 +48,14 @@ def _operations(model):
 def _foldable_pairs(model):
     """[(conv, norm)] of the model's graph (see the module docstring)."""
     layers = list(_operations(model))
-    consumers = {}  # id(tensor) -> how many operation calls read it
+    consumers = {}  # id(tensor) -> how many operation calls (or model outputs) read it
+    models = [model] + [op for op in layers if isinstance(op, keras.Model)]
+    reads = [t for m in models for t in (getattr(m, "outputs", None) or [])]
     for layer in layers:
         for node in layer._inbound_nodes:
-            for tensor in node.arguments.keras_tensors:
-                consumers[id(tensor)] = consumers.get(id(tensor), 0) + 1
+            reads += node.arguments.keras_tensors
+    for tensor in reads:
+        consumers[id(tensor)] = consumers.get(id(tensor), 0) + 1
     pairs = []
     for norm in layers:
         usable = isinstance(norm, AffineChannel) or (

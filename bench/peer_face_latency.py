@@ -6,10 +6,10 @@ priors per cell, its softmax and box decoding inside the model, as that project 
 it) transcribed in PyTorch with random weights, exported to ONNX (opset 17, any input size)
 and timed in ONNX Runtime on one S x S float input, batch 1; then with NMS at BlazeFace's test
 settings (score > 0.01, the 5000 best, IoU 0.3, 750 kept; torchvision.ops.nms). Runs in the
-peers' venv (../shared/bench/peers: torch, torchvision, onnxruntime); tfdet does not import
-torch.
+peers' venv (../shared/bench/peers: torch, torchvision, onnxruntime). It lives in bench/, not
+scripts/: tfdet and its scripts never import torch.
 
-    $PEERS/venv-torch/bin/python scripts/peer_face_latency.py --sizes 128 320 640
+    $PEERS/venv-torch/bin/python bench/peer_face_latency.py --sizes 128 320 640
 
 Prints one JSON line per size: parameters, ORT network median / mean ms, ORT + NMS median ms.
 """
@@ -20,9 +20,13 @@ import os
 import platform
 import tempfile
 
+import pathlib
+import sys
+
 import numpy as np
 
-from paddle_latency import time_runs  # scripts/ is on the path of a script run
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+from paddle_latency import time_runs  # noqa: E402  (the scripts' timing loop)
 
 
 def build(torch):
