@@ -1,5 +1,6 @@
 """RoIAlign against a numpy transcription of torchvision's CPU kernel (loops), plus the edge
-cases, the adjoint (gradient) identity, XLA and the FPN level rule."""
+cases, the adjoint (gradient) identity, XLA and the FPN level rule, for both computations
+(crop_and_resize + average pool, and the gather of bilinear taps)."""
 import math
 
 import numpy as np
@@ -70,12 +71,13 @@ def random_case(seed, b=2, h=13, w=17, c=3, r=9, image=64.0):
 
 
 @pytest.mark.parametrize("aligned", [False, True])
-@pytest.mark.parametrize("ratio", [2, 0, -1])
-def test_roi_align_matches_torchvision_reference(aligned, ratio):
+@pytest.mark.parametrize("ratio,method", [(2, "crop"), (2, "gather"), (1, "crop"), (3, "crop"),
+                                          (0, "auto"), (-1, "auto")])
+def test_roi_align_matches_torchvision_reference(aligned, ratio, method):
     features, boxes = random_case(ratio + 3)
     scale = 0.25
     got = ops.roi_align(features, boxes, (7, 5), spatial_scale=scale, sampling_ratio=ratio,
-                        aligned=aligned).numpy()
+                        aligned=aligned, method=method).numpy()
     assert got.shape == (2, 9, 7, 5, 3)
     for b in range(2):
         for r in range(9):
@@ -114,19 +116,25 @@ def test_rois_in_chunks_give_the_same_values_and_gradients(monkeypatch, budget):
     np.testing.assert_allclose(compiled(features, boxes).numpy(), whole.numpy(), atol=1e-5)
 
 
-def test_empty_box_set_gives_an_empty_result():
+@pytest.mark.parametrize("method", ["crop", "gather"])
+def test_empty_box_set_gives_an_empty_result(method):
     features, _ = random_case(0)
-    out = ops.roi_align(features, np.zeros((2, 0, 4), np.float32), 7, 0.25, 2)
+    out = ops.roi_align(features, np.zeros((2, 0, 4), np.float32), 7, 0.25, 2, method=method)
+    assert out.shape == (2, 0, 7, 7, 3)
+    levels = [features, features[:, ::2, ::2]]
+    out = ops.multilevel_roi_align(levels, np.zeros((2, 0, 4), np.float32), 7, 2, 2,
+                                   method=method)
     assert out.shape == (2, 0, 7, 7, 3)
 
 
-def test_gradient_is_the_adjoint_of_the_sampling():
+@pytest.mark.parametrize("method", ["crop", "gather"])
+def test_gradient_is_the_adjoint_of_the_sampling(method):
     features, boxes = random_case(5)
     weights = tf.random.stateless_normal([2, 9, 4, 4, 3], [1, 2])
     f = tf.constant(features)
     with tf.GradientTape() as tape:
         tape.watch(f)
-        value = tf.reduce_sum(ops.roi_align(f, boxes, 4, 0.25, 2) * weights)
+        value = tf.reduce_sum(ops.roi_align(f, boxes, 4, 0.25, 2, method=method) * weights)
     grad = tape.gradient(value, f)
     # roi_align is linear in the features: <grad, F> = <weights, roi_align(F)> = value.
     assert float(tf.reduce_sum(grad * f)) == pytest.approx(float(value), rel=1e-4)
@@ -134,7 +142,7 @@ def test_gradient_is_the_adjoint_of_the_sampling():
     # And the gradient of one output pixel is its bilinear taps: compare with numpy.
     with tf.GradientTape() as tape:
         tape.watch(f)
-        value = ops.roi_align(f, boxes, 4, 0.25, 2)[1, 3, 2, 1, 0]
+        value = ops.roi_align(f, boxes, 4, 0.25, 2, method=method)[1, 3, 2, 1, 0]
     grad = tape.gradient(value, f).numpy()
     basis = np.zeros_like(features[1])
     expected = np.zeros(features.shape[1:3])
@@ -147,14 +155,28 @@ def test_gradient_is_the_adjoint_of_the_sampling():
     assert not grad[0].any() and not grad[1, :, :, 1:].any()
 
 
+def _graph_ops(fn, *args):
+    return {op.type for op in fn.get_concrete_function(*args).graph.get_operations()}
+
+
 def test_compiles_with_xla_and_gives_the_same_values():
+    """'auto' crops with CropAndResize in a plain graph and, under XLA (which has no
+    CropAndResize kernel), gathers: the two give the same values."""
     features, boxes = random_case(7)
-    eager = ops.roi_align(features, boxes, 7, 0.25, 2)
+    plain = tf.function(lambda f, b: ops.roi_align(f, b, 7, 0.25, 2))
     compiled = tf.function(lambda f, b: ops.roi_align(f, b, 7, 0.25, 2), jit_compile=True)
-    np.testing.assert_allclose(compiled(features, boxes).numpy(), eager.numpy(), atol=1e-5)
+    assert "CropAndResize" in _graph_ops(plain, features, boxes)
+    assert "CropAndResize" not in _graph_ops(compiled, features, boxes)
+    np.testing.assert_allclose(compiled(features, boxes).numpy(),
+                               plain(features, boxes).numpy(), atol=2e-5)
+    with pytest.raises(ValueError, match="fixed sampling_ratio"):
+        ops.roi_align(features, boxes, 7, 0.25, 0, method="crop")
+    with pytest.raises(ValueError, match="method must be one of"):
+        ops.RoIPooler(7, (4, 8), 2, method="bilinear")
 
 
-def test_fpn_level_rule_and_multilevel_sampling():
+@pytest.mark.parametrize("method", ["crop", "gather"])
+def test_fpn_level_rule_and_multilevel_sampling(method):
     boxes = np.array([[[0, 0, 224, 224], [0, 0, 112, 112], [0, 0, 111, 111], [0, 0, 448, 448],
                        [0, 0, 10, 10], [0, 0, 2000, 2000]]], np.float32)
     np.testing.assert_array_equal(ops.roi_levels(boxes).numpy(), [[4, 3, 2, 5, 2, 5]])
@@ -163,7 +185,8 @@ def test_fpn_level_rule_and_multilevel_sampling():
     features = [rng.normal(size=(1, h, w, 2)).astype(np.float32) for h, w in sizes.values()]
     xy = rng.uniform(0, 100, (1, 12, 2))
     boxes = np.concatenate([xy, xy + rng.uniform(5, 150, (1, 12, 2))], -1).astype(np.float32)
-    got = ops.multilevel_roi_align(features, boxes, 7, min_level=2, sampling_ratio=2).numpy()
+    got = ops.multilevel_roi_align(features, boxes, 7, min_level=2, sampling_ratio=2,
+                                   method=method).numpy()
     levels = ops.roi_levels(boxes).numpy()[0]
     for r in range(12):
         level = int(levels[r])

@@ -35,7 +35,9 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
       rpn_matcher, rpn_sampler, rpn_coder   rpn_positive_iou / rpn_negative_iou (with each
                       box's best anchors), rpn_batch_per_image / rpn_positive_fraction, unit
                       weights
-      pooler          RoIAlign of roi_size (sampling_ratio, aligned) from the neck's RoI maps
+      pooler          RoIAlign of roi_size (sampling_ratio, aligned) from the neck's RoI maps,
+                      computed as roi_align_method says ('auto': crop_and_resize for a fixed
+                      sampling_ratio outside XLA, else gathered taps; ops.roi_align)
       box_head        `box_head` (default: the neck's, 'fc' for FPN, 'res5' for C4); 'fc' has
                       box_head_convs convs (head_norm) and box_head_fcs fcs of fc_dim (the GN
                       rows' '4conv1fc': 4 convs with GN, 1 fc)
@@ -66,7 +68,7 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
                  test_pre_nms_top_k=1000, test_post_nms_top_k=1000, rpn_nms_iou=0.7,
                  rpn_smooth_l1_beta=1 / 9, roi_batch_per_image=512, roi_positive_fraction=0.25,
                  roi_positive_iou=0.5, roi_size=7, sampling_ratio=2, aligned=False,
-                 fc_dim=1024, box_weights=(10.0, 10.0, 5.0, 5.0), roi_smooth_l1_beta=1.0,
+                 roi_align_method="auto", fc_dim=1024, box_weights=(10.0, 10.0, 5.0, 5.0), roi_smooth_l1_beta=1.0,
                  score_threshold=0.05, nms_iou=0.5, max_detections=100, rpn_min_size=0.0,
                  dcn_stages=(), nms="hard", soft_nms_sigma=0.5, fpn_norm=None,
                  box_head_convs=0, box_head_fcs=2, head_norm=None, backbone="resnet",
@@ -112,7 +114,7 @@ class FasterRCNN(KerasTrainingMixin, keras.Model):
         """RoIAlign of output_size from the neck's RoI maps (sampling_ratio, aligned)."""
         c = self.config
         return ops.RoIPooler(output_size, self.neck.roi_strides, c["sampling_ratio"],
-                             c["aligned"])
+                             c["aligned"], c["roi_align_method"])
 
     def roi_parts(self, given):
         """The parts every RoI-heads unit takes: pooler, sampler, postprocessor."""

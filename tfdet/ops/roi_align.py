@@ -10,13 +10,26 @@ pixel; `aligned=True` shifts by half a pixel. sampling_ratio <= 0 is adaptive,
 ceil(roi_size / output_size) samples per bin and axis, as there.
 
 `multilevel_roi_align` assigns each RoI to an FPN level by the canonical rule
-(level = floor(4 + log2(sqrt(area) / 224)), clamped) and samples every RoI from the levels'
-features flattened together (one gather per chunk of RoIs), so the cost does not grow with
-the level count.
+(level = floor(4 + log2(sqrt(area) / 224)), clamped).
+
+Two computations of the same values, picked by `method`:
+- 'crop' (a fixed sampling_ratio g > 0, outside XLA): a bin's g x g samples are points of
+  one evenly spaced (oh g) x (ow g) grid per RoI, so `tf.image.crop_and_resize` (a stock,
+  multithreaded kernel with a gradient) samples the grid and a g x g average pool makes the
+  bins. The maps get a one-pixel replicated border first, which is exactly torchvision's
+  clamping of samples in [-1, 0) and (size - 1, size]; samples beyond are zero, as there.
+  Each level crops its own RoIs (dynamic_partition / dynamic_stitch).
+- 'gather' (adaptive sampling, or under XLA, which has no CropAndResize kernel): every RoI
+  sampled from the levels' features flattened together, one gather of bilinear taps per
+  chunk of RoIs, so the cost does not grow with the level count.
+'auto' (the default) picks 'crop' where it applies.
 """
 import math
 
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
+
+METHODS = ("auto", "crop", "gather")
 
 
 def _axis_samples(start, size, bins, grid, max_grid, limit):
@@ -168,20 +181,72 @@ def roi_align_flat(flat, boxes, heights, widths, bases, scales, output_size, sam
     return tf.reshape(pooled, out_shape)
 
 
+def _in_xla():
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def _use_crop(method, sampling_ratio):
+    if method not in METHODS:
+        raise ValueError(f"roi_align: method must be one of {METHODS}, got {method!r}")
+    if method == "crop" and sampling_ratio <= 0:
+        raise ValueError("roi_align: method 'crop' needs a fixed sampling_ratio > 0, got "
+                         f"{sampling_ratio}")
+    return method == "crop" or (method == "auto" and sampling_ratio > 0 and not _in_xla())
+
+
+def roi_align_crop(maps, boxes, level, scales, output_size, sampling_ratio, aligned):
+    """RoIAlign with a fixed sampling_ratio g by crop_and_resize and an average pool.
+
+    maps: [B, H_l, W_l, C] per level; boxes [B, R, 4] xyxy input pixels; level [B, R] (the
+    index into maps each RoI reads); scales [B, R] (its map's spatial scale).
+    Returns [B, R, oh, ow, C] in the maps' dtype.
+    """
+    oh, ow = output_size
+    g = int(sampling_ratio)
+    boxes = tf.cast(boxes, tf.float32)
+    offset = 0.5 if aligned else 0.0
+    x1, y1, x2, y2 = tf.unstack(boxes * scales[..., None] - offset, axis=-1)
+    roi_w, roi_h = x2 - x1, y2 - y1
+    if not aligned:
+        roi_w, roi_h = tf.maximum(roi_w, 1.0), tf.maximum(roi_h, 1.0)
+    # The first and last of the (oh g) evenly spaced samples, +1 for the replicated border.
+    step_y, step_x = roi_h / (oh * g), roi_w / (ow * g)
+    corners = tf.stack([y1 + 0.5 * step_y, x1 + 0.5 * step_x,
+                        y1 + roi_h - 0.5 * step_y, x1 + roi_w - 0.5 * step_x], -1) + 1.0
+    batch, rois = tf.shape(boxes)[0], tf.shape(boxes)[1]
+    corners = tf.reshape(corners, [-1, 4])
+    image = tf.reshape(tf.repeat(tf.range(batch), rois), [-1])
+    parts = tf.dynamic_partition(tf.range(batch * rois), tf.reshape(level, [-1]), len(maps))
+    pooled = []
+    for fmap, part in zip(maps, parts):
+        padded = tf.pad(fmap, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+        size = tf.cast(tf.shape(padded)[1:3] - 1, tf.float32)  # crop_and_resize's unit
+        crops = tf.image.crop_and_resize(
+            padded, tf.gather(corners, part) / tf.tile(size, [2]), tf.gather(image, part),
+            [oh * g, ow * g], extrapolation_value=0.0)
+        pooled.append(tf.nn.avg_pool2d(crops, g, g, "VALID") if g > 1 else crops)
+    channels = tf.shape(maps[0])[-1]
+    out = tf.dynamic_stitch(parts, pooled)
+    return tf.cast(tf.reshape(out, [batch, rois, oh, ow, channels]), maps[0].dtype)
+
+
 def _pair(size):
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
 def roi_align(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1,
-              aligned=False):
+              aligned=False, method="auto"):
     """features [B, H, W, C], boxes [B, R, 4] xyxy in input pixels -> [B, R, oh, ow, C]."""
     features = tf.convert_to_tensor(features)
+    per_roi = tf.ones(tf.shape(boxes)[:2], tf.int32)
+    scales = tf.cast(per_roi, tf.float32) * spatial_scale
+    if _use_crop(method, sampling_ratio):
+        return roi_align_crop([features], boxes, per_roi * 0, scales, _pair(output_size),
+                              sampling_ratio, aligned)
     shape = tf.shape(features)
     flat = tf.reshape(features, [shape[0], shape[1] * shape[2], shape[3]])
-    per_roi = tf.ones(tf.shape(boxes)[:2], tf.int32)
     return roi_align_flat(flat, boxes, per_roi * shape[1], per_roi * shape[2], per_roi * 0,
-                           tf.cast(per_roi, tf.float32) * spatial_scale, _pair(output_size),
-                           sampling_ratio, aligned)
+                           scales, _pair(output_size), sampling_ratio, aligned)
 
 
 def roi_levels(boxes, min_level=2, max_level=5, canonical_level=4, canonical_size=224.0):
@@ -195,20 +260,24 @@ def roi_levels(boxes, min_level=2, max_level=5, canonical_level=4, canonical_siz
 
 
 def multilevel_roi_align(features, boxes, output_size, min_level=2, sampling_ratio=-1,
-                         aligned=False, canonical_level=4, canonical_size=224.0):
+                         aligned=False, canonical_level=4, canonical_size=224.0,
+                         method="auto"):
     """RoIAlign over an FPN: features [P_min_level, ...] each [B, H_l, W_l, C] at stride
     2**level; boxes [B, R, 4] xyxy input pixels -> [B, R, oh, ow, C], each RoI sampled from
     its level by `roi_levels`."""
     max_level = min_level + len(features) - 1
+    level = roi_levels(boxes, min_level, max_level, canonical_level, canonical_size) - min_level
+    scales = tf.gather(tf.constant([2.0 ** -(min_level + i) for i in range(len(features))]),
+                       level)
+    if _use_crop(method, sampling_ratio):
+        return roi_align_crop([tf.convert_to_tensor(f) for f in features], boxes, level,
+                              scales, _pair(output_size), sampling_ratio, aligned)
     shapes = [tf.shape(f) for f in features]
     flat = tf.concat([tf.reshape(f, [s[0], s[1] * s[2], s[3]])
                       for f, s in zip(features, shapes)], axis=1)
     heights = tf.stack([s[1] for s in shapes])
     widths = tf.stack([s[2] for s in shapes])
     starts = tf.concat([[0], tf.cumsum(heights * widths)[:-1]], 0)
-    level = roi_levels(boxes, min_level, max_level, canonical_level, canonical_size) - min_level
-    scales = tf.gather(tf.constant([2.0 ** -(min_level + i) for i in range(len(features))]),
-                       level)
     return roi_align_flat(flat, boxes, tf.gather(heights, level), tf.gather(widths, level),
                            tf.gather(starts, level), scales, _pair(output_size),
                            sampling_ratio, aligned)
@@ -221,9 +290,10 @@ class RoIPooler:
     strides: the strides of the maps it reads, features[0] first. One stride (the C4 layout,
     (16,)): RoIAlign on that map; several (FPN P2-P5, (4, 8, 16, 32)): each RoI from its
     level by roi_levels. Maps beyond len(strides) are ignored (P6 is for the RPN only).
+    method: 'auto' / 'crop' / 'gather' (the module docstring).
     """
 
-    def __init__(self, output_size, strides, sampling_ratio=-1, aligned=False):
+    def __init__(self, output_size, strides, sampling_ratio=-1, aligned=False, method="auto"):
         self.output_size = int(output_size)
         self.strides = tuple(int(s) for s in strides)
         levels = [math.log2(s) for s in self.strides]
@@ -234,11 +304,13 @@ class RoIPooler:
         self.min_level = int(levels[0])
         self.sampling_ratio = int(sampling_ratio)
         self.aligned = bool(aligned)
+        _use_crop(method, self.sampling_ratio)  # checks the method
+        self.method = method
 
     def __call__(self, features, boxes):
         if len(self.strides) == 1:
             return roi_align(features[0], boxes, self.output_size, 1 / self.strides[0],
-                             self.sampling_ratio, self.aligned)
+                             self.sampling_ratio, self.aligned, self.method)
         return multilevel_roi_align(list(features[:len(self.strides)]), boxes,
                                     self.output_size, self.min_level, self.sampling_ratio,
-                                    self.aligned)
+                                    self.aligned, method=self.method)
