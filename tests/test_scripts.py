@@ -59,6 +59,19 @@ def test_benchmark_writes_the_design_json(saved_model, tmp_path):
     assert result["model"].endswith("1") and "CPU" in result["device"]
 
 
+def test_profile_ops_names_the_fused_convolutions_of_the_saved_model(saved_model, tmp_path):
+    image = data.load_sample_dataset("val").examples[0]
+    stdout = run("profile_ops.py", "--saved_model", saved_model, "--image", image.path,
+                 "--runs", "2", "--warmup", "1", "--json", str(tmp_path / "p.json"))
+    profile = json.loads((tmp_path / "p.json").read_text())
+    # The ops that ran are the rewritten ones: convolutions fused with their bias / ReLU.
+    convs = {k: v for k, v in profile["by_type"].items() if "Conv2D" in k}
+    assert convs and all("Fused" in k for k in convs), sorted(profile["by_type"])
+    assert 0 < profile["op_ms"] and 0 < profile["wall_ms"]
+    assert sum(v["alloc_bytes"] for v in profile["by_type"].values()) > 0
+    assert "| op type | ms / run |" in stdout and "DecodeJpeg" in stdout
+
+
 def test_eval_scores_the_saved_model(saved_model, tmp_path):
     results = tmp_path / "results.json"
     pictures = tmp_path / "pictures"
