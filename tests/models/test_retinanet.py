@@ -73,6 +73,64 @@ def test_postprocess_decodes_the_anchor_that_fires():
     assert float(out["scores"][0, 0]) == pytest.approx(1 / (1 + np.exp(-5.0)), rel=1e-5)
 
 
+def _np_top_k_per_level(probs, counts, k, by_anchor):
+    """The definition: per level, rank the (anchor, class) pairs (or the anchors by their best
+    class) by probability, ties to the lower flattened index; keep the k best."""
+    batch, _, classes = probs.shape
+    out, start = [], 0
+    for count in counts:
+        level = probs[:, start:start + count]
+        picks = []
+        for b in range(batch):
+            ranked = level[b].max(-1) if by_anchor else level[b].reshape(-1)
+            order = np.lexsort((np.arange(ranked.size), -ranked))[:min(k, ranked.size)]
+            picks.append(order)
+        out.append((start, np.stack(picks)))
+        start += count
+    return out
+
+
+@pytest.mark.parametrize("by_anchor", [False, True])
+@pytest.mark.parametrize("case", ["normal", "ties", "saturated"])
+def test_top_k_per_level_keeps_the_best_pairs_of_each_level(by_anchor, case):
+    """The two-stage ranking (best anchors, then their pairs) keeps what ranking every pair of
+    the level keeps, ties and float32-saturated scores (1.0) included."""
+    m = models.get("retinanet_r50_fpn", num_classes=7, depth=18, norm="bn",
+                   pre_nms_top_k=50)
+    rng = np.random.default_rng(3)
+    counts = [300, 120, 40, 9]
+    n = sum(counts)
+    logits = rng.normal(0, 3, (2, n, 7)).astype(np.float32)
+    if case == "ties":
+        logits = np.round(logits)
+    elif case == "saturated":
+        logits[:, ::3] = 30.0
+    deltas = rng.normal(0, 0.1, (2, n, 4)).astype(np.float32)
+    corners = np.sort(rng.uniform(0, 100, (n, 2, 2)), 1).astype(np.float32)
+    anchors = corners.transpose(0, 2, 1).reshape(n, 4)
+    boxes, scores, classes = m.top_k_per_level(tf.constant(logits), deltas, anchors,
+                                               [tf.constant(c) for c in counts], by_anchor)
+    probs = tf.sigmoid(logits).numpy()
+    at = 0
+    for start, picks in _np_top_k_per_level(probs, counts, 50, by_anchor):
+        kept = picks.shape[1]
+        anchor = start + (picks if by_anchor else picks // 7)
+        expect_boxes = m.coder.decode(np.take_along_axis(deltas, anchor[..., None], 1),
+                                      anchors[anchor]).numpy()
+        np.testing.assert_allclose(boxes[:, at:at + kept].numpy(), expect_boxes, rtol=1e-6)
+        if by_anchor:
+            np.testing.assert_allclose(scores[:, at:at + kept].numpy(),
+                                       np.take_along_axis(probs, anchor[..., None], 1),
+                                       rtol=1e-6)
+        else:
+            np.testing.assert_array_equal(classes[:, at:at + kept].numpy(), picks % 7)
+            np.testing.assert_array_equal(
+                scores[:, at:at + kept].numpy(),
+                np.take_along_axis(probs.reshape(2, -1), start * 7 + picks, 1))
+        at += kept
+    assert boxes.shape[1] == at == (149 if by_anchor else 200)  # min(50, candidates) per level
+
+
 def test_head_rows_follow_anchor_layout():
     m = models.get("retinanet_r50_fpn", num_classes=2, depth=18, norm="bn")
     logits, deltas = m.raw_outputs(tf.zeros([2, 128, 128, 3]))

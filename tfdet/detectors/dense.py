@@ -32,37 +32,47 @@ class DenseDetector(KerasTrainingMixin, keras.Model):
         max_detections over all classes)."""
         return self.postprocessor(boxes, scores)
 
-    def top_k_per_level(self, scores, deltas, anchors, counts, by_anchor=False):
+    def top_k_per_level(self, logits, deltas, anchors, counts, by_anchor=False,
+                        activation=tf.sigmoid):
         """Per pyramid level, the pre_nms_top_k best candidates, decoded by the coder.
 
-        scores [B, N, K] (probabilities), deltas [B, N, 4], anchors [N, 4] xyxy, counts:
-        each level's share of N. by_anchor=False: candidates are (anchor, class) pairs ranked
-        by score; returns (boxes [B, n, 4], scores [B, n], classes [B, n] int32). True:
-        anchors ranked by their best class score keep every class score; returns (boxes
-        [B, n, 4], scores [B, n, K], None). n sums min(pre_nms_top_k, candidates) per level.
+        logits [B, N, K] (raw; `activation`, monotone, turns the kept ones into scores),
+        deltas [B, N, 4], anchors [N, 4] xyxy, counts: each level's share of N.
+        by_anchor=False: candidates are (anchor, class) pairs ranked by score; returns (boxes
+        [B, n, 4], scores [B, n], classes [B, n] int32). True: anchors ranked by their best
+        class score keep every class score; returns (boxes [B, n, 4], scores [B, n, K],
+        None). n sums min(pre_nms_top_k, candidates) per level.
+
+        Both rank the anchors by their best score first, from one max over the classes of the
+        whole [B, N, K] tensor: the k best pairs of a level lie on its k best anchors (a pair
+        outside them is beaten by those k anchors' best pairs), so the pairs are ranked among
+        those anchors' k x K scores (taken in anchor order, which keeps top_k's lower-index-
+        first order for ties). Nothing of size N x K is sliced, activated or sorted.
         """
-        k = scores.shape[-1] or tf.shape(scores)[-1]
+        k = logits.shape[-1] or tf.shape(logits)[-1]
+        logits = tf.cast(logits, tf.float32)
         deltas = tf.cast(deltas, tf.float32)
-        batch = tf.shape(scores)[0]
+        best = activation(tf.reduce_max(logits, axis=-1))  # [B, N]
         boxes_all, scores_all, classes_all = [], [], []
         start = 0
         for count in counts:
-            level_scores = scores[:, start:start + count]
+            top_k = tf.minimum(self.config["pre_nms_top_k"], count)
+            _, anchor_index = tf.math.top_k(best[:, start:start + count], top_k)
+            if not by_anchor:
+                anchor_index = tf.sort(anchor_index, axis=-1)
+            candidates = activation(tf.gather(logits, start + anchor_index, batch_dims=1))
             if by_anchor:
-                ranked = tf.reduce_max(level_scores, axis=-1)
+                scores_all.append(candidates)
             else:
-                ranked = tf.reshape(level_scores, [batch, -1])
-            top_k = tf.minimum(self.config["pre_nms_top_k"], tf.shape(ranked)[1])
-            top_scores, top_index = tf.math.top_k(ranked, top_k)
-            anchor_index = top_index if by_anchor else top_index // k
-            boxes_all.append(self.coder.decode(
-                tf.gather(deltas[:, start:start + count], anchor_index, batch_dims=1),
-                tf.gather(anchors[start:start + count], anchor_index)))
-            if by_anchor:
-                scores_all.append(tf.gather(level_scores, anchor_index, batch_dims=1))
-            else:
+                pairs = tf.minimum(self.config["pre_nms_top_k"], count * k)
+                top_scores, top_index = tf.math.top_k(
+                    tf.reshape(candidates, [tf.shape(candidates)[0], -1]), pairs)
+                anchor_index = tf.gather(anchor_index, top_index // k, batch_dims=1)
                 scores_all.append(top_scores)
                 classes_all.append(top_index % k)
+            boxes_all.append(self.coder.decode(
+                tf.gather(deltas, start + anchor_index, batch_dims=1),
+                tf.gather(anchors[start:start + count], anchor_index)))
             start += count
         classes = None if by_anchor else tf.concat(classes_all, 1)
         return tf.concat(boxes_all, 1), tf.concat(scores_all, 1), classes

@@ -134,8 +134,8 @@ class RetinaNet(DenseDetector):
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         anchors, counts = self.anchors(height, width)
         by_anchor = c["pre_nms"] == "anchor"
-        boxes, scores, classes = self.top_k_per_level(
-            tf.sigmoid(tf.cast(logits, tf.float32)), deltas, anchors, counts, by_anchor)
+        boxes, scores, classes = self.top_k_per_level(logits, deltas, anchors, counts,
+                                                      by_anchor)
         if c["clip_boxes"]:
             boxes = ops.clip_boxes(boxes, height, width)
         if by_anchor:
