@@ -8,7 +8,10 @@ bench/, not scripts/: tfdet and its scripts never import torch.
 The same work as tfdet's step timer: random weights; the zoo's frozen norm (FrozenBatchNorm2d)
 and frozen stem + first stage (torchvision's trainable_backbone_layers=3); a batch of 2 random
 512 x 512 images with the same two boxes each (classes 3 and 17 of 80 + background);
-torchvision's own target assignment and losses; backward; SGD, momentum 0.9, weight decay 1e-4.
+torchvision's own target assignment and losses; backward; SGD with momentum 0.9 and weight
+decay 1e-4 at LR 0, as tfdet's timer: the whole work of a step, with random weights that
+stay finite (under frozen identity norms they diverge at any useful LR; RetinaNet's loss was
+NaN within 8 steps at 1e-4).
 The transform's resize is a no-op (min_size = max_size = 512). Median and min over --runs
 steps after 3 warm-up steps, one JSON line per model.
 """
@@ -52,7 +55,7 @@ def main():
     for name in args.models:
         model = build(name, torch, torchvision).train()
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=1e-4)
+        optimizer = torch.optim.SGD(params, lr=0.0, momentum=0.9, weight_decay=1e-4)
         images = [torch.randn(3, args.size, args.size) for _ in range(args.batch)]
         targets = [{"boxes": torch.tensor([[10.0, 20.0, 200.0, 220.0],
                                            [100.0, 50.0, 300.0, 300.0]]),
@@ -67,17 +70,17 @@ def main():
             return float(loss)
 
         for _ in range(3):
-            step()
+            loss = step()
         times = []
         for _ in range(args.runs):
             start = time.perf_counter()
-            step()
+            loss = step()
             times.append(time.perf_counter() - start)
         times.sort()
         print(json.dumps({
             "model": f"torchvision {name} R50-FPN", "batch": args.batch, "size": args.size,
             "median_ms": round(1000 * times[len(times) // 2], 1),
-            "min_ms": round(1000 * times[0], 1), "runs": args.runs,
+            "min_ms": round(1000 * times[0], 1), "runs": args.runs, "last_loss": loss,
             "trainable_params": sum(p.numel() for p in params), "threads": args.threads,
             "torch": torch.__version__, "torchvision": torchvision.__version__,
             "cpu": platform.processor() or platform.machine()}))

@@ -26,6 +26,10 @@ flags.DEFINE_bool("fold_norms", False, "fold the norms into the convs first (tfd
                   "fold_norms), as scripts/export.py does")
 flags.DEFINE_integer("train_batch", 0, "instead: time a training step (SGD, the zoo's frozen "
                      "norm) on batches of this many random images with two boxes each")
+flags.DEFINE_float("train_lr", 0.0, "with --train_batch: the SGD learning rate. 0 does a "
+                   "step's whole work (gradients, decay, momentum, update) and keeps random "
+                   "weights finite: under the zoo's frozen (identity) norms they diverge at any "
+                   "useful LR (RetinaNet at 1e-4 within 8 steps, in torchvision too)")
 
 
 def network_outputs(model, x):
@@ -75,9 +79,9 @@ def train_step_speed(f):
 
     from tfdet.training import Trainer
 
-    trainer = Trainer(lambda: tfdet.models.get(f.model),
-                      lambda: keras.optimizers.SGD(0.01, momentum=0.9), weight_decay=1e-4)
     n = f.train_batch
+    trainer = Trainer(lambda: tfdet.models.get(f.model),
+                      lambda: keras.optimizers.SGD(f.train_lr, momentum=0.9), weight_decay=1e-4)
     batches = []
     for size in f.sizes.split(","):
         h, w = (int(v) for v in size.split("x"))
