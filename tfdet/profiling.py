@@ -11,7 +11,9 @@ trace (the XSpace protobuf that TensorBoard's profile plugin reads).
   is the op's name cut to `scope_depth` parts (model / layer / ...) and allocations are the
   TF allocator's output buffers, charged to the op that asked for them.
 The op types are those that ran, after grappler and oneDNN rewrote the graph
-(`_MklNativeFusedConv2D`, `_FusedConv2D`, ...), not those that were written.
+(`_MklNativeFusedConv2D`, `_FusedConv2D`, ...), not those that were written. Asynchronous
+kernels (CPU CropAndResize) record no compute event: they appear by op name with their
+allocations only, and their time is not counted.
 """
 import collections
 import glob
@@ -71,7 +73,10 @@ def parse_trace(path, runs, scope_depth=3):
                     table[key]["ms"] += event.duration_ps / 1e9
                     table[key]["calls"] += 1
     for op, size in allocations:
-        for table, key in ((by_type, type_of.get(op, "?")), (by_scope, _scope(op, scope_depth))):
+        # An asynchronous kernel (CPU CropAndResize) records no compute event: its
+        # allocations go under its op's name, its time under the executor's ProcessAsync.
+        kind = type_of.get(op) or f"{op.rsplit('/', 1)[-1]} (async, untimed)"
+        for table, key in ((by_type, kind), (by_scope, _scope(op, scope_depth))):
             table[key]["alloc_bytes"] += size
             table[key]["allocs"] += 1
     for table in (by_type, by_scope):

@@ -78,15 +78,15 @@ def _np_top_k_per_level(probs, counts, k, by_anchor):
     class) by probability, ties to the lower flattened index; keep the k best."""
     batch, _, classes = probs.shape
     out, start = [], 0
-    for count in counts:
-        level = probs[:, start:start + count]
+    for size in counts:
+        level = probs[:, start:start + size]
         picks = []
         for b in range(batch):
             ranked = level[b].max(-1) if by_anchor else level[b].reshape(-1)
             order = np.lexsort((np.arange(ranked.size), -ranked))[:min(k, ranked.size)]
             picks.append(order)
         out.append((start, np.stack(picks)))
-        start += count
+        start += size
     return out
 
 
