@@ -12,14 +12,18 @@ torchvision's own target assignment and losses; backward; SGD with momentum 0.9 
 decay 1e-4 at LR 0, as tfdet's timer: the whole work of a step, with random weights that
 stay finite (under frozen identity norms they diverge at any useful LR; RetinaNet's loss was
 NaN within 8 steps at 1e-4).
-The transform's resize is a no-op (min_size = max_size = 512). Median and min over --runs
+The transform's resize is a no-op (min_size = max_size = 512). Median and mean over --runs
 steps after 3 warm-up steps, one JSON line per model.
 """
 import argparse
 import json
 import os
+import pathlib
 import platform
-import time
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+from paddle_latency import time_runs  # noqa: E402  (the scripts' timing loop)
 
 
 def build(name, torch, torchvision):
@@ -69,18 +73,13 @@ def main():
             optimizer.step()
             return float(loss)
 
-        for _ in range(3):
-            loss = step()
-        times = []
-        for _ in range(args.runs):
-            start = time.perf_counter()
-            loss = step()
-            times.append(time.perf_counter() - start)
-        times.sort()
+        losses = []
+        median, mean = time_runs(lambda: losses.append(step()), 3, args.runs)
+        loss = losses[-1]
         print(json.dumps({
             "model": f"torchvision {name} R50-FPN", "batch": args.batch, "size": args.size,
-            "median_ms": round(1000 * times[len(times) // 2], 1),
-            "min_ms": round(1000 * times[0], 1), "runs": args.runs, "last_loss": loss,
+            "median_ms": round(median, 1), "mean_ms": round(mean, 1), "runs": args.runs,
+            "last_loss": loss,
             "trainable_params": sum(p.numel() for p in params), "threads": args.threads,
             "torch": torch.__version__, "torchvision": torchvision.__version__,
             "cpu": platform.processor() or platform.machine()}))

@@ -8,7 +8,6 @@ tf.function, median of --runs after 3 warm-up runs, minor page faults per run.
 """
 import os
 import resource
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -16,6 +15,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from paddle_latency import time_runs  # noqa: E402  (scripts/: the timing loop)
 from tfdet import ops  # noqa: E402
 
 flags.DEFINE_string("sizes", "512x512,800x1216", "comma-separated HxW image sizes")
@@ -37,16 +37,14 @@ def case(batch, h, w, rois, seed=0):
 
 
 def timed(fn, runs):
+    """Median ms of `runs` calls after 3 warm-up calls (the scripts' time_runs), and the
+    minor page faults per timed call."""
+    call = lambda: tf.nest.map_structure(lambda t: t.numpy(), fn())  # noqa: E731
     for _ in range(3):
-        tf.nest.map_structure(lambda t: t.numpy(), fn())
+        call()
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), fn())
-        times.append(time.perf_counter() - start)
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / runs
-    return 1000 * float(np.median(times)), faults
+    median, _ = time_runs(call, 0, runs)
+    return median, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / runs
 
 
 def main(_):

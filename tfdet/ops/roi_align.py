@@ -101,6 +101,18 @@ def _pool(table, bases, widths, rows, row_w, cols, col_w, norm):
     return tf.matmul(weight, values)[:, :, 0]
 
 
+def _roi_frame(boxes, scales, aligned):
+    """Each RoI in its map's pixels, as torchvision: boxes [B, R, 4] xyxy float32 times
+    scales [B, R], minus half a pixel when aligned, else sides clamped to >= 1.
+    Returns x1, y1, width, height, each [B, R]."""
+    offset = 0.5 if aligned else 0.0
+    x1, y1, x2, y2 = tf.unstack(boxes * scales[..., None] - offset, axis=-1)
+    roi_w, roi_h = x2 - x1, y2 - y1
+    if not aligned:
+        roi_w, roi_h = tf.maximum(roi_w, 1.0), tf.maximum(roi_h, 1.0)
+    return x1, y1, roi_w, roi_h
+
+
 def roi_align_flat(flat, boxes, heights, widths, bases, scales, output_size, sampling_ratio,
                     aligned):
     """RoIAlign on features flattened to flat [B, N, C]; each RoI reads the map of size
@@ -116,13 +128,7 @@ def roi_align_flat(flat, boxes, heights, widths, bases, scales, output_size, sam
     oh, ow = output_size
     bins = oh * ow
     boxes = tf.cast(boxes, tf.float32)
-    offset = 0.5 if aligned else 0.0
-    x1, y1, x2, y2 = tf.unstack(boxes, axis=-1)
-    x1, x2 = x1 * scales - offset, x2 * scales - offset
-    y1, y2 = y1 * scales - offset, y2 * scales - offset
-    roi_w, roi_h = x2 - x1, y2 - y1
-    if not aligned:
-        roi_w, roi_h = tf.maximum(roi_w, 1.0), tf.maximum(roi_h, 1.0)
+    x1, y1, roi_w, roi_h = _roi_frame(boxes, scales, aligned)
     out_shape = tf.concat([tf.shape(boxes)[:2], [oh, ow, tf.shape(flat)[2]]], 0)
     batch, positions, channels = tf.shape(flat)[0], tf.shape(flat)[1], tf.shape(flat)[2]
     # Every RoI's map as rows of one [B * N, C] table; per-RoI values flattened to [K = B * R].
@@ -204,11 +210,7 @@ def roi_align_crop(maps, boxes, level, scales, output_size, sampling_ratio, alig
     oh, ow = output_size
     g = int(sampling_ratio)
     boxes = tf.cast(boxes, tf.float32)
-    offset = 0.5 if aligned else 0.0
-    x1, y1, x2, y2 = tf.unstack(boxes * scales[..., None] - offset, axis=-1)
-    roi_w, roi_h = x2 - x1, y2 - y1
-    if not aligned:
-        roi_w, roi_h = tf.maximum(roi_w, 1.0), tf.maximum(roi_h, 1.0)
+    x1, y1, roi_w, roi_h = _roi_frame(boxes, scales, aligned)
     # The first and last of the (oh g) evenly spaced samples, +1 for the replicated border.
     step_y, step_x = roi_h / (oh * g), roi_w / (ow * g)
     corners = tf.stack([y1 + 0.5 * step_y, x1 + 0.5 * step_x,
