@@ -4,7 +4,7 @@ import math
 import keras
 from keras import ops
 
-from tfdet.layers.conv_block import conv_norm_act_layers
+from tfdet.layers.conv_block import conv_norm_act_layers, initializer
 
 
 @keras.saving.register_keras_serializable("tfdet")
@@ -25,7 +25,7 @@ class RetinaNetHead(keras.layers.Layer):
         self.num_convs = num_convs
         self.prior = prior
         self.norm = norm
-        init = keras.initializers.RandomNormal(stddev=0.01)
+        init = initializer("RandomNormal", stddev=0.01)
 
         def tower(prefix):
             layers = []

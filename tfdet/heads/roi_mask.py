@@ -2,7 +2,7 @@
 import keras
 from keras import ops
 
-from tfdet.layers.conv_block import conv_norm_act_layers
+from tfdet.layers.conv_block import conv_norm_act_layers, initializer
 
 
 @keras.saving.register_keras_serializable("tfdet")
@@ -23,7 +23,7 @@ class MaskHead(keras.layers.Layer):
         self.num_convs = num_convs
         self.conv_dim = conv_dim
         self.norm = norm
-        init = keras.initializers.HeNormal()  # MSRA fan-in, as the zoo's mask head
+        init = initializer("HeNormal")  # MSRA fan-in, as the zoo's mask head
         layers = []
         for i in range(num_convs):
             layers += conv_norm_act_layers(conv_dim, 3, name=f"conv{i + 1}", norm=norm,

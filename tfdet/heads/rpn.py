@@ -2,6 +2,8 @@
 import keras
 from keras import ops
 
+from tfdet.layers.conv_block import initializer
+
 
 @keras.saving.register_keras_serializable("tfdet")
 class RPNHead(keras.layers.Layer):
@@ -16,7 +18,7 @@ class RPNHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_anchors = num_anchors
         self.channels = channels
-        init = keras.initializers.RandomNormal(stddev=0.01)
+        init = initializer("RandomNormal", stddev=0.01)
         self.conv = keras.layers.Conv2D(channels, 3, padding="same", activation="relu",
                                         kernel_initializer=init, name="conv")
         self.objectness = keras.layers.Conv2D(num_anchors, 1, kernel_initializer=init,

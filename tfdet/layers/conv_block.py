@@ -22,6 +22,15 @@ from tfdet.layers.norm import make_norm
 ACTIVATIONS = ("relu", "relu6", "leaky", "hard_swish", None)
 
 
+def initializer(class_name, **config):
+    """A Keras initializer as a spec that each layer turns into an instance of its own, e.g.
+    initializer("RandomNormal", stddev=0.01). One unseeded Keras 3 initializer instance draws
+    the same values at every call, so handing one instance to several layers gives every
+    same-shaped kernel the same weights (as if RetinaNet's eight tower convs were one); the
+    zoo draws each kernel independently."""
+    return {"class_name": class_name, "config": config}
+
+
 def conv_norm_act_layers(filters, kernel, stride=1, name="conv", norm=None, act="relu",
                          conv="plain", groups=1, dilation=1, pad=None, use_bias=None,
                          kernel_initializer="glorot_uniform", trainable=True, conv_name=None,

@@ -11,7 +11,7 @@ same positions as Paddle's on even-sized maps.
 import keras
 import tensorflow as tf
 
-from tfdet.layers.conv_block import conv_norm_act
+from tfdet.layers.conv_block import conv_norm_act, initializer
 from tfdet.registry import NECKS
 
 
@@ -43,7 +43,7 @@ def fpn(features, min_level=3, max_level=7, channels=256, extra="conv_c5", norm=
         raise ValueError(f"fpn: unknown extra-level mode {extra!r}")
     by_level = {level: f for level, f in zip(range(2, 6), features)}
     backbone_max = 5
-    init = keras.initializers.GlorotUniform()
+    init = initializer("GlorotUniform")
 
     def conv(x, kernel, stride, layer_name):
         # Strided: pad 1 on every side as Paddle / PyTorch do ('same' pads 0 / 1 here).
