@@ -4,7 +4,11 @@ The quickstart recipe (trainable BN, AdamW 1e-3 with a 50-step warmup, batch 8) 
 (padded to 128) with a 64-channel FPN. Measured on a 2-core Xeon (AVX-512): AP50 0.77 / 0.95 /
 0.99 / 1.0 after 50 / 75 / 100 / 125 steps, 0.23 s a step (at 192 px: 0.98 after 100 steps,
 0.73 s a step). The threshold is the issue's; 120 steps leave margin for other CPUs'
-trajectories.
+trajectories. Those figures had the eight tower convs starting from one draw (before 984f306).
+With a draw per conv, on a 2-core Zen 4 with one intra-op thread (`python -m
+tests.models.learning_curve retina 128 16 125 25`): AP50 0.53 / 0.47 / 0.43 / 0.94 / 0.99 after
+25 / 50 / 75 / 100 / 125 steps, where the shared draw gave 0.48 / 0.61 / 0.92 / 0.997 / 0.997
+in the same sitting.
 """
 from tests.models._learning import SMALL_RACCOON_128, train_on_16_raccoons
 
