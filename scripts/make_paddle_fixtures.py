@@ -64,8 +64,8 @@ SSD_GT_FRACTIONS = GT_FRACTIONS[:2] + [[0.29, 0.30, 0.36, 0.39]]
 
 # row -> config path under configs/, the captured stages, weight overrides (name -> recipe),
 # losses: also ppdet's train-mode losses (LOSSES). Not for the DarkNet rows (their head outputs
-# are large enough in train mode to saturate ppdet's probability-space BCE at its log clamp)
-# nor MobileNetV1 (its train-mode losses differed by up to 0.3% in xy / wh: not explained);
+# are large enough in train mode to saturate ppdet's probability-space BCE at its log clamp);
+# loss_tolerance: the row's relative bound instead of the test's 1e-3, with its reason;
 # test_size / paddle_config: the same config's weights tested at another size (a square side,
 # or [short, long] for the R-CNN configs' keep-ratio Resize); proposals: the RPN's test-time
 # post-NMS count (ppdet's config and tfdet's test_post_nms_top_k alike).
@@ -150,7 +150,12 @@ ROWS = {
         config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3", overrides=_YOLO,
         test_size=320, paddle_config="yolov3_darknet53_270e_coco"),
     "yolov3_mobilenet_v1_270e_coco": dict(
-        config="yolov3/yolov3_mobilenet_v1_270e_coco.yml", kind="yolov3",
+        config="yolov3/yolov3_mobilenet_v1_270e_coco.yml", kind="yolov3", losses=True,
+        # Its seeded train-mode forward is ill-conditioned in float32: tfdet's own raccoon
+        # loss_wh is 24.136 with Eigen's kernels, 24.243 with oneDNN's on two threads and
+        # 24.432 on one (ppdet: 24.089; 0.2-1.4% from it), where R34's losses move by under
+        # 1e-4. So this row's bound is 3e-2: gross errors (targets, anchors, scales) only.
+        loss_tolerance=3e-2,
         overrides={"backbone.*._batch_norm.weight": ("normal", 1.2, 0.1),
                    "neck.*.batch_norm.weight": _GAIN,
                    "yolo_head.yolo_output.*.weight": ("normal", 0.0, 0.1)}),
@@ -509,7 +514,8 @@ def make_row(row, spec, configs, output, seed):
             values = LOSSES[spec["kind"]](model, cfg, inputs, gt_boxes, gt_classes)
             values, settings = values if isinstance(values, tuple) else (values, {})
             losses = {"gt_boxes": gt_boxes.tolist(), "gt_classes": gt_classes.tolist(),
-                      "values": values, "settings": settings}
+                      "values": values, "settings": settings,
+                      "tolerance": spec.get("loss_tolerance")}
             print(f"{row} {rel}: train-mode losses {losses['values']}")
         import cv2
         original = cv2.imread(str(DATA / rel)).shape[:2]

@@ -466,10 +466,11 @@ def compare_row(row, folder):
         if image.get("losses"):
             ours = LOSSES[spec.family](model, x, image["losses"]["gt_boxes"],
                                        image["losses"]["gt_classes"], image)
+            # A row's own bound travels in its fixture, with the reason in the fixture script.
+            tolerance = image["losses"].get("tolerance") or LOSS_TOLERANCE
             for name, theirs in image["losses"]["values"].items():
                 rel = abs(float(ours[name]) - theirs) / max(abs(theirs), 1e-12)
-                assert rel <= LOSS_TOLERANCE, (row, image["source"], name, float(ours[name]),
-                                               theirs)
+                assert rel <= tolerance, (row, image["source"], name, float(ours[name]), theirs)
                 errors[f"loss {name}"] = max(errors.get(f"loss {name}", 0.0), rel)
         ours = _detect_reusing_the_probe(detect_fn, model, x, image)
         num = len(ours)
