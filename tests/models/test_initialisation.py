@@ -12,8 +12,7 @@ from tfdet.necks.fpn import fpn
 
 
 def _kernels(layer):
-    return {w.path: np.asarray(w) for w in layer.weights
-            if w.path.endswith("kernel") and "gn" not in w.path}
+    return {w.path: np.asarray(w) for w in layer.weights if w.path.endswith("kernel")}
 
 
 def _assert_independent_draws(kernels, expected_std=None):
@@ -56,6 +55,6 @@ def test_fpn_output_convs_are_independent_draws():
     features = [keras.Input((32 // s, 32 // s, c)) for s, c in ((1, 16), (2, 32), (4, 64),
                                                                  (8, 128))]
     model = keras.Model(features, fpn(features, 3, 7, channels=32))
-    kernels = {w.path: np.asarray(w) for w in model.weights if w.path.endswith("kernel")}
+    kernels = _kernels(model)
     assert len(kernels) == 8  # 3 lateral, 3 output, P6, P7
     _assert_independent_draws(kernels)
