@@ -38,6 +38,8 @@ SLOW = (
     "tests/training/test_checkpoint_roundtrip.py", "tests/training/test_keras_fit.py",
     "tests/test_train_command.py", "tests/test_scripts.py", "tests/export/test_saved_model.py",
     "tests/parity/test_convert_command.py",
+    "tests/parity/test_static_convert.py::test_static_names_fill_every_variable_of_the_row",
+    "tests/parity/test_static_convert.py::test_convert_weights_static_row_writes_a_run_folder",
     "tests/parity/test_convert.py::test_imagenet_backbone",
     "tests/models/test_dcn_rows.py",
     "tests/models/test_faster_rcnn.py::test_every_faster_rcnn_row",

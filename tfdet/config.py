@@ -41,7 +41,8 @@ class ModelConfig:
     """name: a zoo row (tfdet.models); num_classes: None = the training data's count;
     overrides: architecture settings (e.g. {'depth': 18, 'norm': 'bn'}); weights: a local
     file to initialise from (a Keras weights file, a checkpoint prefix, or an ImageNet
-    backbone `.pdparams` from PaddleDetection / PaddleClas: the zoo's pretrain_weights).
+    backbone `.pdparams` from PaddleDetection / PaddleClas or the static zoo's `.tar`: the
+    zoo's pretrain_weights).
     tta: evaluate (eval.py) and export (serving_tta) with the multi-scale + flip test
     (tfdet.tta) at tta_scales (None: the zoo's 400..1200), as the zoo's ms_test rows."""
 

@@ -202,7 +202,8 @@ def _describe(row, settings, overrides):
 def _load_weights(model, weights):
     """A Keras weights file (.weights.h5 / .keras), a tfdet checkpoint (prefix or folder) or a
     PaddleDetection / PaddleClas ImageNet backbone (.pdparams: the backbone only, as the
-    zoo's `pretrain_weights`; tfdet.convert.load_paddle_backbone)."""
+    zoo's `pretrain_weights`; tfdet.convert.load_paddle_backbone; the static zoo's `.tar`:
+    tfdet.convert.load_static_backbone)."""
     import os
 
     import tensorflow as tf
@@ -212,6 +213,10 @@ def _load_weights(model, weights):
     if weights.endswith(".pdparams"):
         from tfdet.convert import load_paddle_backbone
         load_paddle_backbone(model, weights)
+        return
+    if weights.endswith(".tar"):  # the static zoo's ImageNet weights (one file per variable)
+        from tfdet.convert import load_static_backbone
+        load_static_backbone(model, weights)
         return
     from tfdet.training.checkpoints import resolve_checkpoint, restore_model
     if not (os.path.isdir(weights) or tf.io.gfile.exists(weights + ".index")):

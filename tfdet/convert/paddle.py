@@ -438,13 +438,15 @@ def map_darknet53(m):
             m.conv_norm(f"stage{stage + 1}_block{b + 1}_b", f"{p}.conv2", bn)
 
 
-def _map_yolov3_backbone(m, c):
+def _map_yolov3_backbone(m, c, darknet53=None, mobilenet_v1=None, resnet=None):
+    """The YOLOv3 row's backbone by the given mappers (default: ppdet 2.x's; the static
+    mapping passes its own)."""
     if c["backbone"] == "darknet53":
-        map_darknet53(m)
+        (darknet53 or map_darknet53)(m)
     elif c["backbone"] == "mobilenet_v1":
-        map_mobilenet_v1(m)
+        (mobilenet_v1 or map_mobilenet_v1)(m)
     else:
-        map_resnet(m, c["depth"], c["variant"])
+        (resnet or map_resnet)(m, c["depth"], c["variant"])
 
 
 def map_yolov3(m, model):
@@ -593,7 +595,10 @@ def load_paddle_backbone(model, path):
     are listed in the returned report. Whole-detector files are refused: convert those with
     scripts/convert_weights.py. Returns {"assigned": n, "unused": [names]}."""
     from tfdet.convert.pdparams import read_pdparams
+    from tfdet.convert.static import is_static_state, load_static_backbone
     state = read_pdparams(path)
+    if is_static_state(state):  # a fluid.save checkpoint of the static zoo's backbones
+        return load_static_backbone(model, path, state)
     detector = sorted(k for k in state if k.startswith(_DETECTOR_PREFIXES))
     if detector:
         raise ConversionError(
@@ -691,7 +696,13 @@ def _config_text(spec, num_classes, configs_dir):
                 "DataConfig.size_divisor = 32"]
     header = (f"# Converted from PaddleDetection weights: zoo row {spec.row} with the ppdet 2.x "
               "architecture (tfdet.convert.PADDLE_CONFIGS).\n")
-    zoo_config = os.path.join(configs_dir, f"{spec.row}.gin") if configs_dir else None
+    return zoo_config_text(spec.row, bindings, header, configs_dir)
+
+
+def zoo_config_text(row, bindings, header, configs_dir):
+    """`header` + the zoo row's operative config with `bindings` on top (the bindings alone
+    when the row has no config file in configs_dir)."""
+    zoo_config = os.path.join(configs_dir, f"{row}.gin") if configs_dir else None
     if not (zoo_config and os.path.exists(zoo_config)):
         return header + "\n".join(bindings) + "\n"
     from tfdet.config import load_experiment
@@ -707,13 +718,6 @@ def convert_paddle_checkpoint(paddle_config_name, weights, output, num_classes=N
     Everything is checked before anything is written, and the folder appears whole (written
     beside it, then renamed); an existing `output` is refused. Returns the checkpoint prefix.
     """
-    import shutil
-    import tempfile
-
-    import tensorflow as tf
-
-    from tfdet.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASS_NAMES
-    from tfdet.training.checkpoints import write_run_info_dict
     from tfdet.config_files import CONFIGS
     from tfdet.convert.pdparams import read_pdparams
 
@@ -722,11 +726,24 @@ def convert_paddle_checkpoint(paddle_config_name, weights, output, num_classes=N
         raise FileExistsError(f"{output} exists; give a new folder")
     state = read_pdparams(weights)
     spec = paddle_config(paddle_config_name)
-    inferred = _infer_classes(state, spec)
-    if num_classes is not None and num_classes != inferred:
+    num_classes = _check_classes(weights, _infer_classes(state, spec), num_classes)
+    class_names, category_ids = _class_map(weights, num_classes, class_names, category_ids)
+    model, spec = from_paddle(paddle_config_name, state, num_classes, what=str(weights))
+    config = _config_text(spec, num_classes, configs_dir or CONFIGS)
+    return write_run_folder(model, output, config, class_names, category_ids, {
+        "paddle_config": paddle_config_name, "weights": os.path.abspath(weights)})
+
+
+def _check_classes(weights, inferred, num_classes):
+    if num_classes is not None and inferred is not None and num_classes != inferred:
         raise ConversionError(f"{weights}: the weights have {inferred} classes, "
                               f"--num_classes says {num_classes}")
-    num_classes = inferred
+    return inferred if inferred is not None else num_classes
+
+
+def _class_map(weights, num_classes, class_names, category_ids):
+    """(class names, category ids): COCO's for 80-class weights unless names are given."""
+    from tfdet.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASS_NAMES
     if class_names is None:
         if num_classes != len(COCO_CLASS_NAMES):
             raise ConversionError(f"{weights}: {num_classes} classes: give their names "
@@ -734,8 +751,19 @@ def convert_paddle_checkpoint(paddle_config_name, weights, output, num_classes=N
         class_names, category_ids = COCO_CLASS_NAMES, COCO_CATEGORY_IDS
     if len(class_names) != num_classes:
         raise ConversionError(f"{len(class_names)} class names for {num_classes} classes")
-    category_ids = list(category_ids or range(1, num_classes + 1))
-    model, spec = from_paddle(paddle_config_name, state, num_classes, what=str(weights))
+    return list(class_names), list(category_ids or range(1, num_classes + 1))
+
+
+def write_run_folder(model, output, config, class_names, category_ids, source):
+    """Writes `model` as a run folder `output` (ckpt-0, config.gin, run.json with the class
+    map and `converted_from` = source), whole or not at all. Returns the checkpoint prefix."""
+    import shutil
+    import tempfile
+
+    import tensorflow as tf
+
+    from tfdet.training.checkpoints import write_run_info_dict
+
     parent = os.path.dirname(output)
     os.makedirs(parent, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".convert-", dir=parent)
@@ -743,17 +771,14 @@ def convert_paddle_checkpoint(paddle_config_name, weights, output, num_classes=N
         # The trainer's layout (CheckpointManager, relative paths), so the folder can move.
         manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), scratch, 1)
         prefix = manager.save(checkpoint_number=0)
-        config = _config_text(spec, num_classes, configs_dir or CONFIGS)
         with open(os.path.join(scratch, "config.gin"), "w", encoding="utf-8") as f:
             f.write(config)
         write_run_info_dict(scratch, {
-            "num_classes": num_classes, "class_names": list(class_names),
+            "num_classes": len(class_names), "class_names": list(class_names),
             "category_ids": [int(c) for c in category_ids], "config": config,
-            "converted_from": {"paddle_config": paddle_config_name,
-                               "weights": os.path.abspath(weights)}})
+            "converted_from": source})
         os.rename(scratch, output)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     return os.path.join(output, os.path.basename(prefix))
-
