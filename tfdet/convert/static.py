@@ -2,8 +2,8 @@
 
     model = from_static("faster_rcnn_r50_fpn_1x", read_static_params("faster_rcnn_r50_fpn_1x.tar"))
 
-The static zoo (`static/ppdet`, PaddleDetection <= 2.3) names every parameter explicitly with
-`ParamAttr(name=...)`, and its `.tar` files hold one file per parameter under that name
+The static zoo (`static/ppdet`, PaddleDetection <= 2.3) names most parameters explicitly with
+`ParamAttr(name=...)` (the rest get generated names, below), and its `.tar` files hold one file per parameter under that name
 (`read_static_params`); `fluid.save` checkpoints hold the same names in a `.pdparams` pickle
 (`read_pdparams`). tfdet's zoo rows follow the static zoo's architectures, so no overrides are
 needed: the background is class 0 in both, the static class-specific regressors are
@@ -36,9 +36,30 @@ Names, from the static code (release/2.3 `static/ppdet/modeling`):
 - MobileNetV1 (`backbones/mobilenet.py`): `conv1_weights`, `conv2_1_dw_weights`,
   `conv2_1_sep_weights`, ..., norms `conv2_1_dw_bn_scale` etc.
 
-Not mapped: SSD (its `multi_box_head` parameters carry generated names such as
-`conv2d_37.w_0`, which depend on the order the program was built in), GroupNorm rows and
-the face models. Every tfdet variable must receive exactly one tensor of its shape and every
+- SSD (`backbones/vgg.py`, `mobilenet.py`): VGG `conv1_1_weights` / `_biases` .. `fc7`,
+  `conv4_3_norm_scale`, extras `conv6_1` .. `conv9_2`; MobileNet extras
+  `conv7_{i}_extra1` / `_extra2` with `_bn_*` norms. `fluid.layers.multi_box_head` names
+  nothing: its loc and conf convs per feature map are `conv2d_N.w_0` / `.b_0`, the program's
+  last unnamed convs, taken in creation order (N) and checked by shape.
+
+- GroupNorm rows (`ops.py` ConvNorm, `configs/gn`): `<name>_weights` without a bias, then
+  `<name>_scale` / `_offset`, for the FPN (`fpn_inner_res4_sum_lateral`, `fpn_res4_sum`), the
+  4conv1fc box head (`bbox_head_conv0` .. `3`, then `fc6bbox_head_conv3_w`: the fc is named
+  after the last conv) and the mask convs. The static cascade GN head overwrites its stage
+  suffix with those conv names, so its three stages share the convs and fc6 (only
+  `cls_score_2` etc. differ); tfdet's stages receive the same tensors.
+
+- Face models (`backbones/blazenet.py`, `faceboxnet.py`, `architectures/blazeface.py`,
+  `faceboxes.py`): convs `<name>_weights` (`conv1`, `blaze_0` + `1_dw`, `1_sep`, `2_dw`,
+  `2_sep`, `shortcutblaze_2`; Lite `conv2_dw` .. `shortcutconv3`; FaceBoxes `conv_1`,
+  `inceptionA_0_conv3_1`, `conv_3_2`), but `fluid.layers.batch_norm(input=conv)` names nothing:
+  `batch_norm_N.w_0` / `.b_0` / `.w_1` / `.w_2` (scale, offset, mean, variance) in creation
+  order, so the static code's order of conv-norm units is followed exactly. The static
+  BlazeFace's double blocks have a dense 5x5 `2_dw` (the NAS rows' `dense_second_dw`); the
+  blazeface row (ppdet 2.x's depthwise one) gets that setting when converted from static
+  weights. The heads are `multi_box_head`-like (generated names, as SSD's).
+
+Not mapped: BlazeFace-FPN-SSH (ppdet 2.x only). Every tfdet variable must receive exactly one tensor of its shape and every
 tensor must be used, as for ppdet 2.x weights (`ConversionError` otherwise).
 """
 import numpy as np
@@ -63,7 +84,8 @@ def _conv(m, layer, weight, bias=None, depthwise=False):
 def _norm(m, layer, scale, offset, mean, variance, eps=BN_EPSILON):
     """Static affine_channel (scale, offset) or batch_norm (+ mean, variance) -> tfdet `layer`:
     an AffineChannel takes scale / offset, folding the statistics when the file has them
-    (BN rows, ImageNet weights); a BatchNormalization takes all four."""
+    (BN rows, ImageNet weights); a BatchNormalization takes all four; a GroupNorm (static
+    group_norm: scale, offset) two."""
     names = m.layer_vars(layer)
     s, b = m.take(scale), m.take(offset)
     if "scale" in names:  # AffineChannel
@@ -78,8 +100,20 @@ def _norm(m, layer, scale, offset, mean, variance, eps=BN_EPSILON):
     else:
         m.put(f"{layer}/gamma", s)
         m.put(f"{layer}/beta", b)
-        m.put(f"{layer}/moving_mean", m.take(mean))
-        m.put(f"{layer}/moving_variance", m.take(variance))
+        if "moving_mean" in names:  # BatchNormalization (GroupNorm has no statistics)
+            m.put(f"{layer}/moving_mean", m.take(mean))
+            m.put(f"{layer}/moving_variance", m.take(variance))
+
+
+def _conv_maybe_gn(m, layer, norm_layer, name, w="_w", b="_b"):
+    """A static conv that the GN rows build as ConvNorm (`name`_weights, then the GroupNorm
+    `name`_scale / `name`_offset, no conv bias) and the others as a plain conv (`name` + w,
+    `name` + b); tfdet's `norm_layer` tells which."""
+    if m.layer_vars(norm_layer):
+        _conv(m, layer, f"{name}_weights", f"{name}_bias")
+        _norm(m, norm_layer, f"{name}_scale", f"{name}_offset", None, None)
+    else:
+        _conv(m, layer, f"{name}{w}", f"{name}{b}")
 
 
 def _resnet_unit(m, layer, name, depthwise=False):
@@ -115,8 +149,9 @@ def map_fpn(m, levels, extra_levels=()):
     top = max(levels)
     for level in levels:
         lateral = f"fpn_inner_res{level}_sum" + ("" if level == top else "_lateral")
-        _conv(m, f"fpn_lateral{level}", f"{lateral}_w", f"{lateral}_b")
-        _conv(m, f"fpn_output{level}", f"fpn_res{level}_sum_w", f"fpn_res{level}_sum_b")
+        _conv_maybe_gn(m, f"fpn_lateral{level}", f"fpn_lateral{level}_gn", lateral)
+        _conv_maybe_gn(m, f"fpn_output{level}", f"fpn_output{level}_gn",
+                       f"fpn_res{level}_sum")
     for level in extra_levels:
         _conv(m, f"fpn_extra{level}", f"fpn_{level}_w", f"fpn_{level}_b")
 
@@ -164,10 +199,16 @@ def map_faster_rcnn(m, model):
         map_resnet(m, c["depth"], c["variant"], (5,))
     for i, head in enumerate(model.roi_heads.box_heads):
         stage = "" if i == 0 else f"_{i + 1}"
-        if not c4:
-            if head.num_convs:
-                raise ConversionError("static conversion does not cover the GroupNorm "
-                                      "(4conv1fc) box heads")
+        if not c4 and head.num_convs:
+            # XConvNormHead (GN rows): ConvNorms bbox_head_conv0 .. 3, then an fc named after
+            # the last of them (fc6bbox_head_conv3). The static cascade head overwrites its
+            # stage suffix with those names, so its stages share the convs and fc6.
+            for i in range(head.num_convs):
+                name, layer = f"bbox_head_conv{i}", f"{head.name}/convs/conv{i + 1}"
+                _conv(m, layer, f"{name}_weights")
+                _norm(m, f"{layer}_norm", f"{name}_scale", f"{name}_offset", None, None)
+            _fc(m, f"{head.name}/fcs/fc1", f"fc6{name}", (head.conv_dim, c["roi_size"]))
+        elif not c4:
             _fc(m, f"{head.name}/fcs/fc1", f"fc6{stage}", (c["fpn_channels"], c["roi_size"]))
             _fc(m, f"{head.name}/fcs/fc2", f"fc7{stage}")
         _fc(m, f"{head.name}/classifier", f"cls_score{stage}")
@@ -180,8 +221,8 @@ def map_mask_rcnn(m, model):
     map_faster_rcnn(m, model)
     layers = "mask_head/mask_layers"
     for i in range(model.config["mask_num_convs"]):
-        name = f"mask_inter_feat_{i + 1}"
-        _conv(m, f"{layers}/conv{i + 1}", f"{name}_w", f"{name}_b")
+        _conv_maybe_gn(m, f"{layers}/conv{i + 1}", f"{layers}/conv{i + 1}_norm",
+                       f"mask_inter_feat_{i + 1}")
     _conv(m, f"{layers}/deconv", "conv5_mask_w", "conv5_mask_b")
     _conv(m, f"{layers}/mask_logits", "mask_fcn_logits_w", "mask_fcn_logits_b")
 
@@ -241,7 +282,174 @@ def map_yolov3(m, model):
         _conv(m, f"output{i}", f"yolo_output.{i}.conv.weights", f"yolo_output.{i}.conv.bias")
 
 
-FAMILIES = {"RetinaNet": map_retinanet, "FasterRCNN": map_faster_rcnn,
+def _generated(state, kind):
+    """The static program's unnamed layers of `kind` (conv2d, batch_norm): the prefixes
+    `kind`_N of their `kind`_N.w_0 parameters, in creation order (N)."""
+    import re
+    found = sorted((int(match.group(1)), key) for key in state
+                   if (match := re.fullmatch(kind + r"_(\d+)\.w_0", key)))
+    return [key.removesuffix(".w_0") for _, key in found]
+
+
+def _generated_convs(state):
+    return _generated(state, "conv2d")
+
+
+def map_multibox_head(m, model):
+    """fluid.layers.multi_box_head (and the face heads built like it) names nothing: per
+    feature map it creates a loc conv, then a conf conv, so they are the program's last 2L
+    unnamed convs in creation order. The conf conv's classes have the background first, as
+    tfdet's."""
+    layers = [f"head/{kind}{i}" for i in range(len(model.head.priors_per_cell))
+              for kind in ("box", "class")]
+    names = _generated_convs(m.state)
+    if len(names) < len(layers):
+        raise ConversionError(f"expected {len(layers)} generated-name head convs "
+                              f"(conv2d_N.w_0), found {len(names)}")
+    for layer, name in zip(layers, names[len(names) - len(layers):]):
+        _conv(m, layer, f"{name}.w_0", f"{name}.b_0")
+
+
+def _plain_conv(m, layer, name):
+    """A static VGG `_conv_layer`: `name`_weights, `name`_biases."""
+    _conv(m, layer, f"{name}_weights", f"{name}_biases")
+
+
+def map_vgg16(m, fc_optional=False):
+    """Static VGG16 conv1_1 .. conv5_3, fc6, fc7 (fc_optional: only when present, as in
+    ImageNet files)."""
+    from tfdet.backbones.vgg import _BLOCKS as VGG_BLOCKS
+    for block, (_, convs) in enumerate(VGG_BLOCKS, start=1):
+        for i in range(1, convs + 1):
+            _plain_conv(m, f"conv{block}_{i}", f"conv{block}_{i}")
+    for fc in ("fc6", "fc7"):
+        if not fc_optional or m.has(f"{fc}_weights"):
+            _plain_conv(m, fc, fc)
+
+
+def map_ssd(m, model):
+    """Static SSD: VGG16 (conv{b}_{i}, fc6, fc7, conv4_3_norm_scale, extras conv6_1 ..
+    conv9_2) or MobileNet (its blocks, extras conv7_{i}_extra1 / _extra2 with norms), then
+    the multi-box head."""
+    c = model.config
+    if c["backbone"] == "vgg16":
+        map_vgg16(m)
+        (var,) = m.layer_vars("conv4_3_norm")
+        m.put(f"conv4_3_norm/{var}", m.take("conv4_3_norm_scale"))
+        for i in range(1, len(c["extras"]) + 1):
+            for j in (1, 2):
+                _plain_conv(m, f"extra{i}_{j}_conv", f"conv{5 + i}_{j}")
+    elif c["backbone"] == "mobilenet_v1":
+        map_mobilenet_v1(m)
+        for i in range(1, len(c["extras"]) + 1):
+            for j in (1, 2):
+                name = f"conv7_{i}_extra{j}"
+                _conv(m, f"extra{i}_{j}_conv", f"{name}_weights")
+                _norm(m, f"extra{i}_{j}_norm", f"{name}_bn_scale", f"{name}_bn_offset",
+                      f"{name}_bn_mean", f"{name}_bn_variance")
+    elif c["backbone"] == "blazenet" and not c.get("neck"):
+        map_blazenet(m, c)
+    elif c["backbone"] == "faceboxnet":
+        map_faceboxnet(m, c)
+    else:
+        raise ConversionError(f"{model.name}: no static-graph mapping for an SSD on "
+                              f"{c['backbone']}" + (f" with the {c['neck']} neck (ppdet 2.x "
+                                                    "only)" if c.get("neck") else ""))
+    map_multibox_head(m, model)
+
+
+class _GeneratedNorms:
+    """The static face backbones' `fluid.layers.batch_norm(input=conv)` name nothing: their
+    parameters are batch_norm_N.w_0 (scale), .b_0 (offset), .w_1 (mean), .w_2 (variance),
+    N counting in creation order, so the k-th conv-norm unit takes the k-th N."""
+
+    def __init__(self, m):
+        self.m = m
+        self.names = _generated(m.state, "batch_norm")
+        self.used = 0
+
+    def skip(self, conv):
+        """Consumes static conv `conv` and the next norm (a unit tfdet does not build)."""
+        self.m.take(f"{conv}_weights")
+        if self.used < len(self.names):
+            for part in ("w_0", "b_0", "w_1", "w_2"):
+                self.m.take(f"{self.names[self.used]}.{part}")
+        self.used += 1
+
+    def unit(self, layer, conv, depthwise=False):
+        """tfdet `layer`_conv / _norm <- static conv `conv`_weights and the next norm."""
+        _conv(self.m, f"{layer}_conv", f"{conv}_weights", depthwise=depthwise)
+        if self.used < len(self.names):
+            bn = self.names[self.used]
+        else:  # reported as missing, after the last one the file has
+            bn = f"batch_norm (unit {self.used + 1}; the file has {len(self.names)})"
+        self.used += 1
+        _norm(self.m, f"{layer}_norm", f"{bn}.w_0", f"{bn}.b_0", f"{bn}.w_1", f"{bn}.w_2")
+
+
+def map_blazenet(m, c):
+    """Static BlazeNet (`backbones/blazenet.py`) in its creation order: conv1; per BlazeBlock
+    `blaze_{k}` / `double_blaze_{k}`: 1_dw (or 1_dw_1, 1_dw_2 with 3x3 kernels), 1_sep, then
+    for double blocks 2_dw (a dense 5x5 conv in the static code) or 2_dw_1 / 2_dw_2, 2_sep,
+    then the strided blocks' `shortcut<name>`. Lite: conv1, then conv2 .. conv17 (`_dw`,
+    `_sep`, `shortcut<name>` when the width changes)."""
+    from tfdet.backbones.blazenet import BLAZE_FILTERS, DOUBLE_BLAZE_FILTERS, LITE_BLOCKS
+    settings = dict(c.get("backbone_settings") or {})
+    norms = _GeneratedNorms(m)
+    norms.unit("stem", "conv1")
+    if settings.get("lite"):
+        channels = 24
+        for i, (out, _) in enumerate(LITE_BLOCKS, start=2):
+            norms.unit(f"lite{i}_dw", f"conv{i}_dw", depthwise=True)
+            norms.unit(f"lite{i}_pw", f"conv{i}_sep")
+            if channels != out:
+                norms.unit(f"lite{i}_shortcut", f"shortcutconv{i}")
+            channels = out
+        return
+    use_5x5 = settings.get("use_5x5", True)
+    blocks = [(f"blaze{i}", f"blaze_{i}", f, False) for i, f in
+              enumerate(settings.get("blaze_filters", BLAZE_FILTERS))]
+    blocks += [(f"double_blaze{i}", f"double_blaze_{i}", f, True) for i, f in
+               enumerate(settings.get("double_blaze_filters", DOUBLE_BLAZE_FILTERS))]
+    for ours, theirs, filters, double in blocks:
+        parts = ((1, 2) if double else (1,))
+        for part in parts:
+            if use_5x5:  # the first is depthwise, the static second a dense conv
+                norms.unit(f"{ours}_dw{part}", f"{theirs}{part}_dw", depthwise=part == 1)
+            else:
+                for half in (1, 2):
+                    norms.unit(f"{ours}_dw{part}_{half}", f"{theirs}{part}_dw_{half}",
+                               depthwise=True)
+            norms.unit(f"{ours}_pw{part}", f"{theirs}{part}_sep")
+        if len(filters) == (4 if double else 3) and filters[-1] > 1:
+            norms.unit(f"{ours}_shortcut", f"shortcut{theirs}")
+    return norms
+
+
+def map_faceboxnet(m, c):
+    """Static FaceBoxNet (`backbones/faceboxnet.py`) in its creation order: conv_1, conv_2
+    (CReLU; lite: conv_1_1, conv_1_2, then conv_2_1, conv_2_2), inceptionA_{i}_conv1, conv2,
+    conv3_1, conv3_2, conv4_1, conv4_2, conv4_3, then conv_3_1, conv_3_2 (, conv_4_1,
+    conv_4_2); tfdet drops the first underscore (conv3_1, inception0_conv1). The original
+    edition's conv_2 is built but pools the first conv's output instead (tfdet.backbones.
+    faceboxnet): its tensors are read and left out."""
+    lite = dict(c.get("backbone_settings") or {}).get("lite")
+    norms = _GeneratedNorms(m)
+    head = ["1_1", "1_2", "2_1", "2_2"] if lite else ["1"]
+    for name in head:
+        norms.unit(f"conv{name}", f"conv_{name}")
+    if not lite:  # conv_2 (and its norm) never reach the static output: read, not used
+        norms.skip("conv_2")
+    for i in range(3):
+        for part in ("conv1", "conv2", "conv3_1", "conv3_2", "conv4_1", "conv4_2", "conv4_3"):
+            norms.unit(f"inception{i}_{part}", f"inceptionA_{i}_{part}")
+    for stage in (3,) if lite else (3, 4):
+        for part in (1, 2):
+            norms.unit(f"conv{stage}_{part}", f"conv_{stage}_{part}")
+    return norms
+
+
+FAMILIES = {"RetinaNet": map_retinanet, "SSD": map_ssd, "FasterRCNN": map_faster_rcnn,
             "CascadeRCNN": map_faster_rcnn, "MaskRCNN": map_mask_rcnn,
             "CascadeMaskRCNN": map_mask_rcnn, "YOLOv3": map_yolov3}
 
@@ -251,8 +459,6 @@ def _family(model):
     if kind not in FAMILIES:
         raise ConversionError(f"no static-graph mapping for {kind} ({model.name}); static "
                               f"conversion covers {', '.join(sorted(FAMILIES))}")
-    if model.config.get("norm") == "gn":
-        raise ConversionError(f"{model.name}: static conversion does not cover GroupNorm rows")
     return FAMILIES[kind]
 
 
@@ -270,9 +476,23 @@ def from_static(row, state, num_classes=None, what="weights", **overrides):
     from tfdet import models
     if num_classes is None:
         num_classes = _infer_classes(state)
-    model = models.get(row, num_classes=num_classes, **overrides)
+    model = models.get(row, num_classes=num_classes, **static_overrides(row), **overrides)
     assign(model, convert_static_state(state, model, what))
     return model
+
+
+def static_overrides(row):
+    """Settings that give a row the static zoo's architecture where the row follows ppdet 2.x:
+    the blazeface row's double blocks get the static code's dense 5x5 second conv."""
+    from tfdet import models
+    _, settings = models.architecture(row)
+    backbone = dict(settings.get("backbone_settings") or ())
+    if settings.get("backbone") == "blazenet" and not settings.get("neck") \
+            and not backbone.get("lite") \
+            and backbone.get("use_5x5", True) and not backbone.get("dense_second_dw"):
+        backbone["dense_second_dw"] = True
+        return {"backbone_settings": tuple(backbone.items())}
+    return {}
 
 
 def _infer_classes(state):
@@ -284,6 +504,11 @@ def _infer_classes(state):
         return state["retnet_cls_pred_fpn3_w"].shape[0] // anchors
     if "yolo_output.0.conv.weights" in state:
         return state["yolo_output.0.conv.weights"].shape[0] // 3 - 5
+    generated = _generated_convs(state)
+    if len(generated) >= 2:  # a multi-box head: the last loc conv (4 per prior), its conf conv
+        loc, conf = (state[f"{name}.w_0"].shape[0] for name in generated[-2:])
+        if loc % 4 == 0 and conf % (loc // 4) == 0:
+            return conf // (loc // 4) - 1
     return None
 
 
@@ -299,7 +524,7 @@ def read_static_weights(path):
 def load_static_backbone(model, path, state=None):
     """Initialises `model`'s backbone from static-graph ImageNet weights (the static zoo's
     `pretrain_weights`, e.g. ResNet50_cos_pretrained.tar: ResNet / ResNet-vd / ResNeXt,
-    DarkNet-53, MobileNetV1), folding BN statistics into AffineChannel rows. Tensors the
+    DarkNet-53, MobileNetV1, VGG16), folding BN statistics into AffineChannel rows. Tensors the
     backbone does not use (the classifier) are returned as "unused". state: the file's
     tensors when already read."""
     if state is None:
@@ -314,6 +539,10 @@ def load_static_backbone(model, path, state=None):
         map_resnet(m, c["depth"], c["variant"])
     elif kind == "YOLOv3":
         _yolov3_backbone(m, c)
+    elif kind == "SSD" and c["backbone"] == "vgg16":
+        map_vgg16(m, fc_optional=True)
+    elif kind == "SSD" and c["backbone"] == "mobilenet_v1":
+        map_mobilenet_v1(m)
     else:
         raise ConversionError(f"no static-graph backbone mapping for {kind}")
     values = m.finish(f"{path} (backbone of {model.name})", partial=True)
@@ -355,8 +584,9 @@ def convert_static_checkpoint(row, weights, output, num_classes=None, class_name
     model = from_static(row, state, num_classes, what=str(weights))
     header = (f"# Converted from PaddleDetection static-graph zoo weights: zoo row {row} "
               "(tfdet.convert.static).\n")
-    config = zoo_config_text(row, [f"ModelConfig.name = '{row}'",
-                                   f"ModelConfig.num_classes = {num_classes}"],
-                             header, configs_dir or CONFIGS)
+    bindings = [f"ModelConfig.name = '{row}'", f"ModelConfig.num_classes = {num_classes}"]
+    if static_overrides(row):
+        bindings.append(f"ModelConfig.overrides = {static_overrides(row)!r}")
+    config = zoo_config_text(row, bindings, header, configs_dir or CONFIGS)
     return write_run_folder(model, output, config, class_names, category_ids,
                             {"static_row": row, "weights": os.path.abspath(weights)})
