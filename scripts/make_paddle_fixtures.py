@@ -118,8 +118,10 @@ ROWS = {
         overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)})),
     # Cascade R-CNN at 512 x 853: three 2fc heads on 1000 RoIs per image. Larger stage deltas
     # than Faster R-CNN's, so that each stage moves the boxes.
+    # losses: the RPN and stage 1 sample exhaustively as Faster R-CNN's; ppdet's later stages
+    # take every refined RoI (is_cascade), as tfdet's.
     "cascade_rcnn_r50_fpn_1x_coco": dict(
-        config="cascade_rcnn/cascade_rcnn_r50_fpn_1x_coco.yml", kind="cascade_rcnn",
+        config="cascade_rcnn/cascade_rcnn_r50_fpn_1x_coco.yml", kind="cascade_rcnn", losses=True,
         overrides={k: v for k, v in _RCNN.items() if not k.startswith("bbox_head")}
         | {"bbox_head.bbox_score_stage*.weight": ("normal", 0.0, 0.2),
            "bbox_head.bbox_delta_stage*.weight": ("normal", 0.0, 0.1)},
@@ -380,7 +382,8 @@ def _losses_ssd(model, cfg, inputs, gt_boxes, gt_classes):
 
 
 LOSSES = {"retinanet": _losses_retinanet, "yolov3": _losses_yolov3,
-          "faster_rcnn": _losses_faster_rcnn, "ssd": _losses_ssd}
+          "faster_rcnn": _losses_faster_rcnn, "cascade_rcnn": _losses_faster_rcnn,
+          "ssd": _losses_ssd}
 
 
 def _stages_retinanet_full(model, inputs):

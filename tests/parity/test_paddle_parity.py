@@ -281,7 +281,10 @@ def _faster_rcnn_losses(model, x, gt_boxes, gt_classes, image):
     names = {"loss_rpn_cls": "rpn_class_loss", "loss_rpn_reg": "rpn_box_loss",
              "loss_bbox_cls": "rcnn_class_loss", "loss_bbox_reg": "rcnn_box_loss",
              "loss": "total_loss"}
-    return {theirs: out[ours] for theirs, ours in names.items()}
+    for stage in range(len(getattr(roi, "box_heads", ()))):  # a cascade's stages
+        names[f"loss_bbox_cls_stage{stage}"] = f"rcnn_class_loss_stage{stage + 1}"
+        names[f"loss_bbox_reg_stage{stage}"] = f"rcnn_box_loss_stage{stage + 1}"
+    return {theirs: out[ours] for theirs, ours in names.items() if ours in out}
 
 
 def _ssd_losses(model, x, gt_boxes, gt_classes, image):
@@ -291,7 +294,8 @@ def _ssd_losses(model, x, gt_boxes, gt_classes, image):
 
 
 LOSSES = {"retinanet": _retinanet_losses, "yolov3": _yolov3_losses,
-          "faster_rcnn": _faster_rcnn_losses, "ssd": _ssd_losses}
+          "faster_rcnn": _faster_rcnn_losses, "cascade_rcnn": _faster_rcnn_losses,
+          "ssd": _ssd_losses}
 LOSS_TOLERANCE = 1e-3  # relative, issue 10's bound for deterministic sampling
 
 
@@ -475,6 +479,7 @@ def compare_row(row, folder):
         if image.get("losses"):
             ours = LOSSES[spec.family](loss_model, x, image["losses"]["gt_boxes"],
                                        image["losses"]["gt_classes"], image)
+            assert set(ours) == set(image["losses"]["values"]), (row, sorted(ours))
             for name, theirs in image["losses"]["values"].items():
                 rel = abs(float(ours[name]) - theirs) / max(abs(theirs), 1e-12)
                 assert rel <= loss_tolerance, (row, image["source"], name, float(ours[name]),

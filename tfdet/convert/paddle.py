@@ -35,6 +35,10 @@ class PaddleConfig:
 
 # ppdet 2.x R-CNNs: RoIAlign aligned with adaptive sampling, proposals under 1 px dropped.
 _PPDET_RCNN = dict(aligned=True, sampling_ratio=0, rpn_min_size=1.0)
+# ppdet 2.x cascades' training: each stage's loss weighted 1/3 (CascadeHead's default), the
+# ground truth added to the first stage's RoIs only (add_gt_as_proposals [True, False, False]).
+_PPDET_CASCADE = dict(_PPDET_RCNN, cascade_loss_weights=(1 / 3, 1 / 3, 1 / 3),
+                      cascade_add_gt=(True, False, False))
 
 PADDLE_CONFIGS = {
     # ppdet 2.x RetinaNet: BN (folded), P6 / P7 from P5, anchors scale-major within a cell
@@ -73,9 +77,9 @@ PADDLE_CONFIGS = {
     "mask_rcnn_r50_fpn_gn_2x_coco": PaddleConfig(
         "mask_rcnn_r50_fpn_gn_2x", "mask_rcnn", dict(_PPDET_RCNN)),
     "cascade_rcnn_r50_fpn_gn_2x_coco": PaddleConfig(
-        "cascade_rcnn_r50_fpn_gn_2x", "cascade_rcnn", dict(_PPDET_RCNN)),
+        "cascade_rcnn_r50_fpn_gn_2x", "cascade_rcnn", dict(_PPDET_CASCADE)),
     "cascade_mask_rcnn_r50_fpn_gn_2x_coco": PaddleConfig(
-        "cascade_mask_rcnn_r50_fpn_gn_2x", "cascade_mask_rcnn", dict(_PPDET_RCNN)),
+        "cascade_mask_rcnn_r50_fpn_gn_2x", "cascade_mask_rcnn", dict(_PPDET_CASCADE)),
     # ppdet 2.x Mask R-CNN C4: Faster R-CNN C4's differences; the mask head is a deconv on the
     # res5 maps of each box (14x14 masks), as the zoo's.
     "mask_rcnn_r50_1x_coco": PaddleConfig(
@@ -86,14 +90,14 @@ PADDLE_CONFIGS = {
         "mask_rcnn_r50_fpn_1x", "mask_rcnn",
         dict(_PPDET_RCNN, depth=50)),
     # ppdet 2.x Cascade R-CNN FPN: the Faster R-CNN FPN differences, each stage's scores on
-    # its own input boxes (as tfdet's); its stage loss weights (1/3 each) and its later
-    # stages' sampling without the ground truth affect training only.
+    # its own input boxes (as tfdet's); in training its stage loss weights (1/3 each) and
+    # the ground truth in the first stage's RoIs only (_PPDET_CASCADE).
     "cascade_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "cascade_rcnn_r50_fpn_1x", "cascade_rcnn",
-        dict(_PPDET_RCNN, depth=50)),
+        dict(_PPDET_CASCADE, depth=50)),
     "cascade_mask_rcnn_r50_fpn_1x_coco": PaddleConfig(
         "cascade_mask_rcnn_r50_fpn_1x", "cascade_mask_rcnn",
-        dict(_PPDET_RCNN, depth=50)),
+        dict(_PPDET_CASCADE, depth=50)),
     # ppdet 2.x YOLOv3 DarkNet-53 (608 test size): the static zoo's architecture; BN kept as
     # BN (inference uses its statistics); no label smoothing in its loss (the static zoo's
     # config smooths).

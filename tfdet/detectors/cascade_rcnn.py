@@ -22,7 +22,9 @@ from tfdet.registry import DETECTORS
 @keras.saving.register_keras_serializable("tfdet")
 class CascadeRCNN(FasterRCNN):
     """Cascade R-CNN; FasterRCNN's settings (FPN only) plus cascade_ious,
-    cascade_box_weights and cascade_loss_weights (one entry per stage) and class_aware
+    cascade_box_weights, cascade_loss_weights and cascade_add_gt (one entry per stage: whether
+    the stage's training RoIs include the ground truth boxes; the static zoo adds them to
+    every stage, ppdet 2.x to the first only) and class_aware
     (class-specific regression in every stage, the top class's box passed on: the static
     zoo's CascadeRCNNClsAware). The stages' box heads are box_head, box_head_stage2,
     box_head_stage3, ... Its parts take a list per stage: box_heads, roi_matchers (one
@@ -36,18 +38,23 @@ class CascadeRCNN(FasterRCNN):
     def __init__(self, num_classes=80, cascade_ious=(0.5, 0.6, 0.7),
                  cascade_box_weights=((10.0, 10.0, 5.0, 5.0), (20.0, 20.0, 10.0, 10.0),
                                       (30.0, 30.0, 15.0, 15.0)),
-                 cascade_loss_weights=(1.0, 0.5, 0.25), class_aware=False, **kwargs):
+                 cascade_loss_weights=(1.0, 0.5, 0.25), cascade_add_gt=None, class_aware=False,
+                 **kwargs):
         stages = len(cascade_ious)
+        if cascade_add_gt is None:
+            cascade_add_gt = (True,) * stages
         if not stages or len(cascade_box_weights) != stages or len(
-                cascade_loss_weights) != stages:
+                cascade_loss_weights) != stages or len(cascade_add_gt) != stages:
             raise ValueError(
                 f"cascade_ious ({len(cascade_ious)}), cascade_box_weights "
-                f"({len(cascade_box_weights)}) and cascade_loss_weights "
-                f"({len(cascade_loss_weights)}) need one entry per stage")
+                f"({len(cascade_box_weights)}), cascade_loss_weights "
+                f"({len(cascade_loss_weights)}) and cascade_add_gt ({len(cascade_add_gt)}) "
+                "need one entry per stage")
         self._cascade_settings = dict(
             cascade_ious=tuple(float(v) for v in cascade_ious),
             cascade_box_weights=tuple(tuple(float(v) for v in w) for w in cascade_box_weights),
             cascade_loss_weights=tuple(float(v) for v in cascade_loss_weights),
+            cascade_add_gt=tuple(bool(v) for v in cascade_add_gt),
             class_aware=bool(class_aware))
         super().__init__(num_classes=num_classes, **kwargs)
 

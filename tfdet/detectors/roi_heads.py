@@ -252,7 +252,9 @@ class CascadeRoIHeads(RoIHeads):
 
     Training: stage 1 samples roi_batch_per_image RoIs from the proposals plus the ground
     truth; each later stage takes the previous stage's sampled RoIs refined by its deltas
-    (clipped, empty ones dropped) plus the ground truth again, labelled at its own IoU:
+    (clipped, empty ones dropped) plus the ground truth again (cascade_add_gt: per stage,
+    default every stage as the static zoo; ppdet 2.x adds it to the first only), labelled at
+    its own IoU:
     every one of them used (Paddle's is_cascade_rcnn sampling), or sampled again when
     class-aware (Paddle's class-aware assigner samples every stage). Test: each stage scores
     its own input boxes; the detections are the last stage's boxes with the mean of the
@@ -320,17 +322,18 @@ class CascadeRoIHeads(RoIHeads):
         c = self.settings
         height, width = ops.clip_limits(images, image_sizes)
         losses = {}
+        add_gt = c.get("cascade_add_gt") or (True,) * len(self.box_heads)
         for stage, head in enumerate(self.box_heads):
             if stage == 0:
-                rois = tf.concat([proposals, gt["boxes"]], 1)
-                valid = tf.concat([proposal_valid, gt["valid"]], 1)
+                rois, valid = proposals, proposal_valid
             else:
-                refined = self._refine(deltas, sample["rois"], stage - 1, height, width,
-                                       tf.stop_gradient(logits))
-                nonempty = ((refined[..., 2] > refined[..., 0])
-                            & (refined[..., 3] > refined[..., 1]))
-                rois = tf.concat([refined, gt["boxes"]], 1)
-                valid = tf.concat([sample["chosen"] & nonempty, gt["valid"]], 1)
+                rois = self._refine(deltas, sample["rois"], stage - 1, height, width,
+                                    tf.stop_gradient(logits))
+                nonempty = (rois[..., 2] > rois[..., 0]) & (rois[..., 3] > rois[..., 1])
+                valid = sample["chosen"] & nonempty
+            if add_gt[stage]:
+                rois = tf.concat([rois, gt["boxes"]], 1)
+                valid = tf.concat([valid, gt["valid"]], 1)
             sample = self.sample(rois, valid, gt, self.matchers[stage],
                                  subsample=stage == 0 or c["class_aware"])
             logits, deltas = head(self.pool(pyramid, sample["rois"]), training=training)
