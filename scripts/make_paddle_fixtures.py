@@ -114,7 +114,7 @@ ROWS = {
         overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)}),
         test_size=[512, 853], proposals=300),
     "mask_rcnn_r50_fpn_1x_coco": dict(
-        config="mask_rcnn/mask_rcnn_r50_fpn_1x_coco.yml", kind="mask_rcnn",
+        config="mask_rcnn/mask_rcnn_r50_fpn_1x_coco.yml", kind="mask_rcnn", losses=True,
         overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)})),
     # Cascade R-CNN at 512 x 853: three 2fc heads on 1000 RoIs per image. Larger stage deltas
     # than Faster R-CNN's, so that each stage moves the boxes.
@@ -341,6 +341,28 @@ def _losses_faster_rcnn(model, cfg, inputs, gt_boxes, gt_classes):
     return values, settings
 
 
+def octagons(gt_boxes):
+    """One polygon per ground-truth box, an octagon inscribed in it (input pixels), as the
+    mask targets' instances: [[x1, y1, x2, y2, ...]] per box."""
+    out = []
+    for x1, y1, x2, y2 in np.asarray(gt_boxes, np.float64):
+        w, h = x2 - x1, y2 - y1
+        points = [(x1 + 0.3 * w, y1), (x1 + 0.7 * w, y1), (x2, y1 + 0.3 * h),
+                  (x2, y1 + 0.7 * h), (x1 + 0.7 * w, y2), (x1 + 0.3 * w, y2),
+                  (x1, y1 + 0.7 * h), (x1, y1 + 0.3 * h)]
+        out.append([[float(v) for point in points for v in point]])
+    return out
+
+
+def _losses_mask_rcnn(model, cfg, inputs, gt_boxes, gt_classes):
+    """Mask R-CNN: Faster R-CNN's losses (exhaustive sampling) and the mask loss, whose
+    targets ppdet rasterises per RoI from the instances' polygons (octagons in the boxes)."""
+    polygons = octagons(gt_boxes)
+    values, settings = _losses_faster_rcnn(model, cfg, dict(inputs, gt_poly=[polygons]),
+                                           gt_boxes, gt_classes)
+    return values, dict(settings, gt_polygons=polygons)
+
+
 def _mine_hard_example_paddle3(self, conf_loss, targets_label, bg_index, mine_neg_ratio=0.01):
     """ppdet 2.6.0's SSDLoss._mine_hard_example, line for line, except that the negative
     counts are cast to the ranks' int64 before comparing: paddle 3.3.1 refuses the int64 <
@@ -383,6 +405,7 @@ def _losses_ssd(model, cfg, inputs, gt_boxes, gt_classes):
 
 LOSSES = {"retinanet": _losses_retinanet, "yolov3": _losses_yolov3,
           "faster_rcnn": _losses_faster_rcnn, "cascade_rcnn": _losses_faster_rcnn,
+          "mask_rcnn": _losses_mask_rcnn,
           "ssd": _losses_ssd}
 
 

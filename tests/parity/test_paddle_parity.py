@@ -263,7 +263,8 @@ def _faster_rcnn_losses(model, x, gt_boxes, gt_classes, image):
     proposal counts and L1 box losses, samples larger than every candidate, so that neither
     side draws at random): the samplers are given as parts, the rest are settings read at
     call time; all are restored. Proposals are clipped to the image before padding."""
-    settings = image["losses"]["settings"]
+    settings = dict(image["losses"]["settings"])
+    polygons = settings.pop("gt_polygons", None)
     rpn, roi = model.rpn, model.roi_heads
     saved = rpn.sampler, roi.sampler, {k: model.config[k] for k in settings}
     rpn.sampler = ops.BalancedSampler(settings["rpn_batch_per_image"],
@@ -273,6 +274,8 @@ def _faster_rcnn_losses(model, x, gt_boxes, gt_classes, image):
     model.config.update(settings)
     batch = dict(_batch(x, gt_boxes, gt_classes),
                  image_size=np.asarray([image["im_shape"]], np.float32))
+    if polygons is not None:  # Mask R-CNN: the instances' polygons as image-sized masks
+        batch["masks"] = _polygon_masks(polygons, *np.asarray(x).shape[1:3])
     try:
         out = model.compute_losses(batch, training=True)
     finally:
@@ -280,11 +283,21 @@ def _faster_rcnn_losses(model, x, gt_boxes, gt_classes, image):
         model.config.update(saved[2])
     names = {"loss_rpn_cls": "rpn_class_loss", "loss_rpn_reg": "rpn_box_loss",
              "loss_bbox_cls": "rcnn_class_loss", "loss_bbox_reg": "rcnn_box_loss",
-             "loss": "total_loss"}
+             "loss_mask": "mask_loss", "loss": "total_loss"}
     for stage in range(len(getattr(roi, "box_heads", ()))):  # a cascade's stages
         names[f"loss_bbox_cls_stage{stage}"] = f"rcnn_class_loss_stage{stage + 1}"
         names[f"loss_bbox_reg_stage{stage}"] = f"rcnn_box_loss_stage{stage + 1}"
     return {theirs: out[ours] for theirs, ours in names.items() if ours in out}
+
+
+def _polygon_masks(polygons, height, width):
+    """[1, M, H, W] uint8 masks of per-instance polygon lists, rasterised as tfdet's input
+    pipeline does (pycocotools, tfdet.data.example.segmentation_rle)."""
+    from pycocotools import mask as mask_utils
+
+    from tfdet.data.example import segmentation_rle
+    return np.stack([mask_utils.decode(segmentation_rle(p, height, width))
+                     for p in polygons])[None].astype(np.uint8)
 
 
 def _ssd_losses(model, x, gt_boxes, gt_classes, image):
@@ -295,6 +308,7 @@ def _ssd_losses(model, x, gt_boxes, gt_classes, image):
 
 LOSSES = {"retinanet": _retinanet_losses, "yolov3": _yolov3_losses,
           "faster_rcnn": _faster_rcnn_losses, "cascade_rcnn": _faster_rcnn_losses,
+          "mask_rcnn": _faster_rcnn_losses,
           "ssd": _ssd_losses}
 LOSS_TOLERANCE = 1e-3  # relative, issue 10's bound for deterministic sampling
 
