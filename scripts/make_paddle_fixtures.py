@@ -49,6 +49,7 @@ _RCNN = {"rpn_head.rpn_rois_score.weight": ("normal", 0.0, 0.2),
          "bbox_head.bbox_score.weight": ("normal", 0.0, 0.2),
          "bbox_head.bbox_delta.weight": ("normal", 0.0, 0.02)}
 _YOLO = {f"yolo_head.yolo_output.{i}.weight": ("normal", 0.0, 0.5) for i in range(3)}
+_YOLO_LOSS = {f"yolo_head.yolo_output.{i}.weight": ("normal", 0.0, 0.02) for i in range(3)}
 # Norm scales near sqrt(2) for (leaky) ReLU networks without residuals, whose activations
 # would otherwise shrink layer by layer down to the norms' biases.
 _GAIN = ("normal", 1.4, 0.1)
@@ -65,7 +66,8 @@ SSD_GT_FRACTIONS = GT_FRACTIONS[:2] + [[0.29, 0.30, 0.36, 0.39]]
 # row -> config path under configs/, the captured stages, weight overrides (name -> recipe),
 # losses: also ppdet's train-mode losses (LOSSES); loss_overrides: weight recipes that replace
 # `overrides` for the loss pass only (the DarkNet row's smaller output weights, below);
-# loss_tolerance: the row's relative bound instead of the test's 1e-3, with its reason;
+# loss_tolerance: the row's relative bound instead of the test's 1e-3, with its reason
+# (loss_tolerances: the same for single losses);
 # test_size / paddle_config: the same config's weights tested at another size (a square side,
 # or [short, long] for the R-CNN configs' keep-ratio Resize); proposals: the RPN's test-time
 # post-NMS count (ppdet's config and tfdet's test_post_nms_top_k alike).
@@ -86,17 +88,19 @@ ROWS = {
     "faster_rcnn_r50_fpn_1x_coco": dict(
         config="faster_rcnn/faster_rcnn_r50_fpn_1x_coco.yml", kind="faster_rcnn", losses=True,
         overrides=_RCNN),
-    # The C4 rows at 512 x 853 with 300 proposals: res5 on 1000 RoIs took about 50 s a test.
+    # The C4 rows at 512 x 853 with 300 proposals: res5 on 1000 RoIs took about 50 s a test
+    # (their loss pass, 300 training proposals, samples all of them: res5 on every RoI).
     "faster_rcnn_r50_1x_coco": dict(
-        config="faster_rcnn/faster_rcnn_r50_1x_coco.yml", kind="faster_rcnn",
-        overrides=_RCNN, test_size=[512, 853], proposals=300),
+        config="faster_rcnn/faster_rcnn_r50_1x_coco.yml", kind="faster_rcnn", losses=True,
+        overrides=_RCNN, test_size=[512, 853], proposals=300, train_proposals=300,
+        loss_settings={"roi_batch": 512}),
     "faster_rcnn_r50_vd_fpn_2x_coco": dict(
         config="faster_rcnn/faster_rcnn_r50_vd_fpn_2x_coco.yml", kind="faster_rcnn",
-        overrides=_RCNN),
+        losses=True, overrides=_RCNN),
     # At 512 x 853: at 800 x 1333 the X101 test peaked at 12 GB (10.5 GB in tfdet's forward).
     "faster_rcnn_x101_vd_64x4d_fpn_1x_coco": dict(
         config="faster_rcnn/faster_rcnn_x101_vd_64x4d_fpn_1x_coco.yml", kind="faster_rcnn",
-        overrides=_RCNN, test_size=[512, 853]),
+        losses=True, overrides=_RCNN, test_size=[512, 853]),
     "faster_rcnn_dcn_r50_fpn_1x_coco": dict(
         config="dcn/faster_rcnn_dcn_r50_fpn_1x_coco.yml", kind="faster_rcnn",
         overrides=_RCNN, test_size=[512, 853]),
@@ -109,10 +113,17 @@ ROWS = {
         config="gn/mask_rcnn_r50_fpn_gn_2x_coco.yml", kind="mask_rcnn",
         overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)}),
         test_size=[512, 853], proposals=300),
+    # Its mask loss is bounded at 1e-2 (loss_tolerances): the targets differ by construction
+    # (ppdet rasterises the polygons inside each positive RoI, tfdet crops the image-sized
+    # mask); on RoIs offset from an octagon the two differ in 0.66% of 14 x 14 target pixels
+    # (0.33% at 28 x 28), which parted this row's mask loss by 1.3e-3. (The FPN row's
+    # positives are the ground-truth boxes, where the two coincide.)
     "mask_rcnn_r50_1x_coco": dict(
-        config="mask_rcnn/mask_rcnn_r50_1x_coco.yml", kind="mask_rcnn",
+        config="mask_rcnn/mask_rcnn_r50_1x_coco.yml", kind="mask_rcnn", losses=True,
+        loss_tolerances={"loss_mask": 1e-2},
         overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)}),
-        test_size=[512, 853], proposals=300),
+        test_size=[512, 853], proposals=300, train_proposals=300,
+        loss_settings={"roi_batch": 512}),
     "mask_rcnn_r50_fpn_1x_coco": dict(
         config="mask_rcnn/mask_rcnn_r50_fpn_1x_coco.yml", kind="mask_rcnn", losses=True,
         overrides=dict(_RCNN, **{"mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)})),
@@ -146,16 +157,17 @@ ROWS = {
            "bbox_head.bbox_delta_stage*.weight": ("normal", 0.0, 0.1),
            "mask_head.mask_fcn_logits.weight": ("normal", 0.0, 0.5)},
         test_size=[512, 853], proposals=300),
+    # The DarkNet rows' losses take smaller output weights (loss_overrides; eval parity keeps
+    # _YOLO's): with N(0, 0.5) the train-mode head outputs exceed 17, where ppdet's
+    # probability-space BCE meets its log clamp at -100 and the two losses part for that
+    # reason alone.
     "yolov3_darknet53_270e_coco": dict(
-        config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3", overrides=_YOLO),
-    # Its losses take smaller output weights (loss_overrides; eval parity keeps _YOLO's): with
-    # N(0, 0.5) the train-mode head outputs exceed 17, where ppdet's probability-space BCE
-    # meets its log clamp at -100 and the two losses part for that reason alone.
+        config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3", overrides=_YOLO,
+        losses=True, loss_overrides=_YOLO_LOSS),
     "yolov3_darknet53_270e_coco_320": dict(
         config="yolov3/yolov3_darknet53_270e_coco.yml", kind="yolov3", overrides=_YOLO,
         test_size=320, paddle_config="yolov3_darknet53_270e_coco", losses=True,
-        loss_overrides={f"yolo_head.yolo_output.{i}.weight": ("normal", 0.0, 0.02)
-                        for i in range(3)}),
+        loss_overrides=_YOLO_LOSS),
     "yolov3_mobilenet_v1_270e_coco": dict(
         config="yolov3/yolov3_mobilenet_v1_270e_coco.yml", kind="yolov3", losses=True,
         # Its seeded train-mode forward is ill-conditioned in float32: tfdet's own raccoon
@@ -178,7 +190,11 @@ ROWS = {
         config="ssd/ssd_vgg16_300_240e_voc.yml", kind="ssd", overrides={}, losses=True,
         gt_fractions=SSD_GT_FRACTIONS),
     "ssd_mobilenet_v1_300_120e_voc": dict(
-        config="ssd/ssd_mobilenet_v1_300_120e_voc.yml", kind="ssd",
+        # Losses on the two large boxes: the third (18 x 24 px at 300) lies inside the 60 px
+        # priors of six cells, whose IoUs with it tie exactly (432 / 3600), and each side
+        # picks another as its best (the losses parted by 4% with it).
+        config="ssd/ssd_mobilenet_v1_300_120e_voc.yml", kind="ssd", losses=True,
+        gt_fractions=GT_FRACTIONS[:2],
         overrides={"backbone.*._batch_norm.weight": _GAIN}),
     "blazeface_1000e": dict(config="face_detection/blazeface_1000e.yml", **_FACES),
     "blazeface_fpn_ssh_1000e": dict(config="face_detection/blazeface_fpn_ssh_1000e.yml",
@@ -320,13 +336,15 @@ def _losses_yolov3(model, cfg, inputs, gt_boxes, gt_classes):
 RPN_ALL, ROI_ALL = 10**7, 4096
 
 
-def _losses_faster_rcnn(model, cfg, inputs, gt_boxes, gt_classes):
-    """Faster R-CNN: RPN and R-CNN losses with exhaustive sampling (above)."""
+def _losses_faster_rcnn(model, cfg, inputs, gt_boxes, gt_classes, roi_batch=ROI_ALL):
+    """Faster R-CNN: RPN and R-CNN losses with exhaustive sampling (above); roi_batch: the
+    RoI sample size where ROI_ALL is too many for the head (C4's res5), still larger than
+    every candidate (the fewer training proposals there)."""
     import paddle
     rpn, roi = model.rpn_head.rpn_target_assign, model.bbox_head.bbox_assigner
     saved = (rpn.batch_size_per_im, rpn.use_random, roi.batch_size_per_im, roi.use_random)
     rpn.batch_size_per_im, rpn.use_random = RPN_ALL, False
-    roi.batch_size_per_im, roi.use_random = ROI_ALL, False
+    roi.batch_size_per_im, roi.use_random = roi_batch, False
     try:
         values = _train_mode_losses(model, dict(
             inputs, gt_bbox=paddle.to_tensor(gt_boxes[None]),
@@ -334,7 +352,7 @@ def _losses_faster_rcnn(model, cfg, inputs, gt_boxes, gt_classes):
     finally:
         rpn.batch_size_per_im, rpn.use_random, roi.batch_size_per_im, roi.use_random = saved
     proposal = cfg["RPNHead"]["train_proposal"]
-    settings = dict(rpn_batch_per_image=RPN_ALL, roi_batch_per_image=ROI_ALL,
+    settings = dict(rpn_batch_per_image=RPN_ALL, roi_batch_per_image=roi_batch,
                     train_pre_nms_top_k=proposal["pre_nms_top_n"],
                     train_post_nms_top_k=proposal["post_nms_top_n"],
                     rpn_smooth_l1_beta=0.0, roi_smooth_l1_beta=0.0)
@@ -354,12 +372,12 @@ def octagons(gt_boxes):
     return out
 
 
-def _losses_mask_rcnn(model, cfg, inputs, gt_boxes, gt_classes):
+def _losses_mask_rcnn(model, cfg, inputs, gt_boxes, gt_classes, **kwargs):
     """Mask R-CNN: Faster R-CNN's losses (exhaustive sampling) and the mask loss, whose
     targets ppdet rasterises per RoI from the instances' polygons (octagons in the boxes)."""
     polygons = octagons(gt_boxes)
     values, settings = _losses_faster_rcnn(model, cfg, dict(inputs, gt_poly=[polygons]),
-                                           gt_boxes, gt_classes)
+                                           gt_boxes, gt_classes, **kwargs)
     return values, dict(settings, gt_polygons=polygons)
 
 
@@ -504,6 +522,8 @@ def make_row(row, spec, configs, output, seed):
             value["nms"].pop("cpu", None)
     if "proposals" in spec:  # fewer RPN proposals at test time (the RoI heads' cost)
         cfg["RPNHead"]["test_proposal"]["post_nms_top_n"] = spec["proposals"]
+    if "train_proposals" in spec:  # ... and in the loss pass (travels in the loss settings)
+        cfg["RPNHead"]["train_proposal"]["post_nms_top_n"] = spec["train_proposals"]
     if spec.get("resize"):  # a Resize after Decode where the TestReader has none (BlazeFace)
         ops = cfg.TestReader["sample_transforms"]
         assert not any("Resize" in op for op in ops)
@@ -541,12 +561,13 @@ def make_row(row, spec, configs, output, seed):
             h, w = (float(v) for v in im_shape)
             fractions = spec.get("gt_fractions", GT_FRACTIONS)
             gt_boxes = (np.asarray(fractions) * [w, h, w, h]).astype(np.float32)
-            gt_classes = np.asarray(GT_CLASSES, np.int32)
+            gt_classes = np.asarray(GT_CLASSES[:len(fractions)], np.int32)
             if "loss_overrides" in spec:  # other weights for the loss pass (restored after)
                 model.set_state_dict(seeded_weights.seeded_state(
                     shapes, seed, spec["overrides"] | spec["loss_overrides"]))
             try:
-                values = LOSSES[spec["kind"]](model, cfg, inputs, gt_boxes, gt_classes)
+                values = LOSSES[spec["kind"]](model, cfg, inputs, gt_boxes, gt_classes,
+                                              **spec.get("loss_settings", {}))
             finally:
                 if "loss_overrides" in spec:
                     model.set_state_dict(state)
@@ -572,7 +593,7 @@ def make_row(row, spec, configs, output, seed):
                 "config": spec["config"], "seed": seed,
                 "overrides": spec["overrides"], "shapes": shapes, "images": images,
                 "paddle": paddle.__version__}
-    for key in ("loss_tolerance", "loss_overrides"):
+    for key in ("loss_tolerance", "loss_tolerances", "loss_overrides"):
         if key in spec:
             manifest[key] = spec[key]
     (output / f"{row}.json").write_text(json.dumps(manifest, indent=1))

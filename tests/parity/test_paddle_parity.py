@@ -245,14 +245,19 @@ def _retinanet_losses(model, x, gt_boxes, gt_classes, image):
             "loss": out["total_loss"]}
 
 
-def _yolov3_losses(model, x, gt_boxes, gt_classes, image):
-    """YOLOv3's training losses (BN on the batch's statistics) under ppdet's names; the
-    weights, whose BN statistics a training call moves, are restored."""
+def _training_losses(model, batch):
+    """model.compute_losses(batch, training=True) with the weights restored afterwards: a
+    training call moves the BN statistics (YOLOv3, SSD MobileNetV1)."""
     weights = model.get_weights()
     try:
-        out = model.compute_losses(_batch(x, gt_boxes, gt_classes), training=True)
+        return model.compute_losses(batch, training=True)
     finally:
         model.set_weights(weights)
+
+
+def _yolov3_losses(model, x, gt_boxes, gt_classes, image):
+    """YOLOv3's training losses (BN on the batch's statistics) under ppdet's names."""
+    out = _training_losses(model, _batch(x, gt_boxes, gt_classes))
     names = {"loss_xy": "xy_loss", "loss_wh": "wh_loss", "loss_obj": "objectness_loss",
              "loss_cls": "class_loss", "loss": "total_loss"}
     return {theirs: out[ours] for theirs, ours in names.items()}
@@ -302,7 +307,7 @@ def _polygon_masks(polygons, height, width):
 
 def _ssd_losses(model, x, gt_boxes, gt_classes, image):
     """SSD's multibox loss: ppdet reports only the total ((conf + loc) / positives)."""
-    out = model.compute_losses(_batch(x, gt_boxes, gt_classes), training=True)
+    out = _training_losses(model, _batch(x, gt_boxes, gt_classes))
     return {"loss": out["total_loss"]}
 
 
@@ -496,8 +501,8 @@ def compare_row(row, folder):
             assert set(ours) == set(image["losses"]["values"]), (row, sorted(ours))
             for name, theirs in image["losses"]["values"].items():
                 rel = abs(float(ours[name]) - theirs) / max(abs(theirs), 1e-12)
-                assert rel <= loss_tolerance, (row, image["source"], name, float(ours[name]),
-                                               theirs)
+                bound = manifest.get("loss_tolerances", {}).get(name, loss_tolerance)
+                assert rel <= bound, (row, image["source"], name, float(ours[name]), theirs)
                 errors[f"loss {name}"] = max(errors.get(f"loss {name}", 0.0), rel)
         ours = _detect_reusing_the_probe(detect_fn, model, x, image)
         num = len(ours)

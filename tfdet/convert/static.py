@@ -3,9 +3,9 @@
     model = from_static("faster_rcnn_r50_fpn_1x", read_static_params("faster_rcnn_r50_fpn_1x.tar"))
 
 The static zoo (`static/ppdet`, PaddleDetection <= 2.3) names most parameters explicitly with
-`ParamAttr(name=...)` (the rest get generated names, below), and its `.tar` files hold one file per parameter under that name
-(`read_static_params`); `fluid.save` checkpoints hold the same names in a `.pdparams` pickle
-(`read_pdparams`). tfdet's zoo rows follow the static zoo's architectures, so no overrides are
+`ParamAttr(name=...)` (the rest get generated names, below), and its `.tar` files hold one
+file per parameter under that name (`read_static_params`); `fluid.save` checkpoints hold the
+same names in a `.pdparams` pickle (`read_pdparams`). tfdet's zoo rows follow the static zoo's architectures, so no overrides are
 needed: the background is class 0 in both, the static class-specific regressors are
 [D, 81 * 4] as tfdet's, the cascades' class-agnostic ones [D, 8], and the static
 `anchor_generator` enumerates a cell's anchors aspect-ratio-major as tfdet does.
@@ -35,20 +35,17 @@ Names, from the static code (release/2.3 `static/ppdet/modeling`):
   `yolo_transition.{i}`, `yolo_output.{i}.conv.weights` / `.bias`.
 - MobileNetV1 (`backbones/mobilenet.py`): `conv1_weights`, `conv2_1_dw_weights`,
   `conv2_1_sep_weights`, ..., norms `conv2_1_dw_bn_scale` etc.
-
 - SSD (`backbones/vgg.py`, `mobilenet.py`): VGG `conv1_1_weights` / `_biases` .. `fc7`,
   `conv4_3_norm_scale`, extras `conv6_1` .. `conv9_2`; MobileNet extras
   `conv7_{i}_extra1` / `_extra2` with `_bn_*` norms. `fluid.layers.multi_box_head` names
   nothing: its loc and conf convs per feature map are `conv2d_N.w_0` / `.b_0`, the program's
   last unnamed convs, taken in creation order (N) and checked by shape.
-
 - GroupNorm rows (`ops.py` ConvNorm, `configs/gn`): `<name>_weights` without a bias, then
   `<name>_scale` / `_offset`, for the FPN (`fpn_inner_res4_sum_lateral`, `fpn_res4_sum`), the
   4conv1fc box head (`bbox_head_conv0` .. `3`, then `fc6bbox_head_conv3_w`: the fc is named
   after the last conv) and the mask convs. The static cascade GN head overwrites its stage
   suffix with those conv names, so its three stages share the convs and fc6 (only
   `cls_score_2` etc. differ); tfdet's stages receive the same tensors.
-
 - Face models (`backbones/blazenet.py`, `faceboxnet.py`, `architectures/blazeface.py`,
   `faceboxes.py`): convs `<name>_weights` (`conv1`, `blaze_0` + `1_dw`, `1_sep`, `2_dw`,
   `2_sep`, `shortcutblaze_2`; Lite `conv2_dw` .. `shortcutconv3`; FaceBoxes `conv_1`,
@@ -59,8 +56,9 @@ Names, from the static code (release/2.3 `static/ppdet/modeling`):
   blazeface row (ppdet 2.x's depthwise one) gets that setting when converted from static
   weights. The heads are `multi_box_head`-like (generated names, as SSD's).
 
-Not mapped: BlazeFace-FPN-SSH (ppdet 2.x only). Every tfdet variable must receive exactly one tensor of its shape and every
-tensor must be used, as for ppdet 2.x weights (`ConversionError` otherwise).
+Not mapped: BlazeFace-FPN-SSH (ppdet 2.x only). Every tfdet variable must receive exactly one
+tensor of its shape and every tensor must be used, as for ppdet 2.x weights (ConversionError
+otherwise; a tensor may serve several variables, as the cascade GN head's shared ones).
 """
 import numpy as np
 
@@ -116,11 +114,11 @@ def _conv_maybe_gn(m, layer, norm_layer, name, w="_w", b="_b"):
         _conv(m, layer, f"{name}{w}", f"{name}{b}")
 
 
-def _resnet_unit(m, layer, name, depthwise=False):
+def _resnet_unit(m, layer, name):
     """A static ResNet `_conv_norm` `name` (conv `name`_weights, norm `bn` + name[3:], or
     `bn_conv1` for the stem) -> tfdet `layer`_conv / `layer`_norm."""
     bn = "bn_" + name if name == "conv1" else "bn" + name[3:]
-    _conv(m, f"{layer}_conv", f"{name}_weights", depthwise=depthwise)
+    _conv(m, f"{layer}_conv", f"{name}_weights")
     _norm(m, f"{layer}_norm", f"{bn}_scale", f"{bn}_offset", f"{bn}_mean", f"{bn}_variance")
 
 
@@ -185,7 +183,7 @@ def _fc(m, layer, name, flatten=None):
 
 def map_faster_rcnn(m, model):
     """Static FasterRCNN / CascadeRCNN (FPN with TwoFCHead, or C4 with res5 as the RoI head)
-    -> tfdet. Mask R-CNN adds `map_mask_head`."""
+    -> tfdet; map_mask_rcnn adds the mask head."""
     c = model.config
     c4 = c["neck"] == "c4"
     map_resnet(m, c["depth"], c["variant"], (2, 3, 4) if c4 else (2, 3, 4, 5))
@@ -203,11 +201,12 @@ def map_faster_rcnn(m, model):
             # XConvNormHead (GN rows): ConvNorms bbox_head_conv0 .. 3, then an fc named after
             # the last of them (fc6bbox_head_conv3). The static cascade head overwrites its
             # stage suffix with those names, so its stages share the convs and fc6.
-            for i in range(head.num_convs):
-                name, layer = f"bbox_head_conv{i}", f"{head.name}/convs/conv{i + 1}"
+            for j in range(head.num_convs):
+                name, layer = f"bbox_head_conv{j}", f"{head.name}/convs/conv{j + 1}"
                 _conv(m, layer, f"{name}_weights")
                 _norm(m, f"{layer}_norm", f"{name}_scale", f"{name}_offset", None, None)
-            _fc(m, f"{head.name}/fcs/fc1", f"fc6{name}", (head.conv_dim, c["roi_size"]))
+            _fc(m, f"{head.name}/fcs/fc1", f"fc6bbox_head_conv{head.num_convs - 1}",
+                (head.conv_dim, c["roi_size"]))
         elif not c4:
             _fc(m, f"{head.name}/fcs/fc1", f"fc6{stage}", (c["fpn_channels"], c["roi_size"]))
             _fc(m, f"{head.name}/fcs/fc2", f"fc7{stage}")
