@@ -13,6 +13,7 @@ import pathlib
 
 import keras
 import numpy as np
+import tensorflow as tf
 import pytest
 
 from tests.parity.seeded_weights import seeded_state
@@ -71,14 +72,23 @@ class _ProbedNetwork:
         return [tf.constant(o) for o in outputs]
 
 
-def _detect_reusing_the_probe(detect_fn, model, x, image):
+def _detect_reusing_the_probe(detect_fn, model, x, image, proposals=None):
+    """detect_fn's detections with the network's outputs taken from the stage probe; with
+    `proposals` ([P, 4] xyxy input pixels, ppdet's), the R-CNN heads start from those instead
+    of tfdet's RPN (where NMS ties made the two lists differ in a few boxes, see _rcnn_stages)."""
     net = model.network
     stand_in = _ProbedNetwork(net)
     object.__setattr__(model, "network", stand_in)  # past Keras' layer tracking
+    if proposals is not None:
+        rois = tf.constant(proposals[None], tf.float32)
+        object.__setattr__(model.rpn, "proposals", lambda *args, **kwargs: (
+            rois, tf.ones(rois.shape[:2], tf.bool)))
     try:
         return detect_fn(model, x, image)
     finally:
         object.__setattr__(model, "network", net)
+        if proposals is not None:
+            object.__delattr__(model.rpn, "proposals")
         _PROBED.clear()
 
 
@@ -166,21 +176,43 @@ def _rcnn_stages(model, x, image, expected):
     # neighbours whose scores tie to float precision; where the list is full, the last ones
     # may differ by such a tie at the cut: then ppdet's are tfdet's next few. Two boxes that
     # overlap above the NMS IoU with tied scores are one kept box in either framework, and
-    # rounding decides which (seen with one intra-op thread on X101: ppdet's proposal 344
-    # was tfdet's neighbour 16 px away): up to 1% of the list may be such a swap.
+    # rounding decides which; the kept one then suppresses other boxes than the other would,
+    # so such a tie can change a few boxes of its cluster (X101 with one intra-op thread:
+    # ppdet's proposal 344 was tfdet's neighbour 16 px away on a Zen 4; on an AMX Xeon
+    # ppdet kept four boxes of that cluster where tfdet kept two others). So: every box
+    # without a counterpart on the other side must overlap, above the NMS IoU, a box of the
+    # other side that has none either (the alternative NMS kept), at most 1% of the list
+    # differs, and the boxes that do match keep their order up to those shifts.
     tol = 0.01 * max(h, w) / 1000
-    n, longer, swaps = len(theirs), None, []
-    for k, box in enumerate(theirs):
-        near = ours[max(0, k - 3):k + 4]
-        err = np.abs(near - box).max(axis=1).min()
-        if err > tol and k >= n - 3 and n == model.config["test_post_nms_top_k"]:
-            longer = proposals(3) if longer is None else longer
-            err = np.abs(longer[k - 3:] - box).max(axis=1).min()
-        if err > tol and _iou(near, box).max() > model.config["rpn_nms_iou"]:
-            swaps.append(k)
-            continue
-        assert err <= tol, f"proposal {k} {box}: nearest tfdet proposal is {err} px away"
-    assert len(swaps) <= max(1, n // 100), f"NMS swaps at proposals {swaps} of {n}"
+    n, iou = len(theirs), model.config["rpn_nms_iou"]
+    full = n == model.config["test_post_nms_top_k"]
+
+    def unmatched(a, b):
+        lost = []
+        for k, box in enumerate(a):
+            width = 3 + 2 * len(lost)
+            if np.abs(b[max(0, k - width):k + width + 1] - box).max(axis=1).min() > tol:
+                lost.append(k)
+        return lost
+    lost_theirs, lost_ours = unmatched(theirs, ours), unmatched(ours, theirs)
+    cut = n - 3 - len(lost_theirs)  # where a full list's tail may differ at the cut
+    if full and any(k >= cut for k in lost_theirs):
+        longer = proposals(3 + len(lost_theirs))
+        lost_theirs = [k for k in lost_theirs if k < cut or np.abs(
+            longer[cut:] - theirs[k]).max(axis=1).min() > tol]
+    assert len(lost_theirs) <= max(1, n // 100), f"proposals {lost_theirs} of {n} differ"
+    if lost_theirs or lost_ours:  # the detections then start from ppdet's proposals
+        expected["tied_proposals"] = theirs
+    for a, b, lost, other, name in ((theirs, ours, lost_theirs, lost_ours, "ppdet"),
+                                    (ours, theirs, lost_ours, lost_theirs, "tfdet")):
+        for k in lost:
+            if name == "tfdet" and full and k >= cut:
+                continue  # ppdet's list would hold it beyond the cut
+            best = max((_iou(b[other], a[k]).max() if other else 0.0), 0.0)
+            err = np.abs(b - a[k]).max(axis=1).min()
+            assert best > iou, (f"{name} proposal {k} {a[k]}: nearest box on the other side is "
+                                f"{err} px away and no unmatched box there overlaps it "
+                                f"above the NMS IoU {iou} (best {best:.3f})")
     logits, deltas = model.box_head(model.roi_features([p for p in pyramid],
                                                         theirs[None].astype(np.float32)))
     probs = keras.ops.softmax(logits[0], axis=-1).numpy()
@@ -504,7 +536,8 @@ def compare_row(row, folder):
                 bound = manifest.get("loss_tolerances", {}).get(name, loss_tolerance)
                 assert rel <= bound, (row, image["source"], name, float(ours[name]), theirs)
                 errors[f"loss {name}"] = max(errors.get(f"loss {name}", 0.0), rel)
-        ours = _detect_reusing_the_probe(detect_fn, model, x, image)
+        ours = _detect_reusing_the_probe(detect_fn, model, x, image,
+                                         extra.get("tied_proposals"))
         num = len(ours)
         theirs = expected[f"{i}/bbox"]
         assert num == image["detections"], (row, image["source"], num, image["detections"])
