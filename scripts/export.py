@@ -23,6 +23,9 @@ flags.DEFINE_bool("tta", False, "also export the serving_tta signature: the mult
                   "test with box voting (tfdet.tta; keep-aspect rows)")
 flags.DEFINE_bool("fold_norms", True, "fold BatchNorm / AffineChannel into the convs before "
                   "them (tfdet.export.fold_norms): the same detections, fused conv kernels")
+flags.DEFINE_bool("freeze_weights", True, "store the weights as graph constants of one traced "
+                  "detector (oneDNN then reorders each conv kernel once, not per call); "
+                  "--nofreeze_weights keeps them variables")
 flags.DEFINE_list("tta_scales", None, "shorter sides for serving_tta (default: the zoo's "
                   "400..1200)")
 
@@ -53,7 +56,8 @@ def main(_):
     path = export_saved_model(model, next_version_dir(base), info["category_ids"],
                               info["class_names"], transform=exp.eval_transform(),
                               canvas=exp.serving_canvas(), size_divisor=exp.data.size_divisor,
-                              tta=tta, fold_norms=f.fold_norms)
+                              tta=tta, fold_norms=f.fold_norms,
+                              freeze_weights=f.freeze_weights)
     print(f"SavedModel: {os.path.abspath(path)}")
 
 

@@ -15,8 +15,19 @@ An image of more than `max_pixels` (width x height, default 40 MP) is refused wi
 InvalidArgumentError naming its size; for `serving_encoded` the size is read from the JPEG /
 PNG / GIF / BMP header before anything is decoded, so a small file that would decode to
 gigabytes (a decompression bomb) costs nothing.
+
+Weights are graph constants by default (`freeze_weights=True`): the detector is traced once,
+its variables become constants of that one function, and every signature calls it. oneDNN
+then reorders each conv kernel into its blocked layout once and keeps it (TensorFlow's
+`is_filter_const`), instead of on every call: on a 2-core AMX Xeon that took RetinaNet R50-FPN
+at 512 from 488 to 386 ms (BENCHMARKS.md), in stock TensorFlow Serving as well. The weights
+then live in saved_model.pb instead of variables/ (a protocol buffer is limited to 2 GB: a
+detector with more than `FREEZE_LIMIT_BYTES` of weights keeps its variables, with a log
+line). With `tta`, serving_tta runs the variables (saved as well, so the weights are stored
+twice).
 """
 import json
+import math
 import os
 
 import tensorflow as tf
@@ -26,6 +37,25 @@ from tfdet.data.transforms import Normalize
 from tfdet.detectors import run_detector
 
 DEFAULT_SERVING_MAX_PIXELS = 40_000_000
+# Weights beyond this stay variables: saved_model.pb, a protocol buffer, must stay under 2 GB.
+FREEZE_LIMIT_BYTES = 1_500_000_000
+
+
+def frozen_detector(model):
+    """run_detector(model, images [B, H, W, 3] float32, image_sizes [B, 2] float32) as a
+    function whose weights are constants (traced once; the same outputs as the model)."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+    traced = tf.function(lambda images, sizes: run_detector(model, images, sizes),
+                         autograph=False).get_concrete_function(
+        tf.TensorSpec([None, None, None, 3], tf.float32, name="images"),
+        tf.TensorSpec([None, 2], tf.float32, name="image_sizes"))
+    frozen = convert_variables_to_constants_v2(traced)
+    structure = traced.structured_outputs
+
+    def detect(images, sizes):
+        return tf.nest.pack_sequence_as(structure, frozen(images, sizes))
+    return detect
 
 
 def _le(data, start, count):
@@ -82,13 +112,17 @@ class DetectionServingModule(tf.Module):
     """Wraps a detector with in-graph pre- and post-processing; see the module docstring."""
 
     def __init__(self, model, category_ids, transform, canvas, size_divisor=128,
-                 max_pixels=DEFAULT_SERVING_MAX_PIXELS, tta=None):
+                 max_pixels=DEFAULT_SERVING_MAX_PIXELS, tta=None, freeze_weights=False):
         super().__init__()
         self.tta = tta
         self.max_pixels = int(max_pixels)
         self.model = model
-        # What the SavedModel keeps of the detector: its variables (see _trackable_children).
-        self.detector_variables = list(model.weights)
+        # The detector as one function with constant weights (module docstring), or None.
+        self._frozen = [frozen_detector(model)] if freeze_weights else None
+        # What the SavedModel keeps of the detector (see _trackable_children): its variables,
+        # unless they are constants of the frozen function and no TTA signature reads them.
+        if not freeze_weights or tta is not None:
+            self.detector_variables = list(model.weights)
         self.category_ids = tf.constant([float(c) for c in category_ids], tf.float32)
         # The evaluation pipeline's own resize + normalise, so serving matches evaluation.
         self.transform = transform
@@ -117,6 +151,7 @@ class DetectionServingModule(tf.Module):
         if save_type == "savedmodel":
             children.pop("model", None)
             children.pop("tta", None)
+            children.pop("_frozen", None)
         return children
 
     def _preprocess(self, fn, elements):
@@ -133,7 +168,10 @@ class DetectionServingModule(tf.Module):
         padded_hw = (max_hw + d - 1) // d * d
         batch = canvases[:, :padded_hw[0], :padded_hw[1]]
         resized = tf.cast(sizes[:, :2], tf.float32)
-        detections = run_detector(self.model, batch, resized)
+        if self._frozen is not None:
+            detections = self._frozen[0](batch, resized)
+        else:
+            detections = run_detector(self.model, batch, resized)
         x1, y1, x2, y2 = tf.unstack(detections["boxes"], axis=-1)
         # Input pixels -> fraction of the resized image = fraction of the original image.
         h, w = resized[:, 0, None], resized[:, 1, None]
@@ -202,7 +240,7 @@ class DetectionServingModule(tf.Module):
 
 def export_saved_model(model, output_dir, category_ids, class_names=None, *, transform, canvas,
                        size_divisor=128, max_pixels=DEFAULT_SERVING_MAX_PIXELS, tta=None,
-                       fold_norms=False):
+                       fold_norms=False, freeze_weights=True):
     """Writes the SavedModel to output_dir, assets.extra/labels.json and, when
     tensorflow-serving-api is installed, TF Serving's warm-up requests
     (assets.extra/tf_serving_warmup_requests, tfdet.export.serving); returns the path.
@@ -216,7 +254,9 @@ def export_saved_model(model, output_dir, category_ids, class_names=None, *, tra
     multi-scale + flip test; keep-aspect rows only). fold_norms: first fold the model's
     inference-time norms into their convs, in place (tfdet.export.fold_norms: the same
     detections, fused conv kernels; the model cannot train afterwards; scripts/export.py
-    does it on the model it restores)."""
+    does it on the model it restores). freeze_weights: the weights as constants of one traced
+    detector function (module docstring; False, or more than FREEZE_LIMIT_BYTES of weights,
+    keeps them variables)."""
     if tta is not None and not any(isinstance(t, Normalize)
                                    for t in getattr(transform, "transforms", ())):
         raise ValueError("export_saved_model(tta=...): the transform must be a Compose "
@@ -225,8 +265,14 @@ def export_saved_model(model, output_dir, category_ids, class_names=None, *, tra
     if fold_norms:
         from tfdet.export.fold_norms import fold_norms as fold
         fold(model)
+    weight_bytes = sum(math.prod(w.shape) * tf.as_dtype(w.dtype).size for w in model.weights)
+    if freeze_weights and weight_bytes > FREEZE_LIMIT_BYTES:
+        from absl import logging
+        logging.warning("export: %.2f GB of weights stay variables (graph constants are "
+                        "limited to %.1f GB)", weight_bytes / 1e9, FREEZE_LIMIT_BYTES / 1e9)
+        freeze_weights = False
     module = DetectionServingModule(model, category_ids, transform, canvas, size_divisor,
-                                    max_pixels, tta)
+                                    max_pixels, tta, freeze_weights)
     # The tf.functions themselves, not concrete functions traced here: saving traces them in its
     # own context (a different tracing-cache key), so tracing first would trace each twice.
     signatures = {"serving_default": module.serve_images,
