@@ -32,6 +32,7 @@ flags.DEFINE_list("tta_scales", None, "shorter sides for serving_tta (default: t
 
 def main(_):
     from tfdet.export import export_saved_model, next_version_dir
+    from tfdet.export.saved_model import untrained_biases
     from tfdet.training import restore_run
 
     f = flags.FLAGS
@@ -42,6 +43,9 @@ def main(_):
         n = f.untrained_num_classes
         info = {"category_ids": list(range(1, n + 1)), "class_names": None}
         model = exp.build_model(n)
+        # As trained weights would: with all-zero biases the frozen graph's convs lose their
+        # fused ReLU (tfdet.export.saved_model.untrained_biases).
+        untrained_biases(model)
         print("exporting untrained weights: for speed measurements only")
     else:
         raise SystemExit("give --checkpoint (or --untrained_num_classes for a speed test)")

@@ -66,3 +66,19 @@ def test_frozen_and_variable_exports_give_the_same_detections(tmp_path):
     for key in variables:
         np.testing.assert_allclose(frozen[key].numpy(), variables[key].numpy(), atol=1e-5,
                                    err_msg=key)
+
+
+def test_untrained_biases_fill_only_the_all_zero_bias_vectors():
+    from tfdet.export.saved_model import untrained_biases
+    model = models.get("blazeface", num_classes=2, image_size=64)
+    before = {id(w): np.asarray(w.numpy()).copy() for w in model.weights}
+    zero = [w for w in model.weights if len(w.shape) == 1 and w.name in ("bias", "beta")
+            and not before[id(w)].any()]
+    assert zero  # a fresh detector's conv biases and norm betas start at zero
+    assert untrained_biases(model) == len(zero)
+    for w in model.weights:
+        now = np.asarray(w.numpy())
+        if any(w is z for z in zero):
+            assert now.any() and abs(now.std() - 0.01) < 0.01, w.path
+        else:  # kernels, gammas, statistics and any non-zero bias are left alone
+            np.testing.assert_array_equal(now, before[id(w)], err_msg=w.path)
