@@ -111,3 +111,34 @@ def test_c4_form_pools_14x14_rois_from_c4_through_res5():
              "classes": tf.constant([[1]]), "is_crowd": tf.zeros([1, 1], tf.bool)}
     losses = m.compute_losses(batch)
     assert all(np.isfinite(float(v)) for v in losses.values())
+
+
+def test_valid_proposals_cut_to_a_bucket_only_when_the_valid_ones_come_first():
+    from tfdet.detectors.roi_heads import PROPOSAL_BUCKET, valid_proposals
+    rois = tf.random.stateless_uniform([2, 300, 4], [1, 2])
+    valid = tf.sequence_mask([70, 10], 300)
+    cut, cut_valid = valid_proposals(rois, valid)
+    assert cut.shape[1] == 2 * PROPOSAL_BUCKET  # 70 rounded up to 128
+    np.testing.assert_array_equal(cut.numpy(), rois.numpy()[:, :128])
+    np.testing.assert_array_equal(cut_valid.numpy(), valid.numpy()[:, :128])
+    assert valid_proposals(rois, tf.zeros([2, 300], tf.bool))[0].shape[1] == PROPOSAL_BUCKET
+    assert valid_proposals(rois[:, :40], valid[:, :40])[0].shape[1] == 40  # at most P
+    holes = valid.numpy().copy()
+    holes[0, 5] = False  # not a prefix: nothing is cut
+    assert valid_proposals(rois, tf.constant(holes))[0].shape[1] == 300
+
+
+def test_box_head_on_the_valid_proposals_gives_the_same_detections(small, monkeypatch):
+    from tfdet.detectors import roi_heads
+    images = tf.random.stateless_normal([2, 96, 128, 3], [5, 6])
+    *pyramid, _, _ = small.network(images)
+    rois = tf.random.stateless_uniform([2, 200, 4], [3, 4]) * [60.0, 40.0, 60.0, 40.0]
+    rois = tf.concat([rois[..., :2], rois[..., :2] + 8.0 + rois[..., 2:]], -1)
+    valid = tf.sequence_mask([90, 30], 200)
+    heads = small.roi_heads
+    cut = heads.predict(pyramid, rois, valid, images)
+    monkeypatch.setattr(roi_heads, "valid_proposals", lambda r, v: (r, v))
+    full = heads.predict(pyramid, rois, valid, images)
+    assert int(cut["num_detections"][0]) > 0
+    for key in ("boxes", "scores", "classes", "num_detections"):
+        np.testing.assert_allclose(cut[key].numpy(), full[key].numpy(), atol=1e-5, err_msg=key)

@@ -14,6 +14,23 @@ from tfdet.losses import positive_count, smooth_l1_loss
 
 # Mask Head passes run in multiples of this many detection slots (add_masks).
 MASK_BUCKET = 16
+# Inference runs the box head on the first proposals only: the batch's largest valid count
+# rounded up to a multiple of this (padding costs box-head work; BENCHMARKS.md).
+PROPOSAL_BUCKET = 64
+
+
+def valid_proposals(rois, valid):
+    """rois [B, P, 4], valid [B, P] -> the same cut to the batch's largest valid count rounded
+    up to PROPOSAL_BUCKET (at most P), when every image's valid proposals come first (as the
+    RPN returns them); otherwise unchanged."""
+    slots = tf.shape(valid)[1]
+    counts = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
+    prefix = tf.reduce_all(tf.equal(valid, tf.sequence_mask(counts, slots)))
+    count = tf.reduce_max(counts)
+    bucket = tf.minimum(slots, tf.maximum(
+        (count + PROPOSAL_BUCKET - 1) // PROPOSAL_BUCKET * PROPOSAL_BUCKET, PROPOSAL_BUCKET))
+    bucket = tf.where(prefix, bucket, slots)
+    return rois[:, :bucket], valid[:, :bucket]
 
 
 def _select(mask_scores, count):
@@ -129,7 +146,10 @@ class RoIHeads(keras.layers.Layer):
     def predict(self, pyramid, rois, valid, images, image_sizes=None, training=False):
         """Detections from the proposals rois [B, P, 4] (valid [B, P]): the detection dict of
         postprocess, plus masks [B, N, m, m] (each detection's class's mask probabilities)
-        with a mask head."""
+        with a mask head. At inference the box head sees only the valid proposals, in
+        buckets (valid_proposals)."""
+        if not training:
+            rois, valid = valid_proposals(rois, valid)
         logits, deltas = self.box_head(self.pool(pyramid, rois), training=training)
         probs = tf.nn.softmax(tf.cast(logits, tf.float32))
         detections = self.postprocess(images, rois, valid, probs, deltas, image_sizes)
@@ -309,6 +329,8 @@ class CascadeRoIHeads(RoIHeads):
         return inputs, probs / len(heads), deltas
 
     def predict(self, pyramid, rois, valid, images, image_sizes=None, training=False):
+        if not training:
+            rois, valid = valid_proposals(rois, valid)
         inputs, probs, deltas = self.stages(pyramid, rois, images, image_sizes, training)
         detections = self.postprocess(images, inputs[-1], valid, probs, deltas, image_sizes,
                                       self.coders[-1])
