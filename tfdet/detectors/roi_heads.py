@@ -19,6 +19,11 @@ MASK_BUCKET = 16
 PROPOSAL_BUCKET = 64
 
 
+def _bucket(count, step, least, slots):
+    """count rounded up to a multiple of step, at least `least`, at most slots (tensors)."""
+    return tf.minimum(slots, tf.maximum((count + step - 1) // step * step, least))
+
+
 def valid_proposals(rois, valid):
     """rois [B, P, 4], valid [B, P] -> the same cut to the batch's largest valid count rounded
     up to PROPOSAL_BUCKET (at most P), when every image's valid proposals come first (as the
@@ -27,9 +32,7 @@ def valid_proposals(rois, valid):
     counts = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
     prefix = tf.reduce_all(tf.equal(valid, tf.sequence_mask(counts, slots)))
     count = tf.reduce_max(counts)
-    bucket = tf.minimum(slots, tf.maximum(
-        (count + PROPOSAL_BUCKET - 1) // PROPOSAL_BUCKET * PROPOSAL_BUCKET, PROPOSAL_BUCKET))
-    bucket = tf.where(prefix, bucket, slots)
+    bucket = tf.where(prefix, _bucket(count, PROPOSAL_BUCKET, PROPOSAL_BUCKET, slots), slots)
     return rois[:, :bucket], valid[:, :bucket]
 
 
@@ -200,8 +203,7 @@ class RoIHeads(keras.layers.Layer):
         boxes = tf.stop_gradient(detections["boxes"])
         slots = tf.shape(boxes)[1]
         count = tf.reduce_max(detections["num_detections"])
-        bucket = tf.minimum(slots, tf.maximum(  # one slot at least: no empty conv batches
-            (count + MASK_BUCKET - 1) // MASK_BUCKET * MASK_BUCKET, 1))
+        bucket = _bucket(count, MASK_BUCKET, 1, slots)  # one slot at least: no empty convs
         mask_logits = self.mask_logits(pyramid, boxes[:, :bucket], training=training)
         # Each detection's mask is the channel of its class (0 is the background).
         class_logits = tf.gather(tf.cast(mask_logits, tf.float32),
