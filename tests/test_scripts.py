@@ -81,6 +81,20 @@ def test_benchmark_roi_align_times_both_computations():
     assert all("forward + backward 1 x 4 RoIs" in line for line in lines)
 
 
+def test_benchmark_conv_times_each_shape_and_refuses_a_bad_one(tmp_path):
+    out = tmp_path / "conv.json"
+    run("benchmark_conv.py", "--shapes", "8x4x8x3,4x16x8x1", "--runs", "2", "--warmup", "1",
+        "--threads", "1", "--json", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["shape"] for r in rows] == ["8x8 4->8 k3", "4x4 16->8 k1"]
+    # 2 * 64 pixels * 4 * 8 * 9 = 36,864 FLOP over the printed milliseconds.
+    assert rows[0]["gflops"] == pytest.approx(36864 / rows[0]["ms"] / 1e6, rel=0.02, abs=0.05)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_conv.py"), "--shapes",
+                          "64x256x0x3"], capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode != 0 and "'64x256x0x3' is not PIXELSxINxOUTxKERNEL" in bad.stderr
+
+
 def test_eval_scores_the_saved_model(saved_model, tmp_path):
     results = tmp_path / "results.json"
     pictures = tmp_path / "pictures"
