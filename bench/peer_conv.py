@@ -19,7 +19,7 @@ from paddle_latency import time_runs  # noqa: E402  (the scripts' timing loop)
 RETINANET_512 = "64x256x256x3,32x256x256x3,64x256x720x3,64x128x128x3,16x512x512x3,32x1024x256x1,64x512x128x1"
 
 
-def ort_call(pixels, cin, cout, k, threads, rng):
+def ort_call(pixels, cin, cout, k, threads, rng, spin=True):
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -33,12 +33,14 @@ def ort_call(pixels, cin, cout, k, threads, rng):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    if not spin:  # ONNX Runtime's threads otherwise spin-wait between parallel sections
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     x = rng.random((1, cin, pixels, pixels), np.float32)
     return lambda: session.run(None, {"x": x})
 
 
-def torch_call(pixels, cin, cout, k, threads, rng):
+def torch_call(pixels, cin, cout, k, threads, rng, spin=True):
     import torch
 
     torch.set_num_threads(threads)
@@ -57,6 +59,9 @@ def main():
     parser.add_argument("--shapes", default=RETINANET_512)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runtimes", nargs="+", default=["ort", "torch"], choices=["ort", "torch"])
+    parser.add_argument("--no_spin", action="store_true",
+                        help="ONNX Runtime's intra-op threads sleep instead of spin-waiting "
+                        "(for torch, set OMP_WAIT_POLICY=PASSIVE instead)")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
@@ -65,7 +70,7 @@ def main():
         make = ort_call if runtime == "ort" else torch_call
         for item in args.shapes.split(","):
             pixels, cin, cout, k = (int(p) for p in item.split("x"))
-            ms, _ = time_runs(make(pixels, cin, cout, k, args.threads, rng), args.warmup, args.runs)
+            ms, _ = time_runs(make(pixels, cin, cout, k, args.threads, rng, spin=not args.no_spin), args.warmup, args.runs)
             gflops = 2 * pixels * pixels * cin * cout * k * k / ms / 1e6
             print(f"{runtime:5s} {pixels}x{pixels} {cin}->{cout} k{k}".ljust(28)
                   + f" {ms:8.2f} ms {gflops:6.0f} GFLOP/s", flush=True)
