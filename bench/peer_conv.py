@@ -14,9 +14,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+from benchmark_conv import RETINANET_512, conv_flops, parse_shapes  # noqa: E402
 from paddle_latency import time_runs  # noqa: E402  (the scripts' timing loop)
-
-RETINANET_512 = "64x256x256x3,32x256x256x3,64x256x720x3,64x128x128x3,16x512x512x3,32x1024x256x1,64x512x128x1"
 
 
 def ort_call(pixels, cin, cout, k, threads, rng, spin=True):
@@ -68,10 +67,9 @@ def main():
     rng = np.random.default_rng(0)
     for runtime in args.runtimes:
         make = ort_call if runtime == "ort" else torch_call
-        for item in args.shapes.split(","):
-            pixels, cin, cout, k = (int(p) for p in item.split("x"))
+        for pixels, cin, cout, k in parse_shapes(args.shapes):
             ms, _ = time_runs(make(pixels, cin, cout, k, args.threads, rng, spin=not args.no_spin), args.warmup, args.runs)
-            gflops = 2 * pixels * pixels * cin * cout * k * k / ms / 1e6
+            gflops = conv_flops(pixels, cin, cout, k) / ms / 1e6
             print(f"{runtime:5s} {pixels}x{pixels} {cin}->{cout} k{k}".ljust(28)
                   + f" {ms:8.2f} ms {gflops:6.0f} GFLOP/s", flush=True)
 

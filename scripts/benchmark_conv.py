@@ -8,22 +8,16 @@ ONNX Runtime and torch (issue 14: where RetinaNet's network time goes against ON
 
 A shape is PIXELSxIN_CHANNELSxOUT_CHANNELSxKERNEL (square input of PIXELS x PIXELS, stride 1,
 SAME padding). The defaults are RetinaNet R50-FPN's costliest convs at 512 x 512.
+The module imports no absl or TensorFlow at load, so bench/peer_conv.py (the peers' venv)
+shares its shapes and FLOP count.
 """
 import json
 import os
 import platform
-import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags  # noqa: E402
+from paddle_latency import time_runs  # the scripts' timing loop
 
 RETINANET_512 = "64x256x256x3,32x256x256x3,64x256x720x3,64x128x128x3,16x512x512x3,32x1024x256x1,64x512x128x1"
-flags.DEFINE_string("shapes", RETINANET_512, "comma-separated PIXELSxINxOUTxKERNEL")
-flags.DEFINE_integer("threads", 0, "intra-op threads (0: TensorFlow's default, one per core)")
-flags.DEFINE_integer("runs", 30, "timed calls per shape")
-flags.DEFINE_integer("warmup", 20, "untimed calls first")
-flags.DEFINE_string("json", None, "write the results here")
 
 
 def parse_shapes(text):
@@ -55,6 +49,7 @@ def frozen_conv(tf, w_np, b_np):
 
 def main(_):
     import numpy as np
+    from absl import flags
 
     import tfdet  # noqa: F401  (first: tfdet's runtime defaults, oneDNN on every x86-64 CPU)
     import tensorflow as tf
@@ -69,17 +64,8 @@ def main(_):
         x = tf.constant(rng.random((1, pixels, pixels, cin), np.float32))
         w_np = (rng.random((k, k, cin, cout), np.float32) * 0.01)
         b_np = rng.random(cout, np.float32)
-
         conv = frozen_conv(tf, w_np, b_np)
-
-        for _ in range(f.warmup):
-            conv(x).numpy()
-        times = []
-        for _ in range(f.runs):
-            t = time.perf_counter()
-            conv(x).numpy()
-            times.append(time.perf_counter() - t)
-        ms = float(np.median(times) * 1e3)
+        ms, _ = time_runs(lambda: conv(x).numpy(), f.warmup, f.runs)
         gflops = conv_flops(pixels, cin, cout, k) / ms / 1e6
         rows.append(dict(shape=f"{pixels}x{pixels} {cin}->{cout} k{k}", ms=round(ms, 3),
                          gflops=round(gflops, 1)))
@@ -91,4 +77,12 @@ def main(_):
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from absl import app, flags
+
+    flags.DEFINE_string("shapes", RETINANET_512, "comma-separated PIXELSxINxOUTxKERNEL")
+    flags.DEFINE_integer("threads", 0, "intra-op threads (0: TensorFlow's default, one per core)")
+    flags.DEFINE_integer("runs", 30, "timed calls per shape")
+    flags.DEFINE_integer("warmup", 20, "untimed calls first")
+    flags.DEFINE_string("json", None, "write the results here")
     app.run(main)

@@ -31,8 +31,7 @@ flags.DEFINE_list("tta_scales", None, "shorter sides for serving_tta (default: t
 
 
 def main(_):
-    from tfdet.export import export_saved_model, next_version_dir
-    from tfdet.export.saved_model import untrained_biases
+    from tfdet.export import export_saved_model, next_version_dir, untrained_biases
     from tfdet.training import restore_run
 
     f = flags.FLAGS

@@ -53,9 +53,8 @@ def untrained_biases(model, seed=0, stddev=1e-6):
     instead of 100)."""
     rng = np.random.default_rng(seed)
     filled = 0
-    for w in model.weights:
-        name = w.path.rsplit("/", 1)[-1] if hasattr(w, "path") else w.name
-        if len(w.shape) == 1 and name.split(":")[0] in ("bias", "beta"):
+    for w in model.weights:  # once, at export: not a graph
+        if len(w.shape) == 1 and w.name in ("bias", "beta"):
             value = np.asarray(w.numpy())
             if not value.any():
                 w.assign(rng.normal(0.0, stddev, value.shape).astype(value.dtype))
